@@ -1,0 +1,70 @@
+"""What `coda info` reports about a model directory, computed without loading weights."""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+from .config import load_config
+from .loading import meta_model, resolve_model_dir
+from .tokenizer import find_special_ids, has_tokenizer, load_tokenizer
+
+
+def model_info(name_or_path: str | os.PathLike) -> dict:
+    """Architecture, parameter count, dtype, memory estimates and special ids.
+
+    Works on a directory holding only config and tokenizer files: the
+    parameters are counted on the meta device.
+    """
+    model_dir = resolve_model_dir(name_or_path, weights=False)
+    config = load_config(model_dir)
+    parameters = sum(p.numel() for p in meta_model(config).parameters())
+    tokenizer = load_tokenizer(model_dir) if has_tokenizer(model_dir) else None
+    stored = config.dtype if isinstance(config.dtype, torch.dtype) else getattr(torch, str(config.dtype or "float32"))
+    kv_bytes_per_token = 2 * config.num_hidden_layers * config.num_key_value_heads * config.head_dim * 2
+    return {
+        "path": str(model_dir),
+        "model_type": config.model_type,
+        "architecture": {
+            "layers": config.num_hidden_layers,
+            "hidden_size": config.hidden_size,
+            "intermediate_size": config.intermediate_size,
+            "attention_heads": config.num_attention_heads,
+            "kv_heads": config.num_key_value_heads,
+            "head_dim": config.head_dim,
+            "vocab_size": config.vocab_size,
+            "rope_theta": config.rope_parameters["rope_theta"],
+            "tied_lm_head": bool(config.tie_word_embeddings),
+            "attention": "bidirectional",
+        },
+        "parameters": parameters,
+        "dtype": str(stored).removeprefix("torch."),
+        "memory": {
+            "weights_bytes_stored": parameters * stored.itemsize,
+            "weights_bytes_bf16": parameters * 2,
+            "kv_cache_bytes_per_token_bf16": kv_bytes_per_token,
+        },
+        "special_ids": find_special_ids(config, tokenizer),
+        "tokenizer": tokenizer is not None,
+    }
+
+
+def format_info(info: dict) -> str:
+    gib = 1024**3
+    arch = info["architecture"]
+    mem = info["memory"]
+    ids = info["special_ids"]
+    return "\n".join([
+        f"model        {info['path']} ({info['model_type']}, {arch['attention']} attention)",
+        f"parameters   {info['parameters']:,}",
+        f"layers       {arch['layers']} x hidden {arch['hidden_size']}, MLP {arch['intermediate_size']}",
+        f"attention    {arch['attention_heads']} query / {arch['kv_heads']} kv heads of {arch['head_dim']}, "
+        f"RoPE theta {arch['rope_theta']:g}",
+        f"vocabulary   {arch['vocab_size']:,} ({'tied' if arch['tied_lm_head'] else 'untied'} LM head)",
+        f"dtype        {info['dtype']} as stored",
+        f"memory       {mem['weights_bytes_stored'] / gib:.2f} GiB stored, {mem['weights_bytes_bf16'] / gib:.2f} GiB "
+        f"in bf16, KV cache {mem['kv_cache_bytes_per_token_bf16']:,} bytes per token (bf16)",
+        f"special ids  mask {ids['mask']}, pad {ids['pad']}, eos {ids['eos']}"
+        + ("" if info["tokenizer"] else " (no tokenizer files; ids from config.json)"),
+    ])

@@ -1,0 +1,195 @@
+"""Finding and loading CoDA checkpoints, safely.
+
+`load_model` opens a local model directory or a hub repository id. It reads
+safetensors only (never pickle, never remote code) and checks every tensor's
+name and shape against the architecture before anything is assigned, so a bad
+checkpoint fails with one clear `CheckpointError` instead of a half-loaded
+model. Qwen3 autoregressive checkpoints load too: same keys, and a tied
+Qwen3 head is copied into CoDA's untied `lm_head`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError, safe_open
+
+from .config import CoDAConfig, load_config
+from .errors import CheckpointError, ModelNotFoundError, UnsafeCheckpointError
+from .model import CoDALanguageModel
+
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
+INDEX_FILE = "model.safetensors.index.json"
+# Non-weight tensors some exporters include; recomputed from the config here.
+IGNORED_KEYS = re.compile(r".*rotary_emb\.inv_freq$")
+REPO_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
+
+DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
+          "float16": torch.float16, "fp16": torch.float16}
+
+
+def default_dtype(device: torch.device) -> torch.dtype:
+    """bf16 where the hardware computes it natively, else fp32.
+
+    On a CPU without AMX or AVX512-BF16, bf16 matmuls are emulated and run
+    several times slower than fp32, so fp32 is the faster choice there.
+    """
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if device.type == "cpu":
+        probes = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
+        if any(getattr(torch.cpu, name, lambda: False)() for name in probes):
+            return torch.bfloat16
+    return torch.float32
+
+
+def resolve_dtype(dtype: str | torch.dtype, device: str | torch.device) -> torch.dtype:
+    """A torch dtype from a name ("bfloat16", "fp32", ...) or "auto" (see default_dtype)."""
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    if dtype == "auto":
+        return default_dtype(torch.device(device))
+    if dtype not in DTYPES:
+        raise ValueError(f"unknown dtype {dtype!r}; choose auto or one of {', '.join(DTYPES)}")
+    return DTYPES[dtype]
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def _hub_offline() -> bool:
+    from huggingface_hub import constants
+
+    return bool(constants.HF_HUB_OFFLINE) or os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
+
+
+def resolve_model_dir(name_or_path: str | os.PathLike, *, weights: bool = True) -> Path:
+    """A local directory for `name_or_path`: the path itself, or a hub snapshot.
+
+    A hub repo id (`org/name`) is looked up in the local Hugging Face cache
+    first and downloaded only when it is missing and the hub is reachable;
+    the user asked for a hub model, so that download is theirs. With
+    `weights=False` only config and tokenizer files are fetched.
+    """
+    path = Path(name_or_path).expanduser()
+    if path.is_dir():
+        return path
+    if path.exists():
+        raise ModelNotFoundError(f"{path} is a file; pass the model directory that holds config.json")
+    name = str(name_or_path)
+    if not REPO_ID.match(name) or name.startswith("."):
+        raise ModelNotFoundError(f"model directory {path} does not exist")
+
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+
+    patterns = ["*.json", "*.txt", "*.jinja"] + (["*.safetensors"] if weights else [])
+    try:
+        return Path(snapshot_download(name, allow_patterns=patterns, local_files_only=True))
+    except (LocalEntryNotFoundError, FileNotFoundError, OSError):
+        pass
+    how = (f"Download it where the hub is reachable with `hf download {name}` and copy the Hugging Face "
+           f"cache (~/.cache/huggingface) here, or pass a local model directory "
+           f"(`coda init-model` makes a small one).")
+    if _hub_offline():
+        raise ModelNotFoundError(f"{name} is neither a local directory nor in the Hugging Face cache, "
+                                 f"and the hub is offline (HF_HUB_OFFLINE). {how}")
+    try:
+        return Path(snapshot_download(name, allow_patterns=patterns))
+    except (HfHubHTTPError, OSError, ValueError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ModelNotFoundError(f"could not fetch {name} from the hub ({reason}). {how}") from None
+
+
+def weight_files(model_dir: Path) -> list[Path]:
+    """The safetensors files of a checkpoint: from the shard index, or the lone file(s)."""
+    index = model_dir / INDEX_FILE
+    if index.is_file():
+        try:
+            weight_map = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
+        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+            raise CheckpointError(f"{index} is not a valid shard index: {exc!r}") from None
+        files = [model_dir / name for name in sorted(set(weight_map.values()))]
+        missing = [f.name for f in files if not f.is_file()]
+        if missing:
+            raise CheckpointError(f"{index} names shard(s) that do not exist: {', '.join(missing)}")
+        return files
+    files = sorted(model_dir.glob("*.safetensors"))
+    if files:
+        return files
+    pickles = sorted(f.name for f in model_dir.iterdir() if f.suffix in PICKLE_SUFFIXES)
+    if pickles:
+        raise UnsafeCheckpointError(
+            f"{model_dir} has only pickle-based weights ({', '.join(pickles)}). Loading pickle can run "
+            f"arbitrary code, so coda reads safetensors only; convert the checkpoint to safetensors first.")
+    raise CheckpointError(f"{model_dir} has no weights (*.safetensors)")
+
+
+def read_state_dict(files: list[Path], expected: dict[str, torch.Size], dtype: torch.dtype,
+                    device: torch.device) -> dict[str, torch.Tensor]:
+    """Read every tensor in `files`, checking names and shapes against `expected`."""
+    state: dict[str, torch.Tensor] = {}
+    unexpected: list[str] = []
+    for file in files:
+        try:
+            with safe_open(file, framework="pt", device=str(device)) as reader:
+                for key in reader.keys():
+                    if IGNORED_KEYS.match(key):
+                        continue
+                    if key not in expected:
+                        unexpected.append(key)
+                        continue
+                    shape = torch.Size(reader.get_slice(key).get_shape())
+                    if shape != expected[key]:
+                        raise CheckpointError(f"{file.name}: tensor {key} has shape {tuple(shape)}, "
+                                              f"the config expects {tuple(expected[key])}")
+                    state[key] = reader.get_tensor(key).to(dtype)
+        except SafetensorError as exc:
+            raise CheckpointError(f"{file} is not a readable safetensors file: {exc}") from None
+    if unexpected:
+        raise CheckpointError(f"checkpoint has tensors this architecture does not use: {', '.join(unexpected[:5])}"
+                              + (f" (+{len(unexpected) - 5} more)" if len(unexpected) > 5 else ""))
+    return state
+
+
+def load_model(name_or_path: str | os.PathLike, device: str | torch.device = "cpu",
+               dtype: str | torch.dtype = "auto") -> CoDALanguageModel:
+    """Open a CoDA (or Qwen3) checkpoint as a CoDALanguageModel in eval mode.
+
+    name_or_path: a model directory or a hub repo id (see resolve_model_dir).
+    device: "cpu", "cuda", "cuda:1", ... or "auto" (CUDA when available).
+    dtype: a dtype or its name, or "auto" (see default_dtype).
+    """
+    model_dir = resolve_model_dir(name_or_path)
+    config = load_config(model_dir)
+    files = weight_files(model_dir)
+    device = resolve_device(device)
+    dtype = resolve_dtype(dtype, device)
+
+    with torch.device("meta"):
+        model = CoDALanguageModel(config)
+    expected = {name: t.shape for name, t in model.state_dict().items()}
+    state = read_state_dict(files, expected, dtype, device)
+    if "lm_head.weight" not in state and "model.embed_tokens.weight" in state:
+        # A tied Qwen3 checkpoint stores only the embeddings; CoDA's head starts as their copy.
+        state["lm_head.weight"] = state["model.embed_tokens.weight"].clone()
+    missing = sorted(set(expected) - set(state))
+    if missing:
+        raise CheckpointError(f"{model_dir}: checkpoint lacks tensor(s) {', '.join(missing[:5])}"
+                              + (f" (+{len(missing) - 5} more)" if len(missing) > 5 else ""))
+    model.load_state_dict(state, assign=True)
+    model.config.dtype = dtype
+    return model.eval()
+
+
+def meta_model(config: CoDAConfig) -> CoDALanguageModel:
+    """The architecture without weights: for counting parameters and planning memory."""
+    with torch.device("meta"):
+        return CoDALanguageModel(config)

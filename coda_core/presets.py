@@ -1,0 +1,81 @@
+"""Model shapes by name, and `init_model`, which writes a randomly initialised model.
+
+`coda-v0` is the released CoDA-v0 architecture; `tiny` and `small` keep its
+tokenizer (and so its vocabulary and special ids) with a much smaller body,
+for tests, demos and quick training runs on a CPU.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+
+from .config import CoDAConfig
+from .errors import CodaError
+from .model import CoDALanguageModel
+from .tokenizer import BUNDLED_TOKENIZER, load_tokenizer
+
+# Fields every preset shares with CoDA-v0: vocabulary, special ids, RoPE, norms.
+_CODA_V0_COMMON = dict(
+    vocab_size=151936,
+    mask_token_id=151669,
+    pad_token_id=151643,
+    eos_token_id=151645,
+    rope_theta=1000000.0,
+    rms_norm_eps=1e-6,
+    max_position_embeddings=40960,
+    tie_word_embeddings=False,
+)
+
+PRESETS: dict[str, dict] = {
+    # ~20M parameters, almost all of them the two vocabulary matrices.
+    "tiny": dict(hidden_size=64, intermediate_size=192, num_hidden_layers=2,
+                 num_attention_heads=4, num_key_value_heads=2, head_dim=16),
+    # ~82M parameters: big enough to learn from a small corpus on a CPU.
+    "small": dict(hidden_size=256, intermediate_size=768, num_hidden_layers=4,
+                  num_attention_heads=8, num_key_value_heads=4, head_dim=32),
+    # The released shape: 2,031,739,904 parameters.
+    "coda-v0": dict(hidden_size=2048, intermediate_size=6144, num_hidden_layers=28,
+                    num_attention_heads=16, num_key_value_heads=8, head_dim=128),
+}
+
+
+def preset_config(name: str) -> CoDAConfig:
+    if name not in PRESETS:
+        raise CodaError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
+    return CoDAConfig(**_CODA_V0_COMMON, **PRESETS[name], architectures=["CoDALanguageModel"])
+
+
+def init_model(preset: str, out: str | os.PathLike, tokenizer: str | os.PathLike | None = None,
+               seed: int = 0, max_shard_size: str = "2GB") -> Path:
+    """Write config, safetensors and tokenizer for a random `preset` model to `out`.
+
+    The directory appears whole or not at all: everything is written to a
+    temporary sibling and renamed into place.
+    """
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise CodaError(f"{out} already exists and is not empty; choose another --out")
+    config = preset_config(preset)
+    tok = load_tokenizer(tokenizer or BUNDLED_TOKENIZER)
+    if len(tok) > config.vocab_size:
+        raise CodaError(f"tokenizer has {len(tok)} tokens but the model vocabulary is {config.vocab_size}")
+
+    torch.manual_seed(seed)
+    model = CoDALanguageModel(config)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        model.save_pretrained(tmp, max_shard_size=max_shard_size)
+        tok.save_pretrained(tmp)
+        if out.exists():
+            out.rmdir()
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out

@@ -1,0 +1,1 @@
+"""The coda-lsp language server (not built yet: see README.md)."""

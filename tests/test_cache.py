@@ -1,0 +1,117 @@
+"""The window KV cache: prefill, window forwards, logits only where asked."""
+
+import pytest
+import torch
+
+from coda_core.model import KVCache, prediction_rows
+
+from conftest import small_config, small_model
+
+ATOL = 1e-5
+
+
+def random_ids(batch, length, seed=0):
+    return torch.randint(0, 300, (batch, length), generator=torch.Generator().manual_seed(seed))
+
+
+@torch.no_grad()
+@pytest.mark.parametrize("write_cache", [True, False])
+def test_window_with_fresh_cache_equals_full_forward(write_cache):
+    model = small_model(seed=10)
+    ids = random_ids(2, 40)
+    full = model(ids).logits
+    cache = model.new_cache(2, 40)
+    prefill = model(ids, cache=cache).logits
+    assert (prefill - full).abs().max() <= ATOL
+    for start, end in [(0, 8), (17, 29), (32, 40)]:
+        slots = torch.arange(start, end)
+        window = model(ids[:, slots], cache=cache, slots=slots, write_cache=write_cache).logits
+        assert (window - full[:, start:end]).abs().max() <= ATOL
+
+
+@torch.no_grad()
+def test_window_feeds_one_more_slot_to_predict_its_first_token():
+    model = small_model(seed=11)
+    ids = random_ids(1, 30, seed=1)
+    shifted = model(ids).logits
+    shifted = torch.cat([shifted[:, :1], shifted[:, :-1]], dim=1)
+    cache = model.new_cache(1, 30)
+    model(ids, cache=cache, logits_index=torch.tensor([0]))
+    s, e = 12, 20
+    slots = torch.arange(s - 1, e)
+    rows = prediction_rows(torch.arange(s, e), first_fed=s - 1)
+    window = model(ids[:, slots], cache=cache, slots=slots, logits_index=rows).logits
+    assert window.shape == (1, e - s, 300)
+    assert (window - shifted[:, s:e]).abs().max() <= ATOL
+
+
+@torch.no_grad()
+def test_window_reads_other_slots_from_cache_and_its_own_fresh():
+    """One layer: K/V of a slot depend only on its token, so a window with new
+    tokens over a cache of the old canvas is exactly the full forward of the new canvas."""
+    model = small_model(seed=12, num_hidden_layers=1)
+    old = random_ids(1, 24, seed=2)
+    new = old.clone()
+    new[0, 8:16] = random_ids(1, 8, seed=3)
+    cache = model.new_cache(1, 24)
+    model(old, cache=cache)
+    slots = torch.arange(8, 16)
+    window = model(new[:, slots], cache=cache, slots=slots).logits
+    assert (window - model(new).logits[:, 8:16]).abs().max() <= ATOL
+
+
+@torch.no_grad()
+def test_write_cache_stores_the_window_and_no_write_leaves_it():
+    model = small_model(seed=13)
+    old = random_ids(1, 20, seed=4)
+    new = old.clone()
+    new[0, 5:10] = random_ids(1, 5, seed=5)
+    slots = torch.arange(5, 10)
+
+    cache = model.new_cache(1, 20)
+    model(old, cache=cache)
+    before = [k.clone() for k in cache.k]
+    model(new[:, slots], cache=cache, slots=slots, write_cache=False)
+    assert all(torch.equal(a, b) for a, b in zip(before, cache.k))
+
+    model(new[:, slots], cache=cache, slots=slots, write_cache=True)
+    # layer 0 K/V at the window now equal a prefill of the new canvas; elsewhere untouched
+    fresh = model.new_cache(1, 20)
+    model(new, cache=fresh)
+    assert torch.allclose(cache.k[0][:, :, 5:10], fresh.k[0][:, :, 5:10], atol=ATOL)
+    assert torch.equal(cache.k[0][:, :, :5], before[0][:, :, :5])
+    assert not torch.equal(cache.k[0][:, :, 5:10], before[0][:, :, 5:10])
+
+
+@torch.no_grad()
+def test_logits_index_per_row():
+    model = small_model(seed=14)
+    ids = random_ids(2, 16, seed=6)
+    full = model(ids).logits
+    index = torch.tensor([[0, 3, 15], [2, 2, 9]])
+    picked = model(ids, logits_index=index).logits
+    assert picked.shape == (2, 3, 300)
+    assert torch.allclose(picked[0], full[0, [0, 3, 15]], atol=1e-6)
+    assert torch.allclose(picked[1], full[1, [2, 2, 9]], atol=1e-6)
+
+
+def test_cache_shapes_and_size():
+    cfg = small_config()
+    cache = KVCache.empty(cfg, batch=3, slots=50)
+    assert len(cache.k) == cfg.num_hidden_layers
+    assert cache.k[0].shape == (3, cfg.num_key_value_heads, 50, cfg.head_dim)
+    assert cache.nbytes() == 2 * cfg.num_hidden_layers * 3 * cfg.num_key_value_heads * 50 * cfg.head_dim * 4
+
+
+@torch.no_grad()
+def test_window_forward_misuse_is_a_clear_error():
+    model = small_model(seed=15)
+    ids = random_ids(1, 10)
+    with pytest.raises(ValueError, match="needs a cache"):
+        model(ids[:, :3], slots=torch.arange(3))
+    cache = model.new_cache(1, 12)
+    with pytest.raises(ValueError, match="prefill of 1x10 tokens into a cache of 1x12"):
+        model(ids, cache=cache)
+    model(torch.cat([ids, ids[:, :2]], 1), cache=cache)
+    with pytest.raises(ValueError, match="slots must have shape"):
+        model(ids[:, :3], cache=cache, slots=torch.arange(4))

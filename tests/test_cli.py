@@ -1,0 +1,86 @@
+"""The `coda` command line contracts: info, init-model, bench forward, error handling."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+CODA = Path(sys.executable).with_name("coda")
+
+
+def coda(*args, env=None):
+    full_env = {**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})}
+    return subprocess.run([str(CODA), *map(str, args)], capture_output=True, text=True, env=full_env,
+                          stdin=subprocess.DEVNULL, timeout=600)
+
+
+def test_console_script_is_installed():
+    assert CODA.is_file(), "the `coda` console script is declared in pyproject.toml"
+
+
+def test_info_json_on_the_release_config(coda_v0_dir):
+    result = coda("info", coda_v0_dir, "--json")
+    assert result.returncode == 0, result.stderr
+    info = json.loads(result.stdout)
+    assert info["parameters"] == 2031739904
+    assert info["special_ids"] == {"mask": 151669, "pad": 151643, "eos": 151645}
+    assert info["dtype"] == "float32"
+    assert info["architecture"]["layers"] == 28
+    assert info["memory"]["weights_bytes_bf16"] == 2 * 2031739904
+
+
+def test_info_text_without_tokenizer(coda_v0_dir, tmp_path):
+    (tmp_path / "config.json").write_bytes((coda_v0_dir / "config.json").read_bytes())
+    result = coda("info", tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "2,031,739,904" in result.stdout
+    assert "mask 151669, pad 151643" in result.stdout
+
+
+def test_init_model_then_load(tmp_path):
+    out = tmp_path / "tiny"
+    result = coda("init-model", "--preset", "tiny", "--out", out, "--seed", "7")
+    assert result.returncode == 0, result.stderr
+    assert {p.name for p in out.iterdir()} >= {"config.json", "model.safetensors", "tokenizer.json"}
+    info = json.loads(coda("info", out, "--json").stdout)
+    assert info["special_ids"] == {"mask": 151669, "pad": 151643, "eos": 151645}
+    # same seed, same weights; another seed, other weights
+    again = tmp_path / "again"
+    other = tmp_path / "other"
+    assert coda("init-model", "--preset", "tiny", "--out", again, "--seed", "7").returncode == 0
+    assert coda("init-model", "--preset", "tiny", "--out", other, "--seed", "8").returncode == 0
+    assert (out / "model.safetensors").read_bytes() == (again / "model.safetensors").read_bytes()
+    assert (out / "model.safetensors").read_bytes() != (other / "model.safetensors").read_bytes()
+
+
+def test_init_model_refuses_a_non_empty_out(tmp_path):
+    (tmp_path / "keep.txt").write_text("mine")
+    result = coda("init-model", "--preset", "tiny", "--out", tmp_path)
+    assert result.returncode == 2
+    assert "already exists and is not empty" in result.stderr
+    assert (tmp_path / "keep.txt").read_text() == "mine"
+
+
+@pytest.mark.parametrize("args, message", [
+    (["info", "/no/such/model"], "does not exist"),
+    (["info", "Salesforce/CoDA-v0-Instruct"], "hf download Salesforce/CoDA-v0-Instruct"),
+])
+def test_errors_are_one_line_without_traceback(args, message, tmp_path):
+    result = coda(*args, env={"HF_HOME": str(tmp_path / "hf")})
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stderr.startswith("coda: error: ")
+
+
+def test_bench_forward_reports_the_contract_keys():
+    # The real benchmark code on the tiny shape, so the suite stays fast; the
+    # CoDA-v0 figures come from `coda bench forward` (see docs/PERFORMANCE.md).
+    result = coda("bench", "forward", "--json", "--preset", "tiny", "--repeats", "1")
+    assert result.returncode == 0, result.stderr
+    figures = json.loads(result.stdout)
+    assert {"full_ms", "window_ms", "speedup"} <= figures.keys()
+    assert figures["speedup"] == pytest.approx(figures["full_ms"] / figures["window_ms"], rel=0.01)

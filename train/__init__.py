@@ -1,0 +1,1 @@
+"""The CoDA training pipeline (not built yet: see README.md)."""
