@@ -1,4 +1,6 @@
-"""`coda bench forward`: what the window KV cache buys on the CoDA-v0 shape.
+"""Benchmarks that print figures (never timed tests).
+
+`coda bench forward`: what the window KV cache buys on the CoDA-v0 shape.
 
 Random weights on the CPU, bf16 by default (the figures are about cost, not
 quality). Where the CPU lacks AMX/AVX512-BF16, bf16 is emulated and slow;
@@ -11,6 +13,10 @@ Measured side by side in one process, reported as medians:
              logits for the window only;
   full_all_logits_ms  the full forward with logits for every position, as
              the published sampler computes them.
+
+`coda bench sample`: the reference and fast samplers side by side, per step
+on the CoDA-v0 shape (random weights), or end to end with a trained model on
+holes cut from real code.
 """
 
 from __future__ import annotations
@@ -20,8 +26,11 @@ import time
 
 import torch
 
+from .decode import DecodeOptions
+from .loading import resolve_model_dir
 from .model import CoDALanguageModel
 from .presets import preset_config
+from .sampler import Sampler
 
 
 def random_model(preset: str, dtype: torch.dtype, seed: int = 0) -> CoDALanguageModel:
@@ -91,4 +100,145 @@ def format_forward(r: dict) -> str:
         f"  window forward, {r['window_tokens']} tokens over a {r['context_tokens']}-token cache: "
         f"{r['window_ms']:9.1f} ms",
         f"  speedup (full / window): {r['speedup']:.1f}x",
+    ])
+
+
+# -- coda bench sample -------------------------------------------------------
+
+def _one_token_steps(steps: int) -> DecodeOptions:
+    """Both samplers commit exactly one token per step (random weights have no real confidence)."""
+    return DecodeOptions(threshold=1.0, max_per_step=1, steps=steps, eps=0.0, block_size=steps)
+
+
+def _timed_steps(sampler: Sampler, strategy: str, prefix, suffix, hole: int, options, steps: int):
+    """Run `steps` denoising steps; returns (result, durations of each step in ms)."""
+    marks = [time.perf_counter()]
+    result = sampler.infill(prefix, suffix, hole, sizes=[hole], strategy=strategy, options=options,
+                            reuse_prefix=False, should_stop=lambda: len(marks) > steps,
+                            on_progress=lambda step, text: marks.append(time.perf_counter()))
+    return result, [(b - a) * 1000 for a, b in zip(marks, marks[1:])]
+
+
+def bench_sample_shape(prefix: int = 1024, suffix: int = 256, hole: int = 32, steps: int = 3,
+                       preset: str = "coda-v0", dtype: torch.dtype = torch.bfloat16) -> dict:
+    """Per-step cost of the reference and fast samplers on a random model of `preset` shape."""
+    from .tokenizer import BUNDLED_TOKENIZER, load_tokenizer
+
+    model = random_model(preset, dtype)
+    sampler = Sampler(model, load_tokenizer(BUNDLED_TOKENIZER))
+    gen = torch.Generator().manual_seed(2)
+    ids = torch.randint(0, 151_000, (prefix + suffix,), generator=gen).tolist()
+    ids = [i for i in ids if i != sampler.ids.mask]
+    head, tail = ids[:prefix], ids[prefix:]
+    options = _one_token_steps(hole)
+    fast, fast_steps = _timed_steps(sampler, "fast", head, tail, hole, options, steps + 1)
+    ref, ref_steps = _timed_steps(sampler, "reference", head, tail, hole, options, steps)
+    # The fast sampler's first step includes the prefill; its steady steps follow.
+    fast_step = statistics.median(fast_steps[1:])
+    ref_step = statistics.median(ref_steps)
+    return {
+        "preset": preset,
+        "dtype": str(dtype).removeprefix("torch."),
+        "threads": torch.get_num_threads(),
+        "prefix_tokens": prefix,
+        "suffix_tokens": suffix,
+        "hole_tokens": hole,
+        "steps_timed": steps,
+        "prefill_ms": round(fast.stats.prefill_ms, 2),
+        "ref_step_ms": round(ref_step, 2),
+        "fast_step_ms": round(fast_step, 2),
+        "step_speedup": round(ref_step / fast_step, 2),
+        "ref_forwards": ref.stats.forwards,
+        "fast_forwards": fast.stats.forwards,
+    }
+
+
+def real_code_holes(count: int, tokenizer, prefix_tokens: int = 1024, suffix_tokens: int = 256):
+    """Deterministic line holes cut from real code: this package's own Python sources.
+
+    Each hole is the code of one non-blank line (after its indentation); the
+    prefix and suffix around it are trimmed to the token budgets on line
+    boundaries. Yields (name, prefix_ids, suffix_ids, expected_text).
+    """
+    from pathlib import Path
+
+    files = sorted(Path(__file__).parent.glob("*.py"))
+    holes = []
+    for file in files:
+        lines = file.read_text(encoding="utf-8").splitlines(keepends=True)
+        candidates = [i for i, line in enumerate(lines) if line.strip() and not line.lstrip().startswith("#")
+                      and len(line.strip()) >= 12]
+        for i in candidates[len(candidates) // 4:: max(1, len(candidates) // 3)][:3]:
+            indent = len(lines[i]) - len(lines[i].lstrip())
+            before = "".join(lines[:i]) + lines[i][:indent]
+            after = "".join(lines[i + 1:])
+            expected = lines[i][indent:].rstrip("\n")
+            pre = tokenizer.encode(before)[-prefix_tokens:]
+            suf = tokenizer.encode("\n" + after)[:suffix_tokens]
+            holes.append((f"{file.name}:{i + 1}", pre, suf, expected))
+    return holes[:count]
+
+
+def bench_sample_model(model_path: str, holes: int = 20, hole: int = 32, threshold: float = 0.9,
+                       device: str = "auto", dtype: str = "auto") -> dict:
+    """Reference vs fast on holes cut from real code, with a trained model."""
+    from .loading import load_model
+    from .tokenizer import load_tokenizer
+
+    model = load_model(model_path, device=device, dtype=dtype)
+    tokenizer = load_tokenizer(resolve_model_dir(model_path, weights=False))
+    sampler = Sampler(model, tokenizer)
+    fast_opts = DecodeOptions(threshold=threshold, block_size=hole)
+    ref_opts = DecodeOptions(steps=hole, eps=1e-3)
+    rows = []
+    for name, pre, suf, expected in real_code_holes(holes, tokenizer):
+        ref = sampler.infill(pre, suf, hole, sizes=[hole], strategy="reference", options=ref_opts)
+        fast = sampler.infill(pre, suf, hole, sizes=[hole], options=fast_opts, reuse_prefix=False)
+        # prefix reuse: warm the cache with the previous keystroke (one token less), then ask again
+        sampler.prefix_cache.clear()
+        sampler.infill(pre[:-1], suf, hole, sizes=[hole], options=fast_opts)
+        reused = sampler.infill(pre, suf, hole, sizes=[hole], options=fast_opts)
+        rows.append(dict(name=name, ref=ref, fast=fast, reused=reused, expected=expected))
+    n = len(rows)
+    first_line = lambda text: text.split("\n", 1)[0].strip()
+    fast_tokens = sum(r["fast"].stats.tokens for r in rows)
+    fast_forwards = sum(r["fast"].stats.forwards for r in rows)
+    return {
+        "model": str(model_path),
+        "holes": n,
+        "hole_tokens": hole,
+        "threshold": threshold,
+        "tokens_per_forward": round(fast_tokens / max(fast_forwards, 1), 3),
+        "ref_tokens_per_forward": round(sum(r["ref"].stats.tokens for r in rows)
+                                        / max(sum(r["ref"].stats.forwards for r in rows), 1), 3),
+        "ref_ms_median": round(statistics.median(r["ref"].ms for r in rows), 2),
+        "fast_ms_median": round(statistics.median(r["fast"].ms for r in rows), 2),
+        "wall_speedup": round(sum(r["ref"].ms for r in rows) / max(sum(r["fast"].ms for r in rows), 1e-9), 2),
+        "agreement": round(sum(r["ref"].text == r["fast"].text for r in rows) / max(n, 1), 3),
+        "reuse_agreement": round(sum(r["reused"].text == r["fast"].text for r in rows) / max(n, 1), 3),
+        "reused_prefix_tokens_median": statistics.median(r["reused"].stats.reused_prefix for r in rows) if n else 0,
+        "ref_line_exact": round(sum(first_line(r["ref"].text) == r["expected"].strip() for r in rows) / max(n, 1), 3),
+        "fast_line_exact": round(sum(first_line(r["fast"].text) == r["expected"].strip() for r in rows) / max(n, 1), 3),
+    }
+
+
+def format_sample(r: dict) -> str:
+    if "step_speedup" in r:
+        return "\n".join([
+            f"Samplers on {r['preset']} ({r['dtype']}, CPU, {r['threads']} threads): a {r['hole_tokens']}-token hole, "
+            f"{r['prefix_tokens']} prefix + {r['suffix_tokens']} suffix tokens, one token per step, "
+            f"medians of {r['steps_timed']} steps",
+            f"  fast prefill (first full forward): {r['prefill_ms']:10.1f} ms",
+            f"  reference step (full forward):     {r['ref_step_ms']:10.1f} ms",
+            f"  fast step (cached window forward): {r['fast_step_ms']:10.1f} ms",
+            f"  step speedup: {r['step_speedup']:.1f}x",
+        ])
+    return "\n".join([
+        f"Samplers on {r['model']}: {r['holes']} line holes from real code, canvas {r['hole_tokens']}, "
+        f"tau {r['threshold']}",
+        f"  tokens per forward: fast {r['tokens_per_forward']}, reference {r['ref_tokens_per_forward']}",
+        f"  wall time per hole (median): reference {r['ref_ms_median']:.1f} ms, fast {r['fast_ms_median']:.1f} ms "
+        f"(total speedup {r['wall_speedup']:.2f}x)",
+        f"  agreement fast vs reference: {r['agreement']:.0%}; prefix reuse vs fresh: {r['reuse_agreement']:.0%}",
+        f"  first line exact: reference {r['ref_line_exact']:.0%}, fast {r['fast_line_exact']:.0%}",
     ])

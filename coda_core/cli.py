@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import re
 import sys
+from pathlib import Path
 
 from .errors import CodaError
 
@@ -26,6 +29,92 @@ def cmd_init_model(args) -> None:
 
     out = init_model(args.preset, args.out, tokenizer=args.tokenizer, seed=args.seed)
     print(f"wrote a random {args.preset} model to {out}")
+
+
+def read_source(path: str) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise CodaError(f"{path}: no such file") from None
+    except UnicodeDecodeError:
+        raise CodaError(f"{path} is not UTF-8 text") from None
+    except OSError as exc:
+        raise CodaError(f"cannot read {path}: {exc.strerror}") from None
+
+
+def split_at(text: str, line: int, col: int) -> tuple[str, str]:
+    """(before, after) the 1-based line and column (in characters) of `text`."""
+    lines = text.splitlines(keepends=True) or [""]
+    if lines[-1].endswith("\n"):
+        lines.append("")  # the empty line after a final newline is a place too
+    if not 1 <= line <= len(lines):
+        raise CodaError(f"line {line} is outside the file (1..{len(lines)})")
+    body = lines[line - 1].rstrip("\r\n")
+    if not 1 <= col <= len(body) + 1:
+        raise CodaError(f"column {col} is outside line {line} (1..{len(body) + 1})")
+    offset = sum(len(x) for x in lines[: line - 1]) + col - 1
+    return text[:offset], text[offset:]
+
+
+def parse_target(target: str, pattern: str, usage: str) -> tuple[str, ...]:
+    match = re.fullmatch(pattern, target)
+    if not match:
+        raise CodaError(f"expected {usage}, got {target!r}")
+    return match.groups()
+
+
+def make_sampler(args):
+    from .decode import DecodeOptions
+    from .loading import load_model, resolve_model_dir
+    from .sampler import Sampler
+    from .sampling import SamplingParams
+    from .tokenizer import load_tokenizer
+
+    if not args.model:
+        raise CodaError("no model: pass --model DIR (or set CODA_MODEL); `coda init-model` makes a small random one")
+    model = load_model(args.model, device=args.device, dtype=args.dtype)
+    tokenizer = load_tokenizer(resolve_model_dir(args.model, weights=False))
+    options = DecodeOptions(alg=args.alg, threshold=args.threshold, block_size=args.block_size, steps=args.steps,
+                            sampling=SamplingParams(args.temperature, args.top_p, args.top_k))
+    return Sampler(model, tokenizer, strategy=args.strategy, options=options)
+
+
+def print_result(result, as_json: bool) -> None:
+    print(json.dumps(result.as_dict()) if as_json else result.text)
+
+
+def cmd_infill(args) -> None:
+    path, line, col = parse_target(args.target, r"(.+):(\d+):(\d+)", "FILE:LINE:COL")
+    before, after = split_at(read_source(path), int(line), int(col))
+    sampler = make_sampler(args)
+    tok = sampler.tokenizer
+    print_result(sampler.infill(tok.encode(before), tok.encode(after), args.max_new_tokens, n=args.n,
+                                seed=args.seed), args.json)
+
+
+def cmd_rewrite(args) -> None:
+    path, start, end = parse_target(args.target, r"(.+):(\d+)-(\d+)", "FILE:START-END")
+    start, end = int(start), int(end)
+    lines = read_source(path).splitlines(keepends=True)
+    if not 1 <= start <= end <= len(lines):
+        raise CodaError(f"lines {start}-{end} are not a range inside the file (1..{len(lines)})")
+    sampler = make_sampler(args)
+    tok = sampler.tokenizer
+    prefix, span, suffix = ("".join(part) for part in (lines[: start - 1], lines[start - 1:end], lines[end:]))
+    print_result(sampler.rewrite(tok.encode(prefix), tok.encode(span), tok.encode(suffix), n=args.n,
+                                 seed=args.seed), args.json)
+
+
+def cmd_bench_sample(args) -> None:
+    from .bench import bench_sample_model, bench_sample_shape, format_sample
+    from .loading import resolve_dtype
+
+    if args.model:
+        result = bench_sample_model(args.model, holes=args.holes, threshold=args.threshold)
+    else:
+        result = bench_sample_shape(steps=args.steps, preset=args.preset, dtype=resolve_dtype(args.dtype, "cpu"),
+                                    prefix=args.prefix_tokens, suffix=args.suffix_tokens)
+    print(json.dumps(result) if args.json else format_sample(result))
 
 
 def cmd_bench_forward(args) -> None:
@@ -56,6 +145,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_init_model)
 
+    def sampler_options(p):
+        p.add_argument("--model", default=os.environ.get("CODA_MODEL"), help="model directory or hub id "
+                       "(default: $CODA_MODEL)")
+        p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
+        p.add_argument("--dtype", default="auto", help="auto (default), bfloat16, float16 or float32")
+        p.add_argument("--strategy", choices=["fast", "reference"], default="fast")
+        p.add_argument("--threshold", type=float, default=0.9, help="fast: commit tokens at least this sure")
+        p.add_argument("--block-size", type=int, default=32)
+        p.add_argument("--steps", type=int, help="reference: denoising steps (default: one per token)")
+        p.add_argument("--alg", default="maskgit_plus", help="origin, maskgit_plus, topk_margin or entropy")
+        p.add_argument("--temperature", type=float, default=0.0)
+        p.add_argument("--top-p", type=float)
+        p.add_argument("--top-k", type=int)
+        p.add_argument("-n", type=int, default=1, help="candidates")
+        p.add_argument("--seed", type=int, default=0)
+        p.add_argument("--json", action="store_true", help="print one JSON object")
+
+    p = sub.add_parser("infill", help="complete the code at FILE:LINE:COL (1-based)")
+    p.add_argument("target", metavar="FILE:LINE:COL")
+    p.add_argument("--max-new-tokens", type=int, default=64)
+    sampler_options(p)
+    p.set_defaults(func=cmd_infill)
+
+    p = sub.add_parser("rewrite", help="regenerate lines START-END (1-based, inclusive) of FILE")
+    p.add_argument("target", metavar="FILE:START-END")
+    sampler_options(p)
+    p.set_defaults(func=cmd_rewrite)
+
     bench = sub.add_parser("bench", help="benchmarks that print figures").add_subparsers(
         dest="bench", required=True, metavar="BENCH")
     p = bench.add_parser("forward", help="full vs window forward on the CoDA-v0 shape (random bf16 weights, CPU)")
@@ -64,6 +181,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dtype", default="bfloat16", help="bfloat16 (default), float32, or auto")
     p.add_argument("--preset", choices=list(PRESETS), default="coda-v0", help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_bench_forward)
+
+    p = bench.add_parser("sample", help="reference vs fast sampler, side by side")
+    p.add_argument("--model", help="a trained model: end-to-end figures on holes cut from real code "
+                   "(default: per-step cost on the CoDA-v0 shape with random weights)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--holes", type=int, default=20, help="with --model: holes to decode")
+    p.add_argument("--threshold", type=float, default=0.9, help="with --model: the fast sampler's tau")
+    p.add_argument("--steps", type=int, default=3, help="without --model: steps timed per sampler")
+    p.add_argument("--dtype", default="bfloat16", help="without --model: bfloat16 (default), float32 or auto")
+    p.add_argument("--preset", choices=list(PRESETS), default="coda-v0", help=argparse.SUPPRESS)
+    p.add_argument("--prefix-tokens", type=int, default=1024, help=argparse.SUPPRESS)
+    p.add_argument("--suffix-tokens", type=int, default=256, help=argparse.SUPPRESS)
+    p.set_defaults(func=cmd_bench_sample)
     return parser
 
 
@@ -71,7 +201,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
-    except CodaError as exc:
+    except (CodaError, ValueError) as exc:
+        # ValueError: arguments the sampler rejects (token ids, sizes, options), each with its reason.
         print(f"coda: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

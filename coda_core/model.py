@@ -198,6 +198,13 @@ def attention_mask_for(key_mask, query_slots, n_keys: int, causal: bool):
     return allowed | (keys[None, :] == query_slots[:, None])
 
 
+def default_position_ids(attention_mask: torch.Tensor | None, batch: int, length: int, device=None) -> torch.Tensor:
+    """RoPE positions [B, T] counted over real tokens, so left padding does not shift them."""
+    if attention_mask is None:
+        return torch.arange(length, device=device).expand(batch, length)
+    return (attention_mask.long().cumsum(-1) - 1).clamp_min(0)
+
+
 def prediction_rows(positions: torch.Tensor, first_fed: int = 0) -> torch.Tensor:
     """Rows of a forward's hidden states that predict the tokens at `positions`.
 
@@ -266,10 +273,7 @@ class CoDALanguageModel(CoDAPreTrainedModel):
             key_mask = None if attention_mask is None or bool(attention_mask.all()) else attention_mask.bool()
             query_slots = torch.arange(T, device=device)
             if position_ids is None:
-                if key_mask is None:
-                    position_ids = query_slots.expand(B, T)
-                else:
-                    position_ids = (attention_mask.long().cumsum(-1) - 1).clamp_min(0)
+                position_ids = default_position_ids(key_mask, B, T, device)
             if cache is not None:
                 if cache.slots != T or cache.batch != B:
                     raise ValueError(f"prefill of {B}x{T} tokens into a cache of {cache.batch}x{cache.slots} slots")

@@ -43,3 +43,19 @@ def small_model(seed: int = 0, **overrides):
 
     torch.manual_seed(seed)
     return CoDALanguageModel(small_config(**overrides)).eval()
+
+
+@pytest.fixture(scope="session")
+def bundled_tokenizer():
+    from coda_core.tokenizer import BUNDLED_TOKENIZER, load_tokenizer
+
+    return load_tokenizer(BUNDLED_TOKENIZER)
+
+
+def tiny_model(seed: int = 0):
+    """A random model of the `tiny` preset (real vocabulary), in memory."""
+    from coda_core.model import CoDALanguageModel
+    from coda_core.presets import preset_config
+
+    torch.manual_seed(seed)
+    return CoDALanguageModel(preset_config("tiny")).eval()

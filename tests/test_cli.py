@@ -84,3 +84,67 @@ def test_bench_forward_reports_the_contract_keys():
     figures = json.loads(result.stdout)
     assert {"full_ms", "window_ms", "speedup"} <= figures.keys()
     assert figures["speedup"] == pytest.approx(figures["full_ms"] / figures["window_ms"], rel=0.01)
+
+
+SOURCE = "import math\n\n\ndef area(r):\n    return \n\n\nprint(area(2))\n"
+
+
+def test_infill_json(tiny_model_dir, tmp_path):
+    path = tmp_path / "ex.py"
+    path.write_text(SOURCE)
+    result = coda("infill", f"{path}:5:12", "--model", tiny_model_dir, "--max-new-tokens", "8", "--json")
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout)
+    assert {"text", "forwards", "tokens", "ms"} <= out.keys()
+    assert isinstance(out["text"], str) and out["forwards"] >= 1 and out["tokens"] >= 1
+
+
+def test_rewrite_prints_the_span(tiny_model_dir, tmp_path):
+    path = tmp_path / "ex.py"
+    path.write_text(SOURCE)
+    result = coda("rewrite", f"{path}:4-5", "--model", tiny_model_dir, "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["forwards"] >= 1
+
+
+@pytest.mark.parametrize("target, message", [
+    ("{path}:50:1", "line 50 is outside the file"),
+    ("{path}:5:40", "column 40 is outside line 5"),
+    ("{path}:5", "expected FILE:LINE:COL"),
+    ("{missing}:1:1", "no such file"),
+])
+def test_infill_bad_positions(tiny_model_dir, tmp_path, target, message):
+    path = tmp_path / "ex.py"
+    path.write_text(SOURCE)
+    result = coda("infill", target.format(path=path, missing=tmp_path / "gone.py"), "--model", tiny_model_dir)
+    assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_rewrite_bad_range(tiny_model_dir, tmp_path):
+    path = tmp_path / "ex.py"
+    path.write_text(SOURCE)
+    result = coda("rewrite", f"{path}:5-4", "--model", tiny_model_dir)
+    assert result.returncode == 2 and "not a range inside the file" in result.stderr
+
+
+def test_split_at_positions():
+    from coda_core.cli import split_at
+
+    text = "ab\ncdé\n"
+    assert split_at(text, 1, 1) == ("", text)
+    assert split_at(text, 2, 3) == ("ab\ncd", "é\n")
+    assert split_at(text, 2, 4) == ("ab\ncdé", "\n")
+    assert split_at(text, 3, 1) == (text, "")
+
+
+def test_bench_sample_contract_keys(tiny_model_dir):
+    # The real benchmark code on the tiny shape and tiny model, so the suite stays fast.
+    shape = coda("bench", "sample", "--json", "--preset", "tiny", "--steps", "2", "--prefix-tokens", "64",
+                 "--suffix-tokens", "16")
+    assert shape.returncode == 0, shape.stderr
+    assert {"ref_step_ms", "fast_step_ms", "step_speedup", "prefill_ms"} <= json.loads(shape.stdout).keys()
+    model = coda("bench", "sample", "--json", "--model", tiny_model_dir, "--holes", "2")
+    assert model.returncode == 0, model.stderr
+    figures = json.loads(model.stdout)
+    assert {"tokens_per_forward", "wall_speedup", "agreement"} <= figures.keys()
+    assert figures["holes"] == 2 and 0 <= figures["agreement"] <= 1

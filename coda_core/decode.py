@@ -1,0 +1,291 @@
+"""The denoising loops: the published reference sampler and our fast one.
+
+Both fill the masked hole of a `Canvas` step by step and share everything
+except two things:
+
+  schedule  reference: a fixed number of steps; step i commits the count the
+            published linear schedule gives (n * (1 - s/t) for t, s on
+            linspace(1, eps, steps + 1)), all the rest at the last step.
+            fast: every masked position in the window whose top-1
+            probability reaches `threshold` (always at least the most
+            confident one), optionally the Fast-dLLM factor rule.
+  cache     reference: a full forward over the canvas every step.
+            fast: block-wise. At each block boundary (and as `refresh` says)
+            a full forward refreshes the K/V of every slot ("DualCache":
+            prefix and suffix both cached); in between only the current
+            window (a block, or a sub-block) is recomputed, fed as [s-1, e)
+            because token j is predicted from hidden j-1.
+
+Token sampling, confidences, commits and end handling are one code path
+(`_choose` and `Canvas.commit`). Between steps the loop checks
+`should_stop()` and the deadline, so a cancelled call returns within a step.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Callable
+
+import torch
+
+from .canvas import Canvas
+from .model import CoDALanguageModel, prediction_rows
+from .prefix_cache import PrefixCache
+from .sampling import ALGORITHMS, SamplingParams, confidence, sample_tokens
+
+
+@dataclass(frozen=True)
+class DecodeOptions:
+    alg: str = "maskgit_plus"
+    sampling: SamplingParams = SamplingParams()
+    alg_temp: float | None = None  # reference: sample positions from softmax(confidence / alg_temp)
+    # reference schedule
+    steps: int | None = None  # default: the hole's width
+    eps: float = 1e-3
+    # fast schedule and cache
+    threshold: float = 0.9
+    factor: float | None = None
+    max_per_step: int | None = None
+    block_size: int = 32
+    sub_block_size: int | None = None  # None: the window is the whole block
+    refresh: str | int = "block"  # "block", "step", or N: also every N steps inside a block
+
+    def __post_init__(self):
+        if self.alg not in ALGORITHMS:
+            raise ValueError(f"unknown algorithm {self.alg!r}; choose one of {', '.join(ALGORITHMS)}")
+        if not 0 < self.threshold <= 1:
+            raise ValueError(f"threshold must be in (0, 1], got {self.threshold}")
+        if self.block_size < 1 or (self.sub_block_size is not None and self.sub_block_size < 1):
+            raise ValueError("block_size and sub_block_size must be >= 1")
+        if self.refresh not in ("block", "step") and not (isinstance(self.refresh, int) and self.refresh >= 1):
+            raise ValueError(f"refresh must be 'block', 'step' or a positive step count, got {self.refresh!r}")
+
+
+@dataclass
+class DecodeStats:
+    forwards: int = 0
+    full_forwards: int = 0
+    window_forwards: int = 0
+    steps: int = 0
+    tokens: int = 0  # hole tokens committed by the model (end-handling pads not counted)
+    prefill_ms: float = 0.0  # full forwards (the refreshes)
+    steps_ms: float = 0.0  # window forwards and token selection
+    complete: bool = False
+    stopped: str | None = None  # "cancelled" or "deadline" when the loop ended early
+    reused_prefix: int = 0  # head slots whose K/V came from the prefix cache
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Control:
+    """How a caller steers a running decode."""
+
+    should_stop: Callable[[], bool] | None = None
+    deadline: float | None = None  # time.monotonic() value
+    on_step: Callable[[Canvas, DecodeStats], None] | None = None
+    generator: torch.Generator | None = None
+
+    def stop_reason(self) -> str | None:
+        if self.should_stop is not None and self.should_stop():
+            return "cancelled"
+        if self.deadline is not None and time.monotonic() >= self.deadline:
+            return "deadline"
+        return None
+
+
+@dataclass
+class _Choice:
+    """The model's pick for every slot of a window: tokens, their log-probs, confidences."""
+
+    tokens: torch.Tensor  # [B, W]
+    logp: torch.Tensor  # [B, W]
+    top1: torch.Tensor  # [B, W] top-1 probability, 0 where not masked
+    rank: torch.Tensor  # [B, W] confidence under opts.alg, -inf where not masked
+
+
+def _choose(logits: torch.Tensor, masked: torch.Tensor, opts: DecodeOptions, generator) -> _Choice:
+    """Sample a token for each masked slot of logits [B, W, V]; only masked rows are scored."""
+    B, W = masked.shape
+    tokens, probs = sample_tokens(logits[masked], opts.sampling, generator)
+    conf = confidence(probs, tokens, opts.alg)
+    picked = probs.gather(-1, tokens[:, None]).squeeze(-1)
+
+    def scatter(values, fill):
+        out = torch.full((B, W), fill, dtype=values.dtype, device=masked.device)
+        out[masked] = values
+        return out
+
+    return _Choice(
+        tokens=scatter(tokens, 0),
+        logp=scatter(picked.clamp_min(1e-30).log(), float("nan")),
+        top1=scatter(probs.max(-1).values, 0.0),
+        rank=scatter(conf.float(), float("-inf")),
+    )
+
+
+def _select_count(choice: _Choice, masked: torch.Tensor, counts: torch.Tensor, opts: DecodeOptions,
+                  p_transfer: float, generator) -> torch.Tensor:
+    """Reference: which slots to commit this step, by the published rules."""
+    if opts.alg == "origin":
+        # every masked slot independently with probability 1 - s/t
+        draw = torch.rand(masked.shape, generator=generator, device=masked.device)
+        return masked & (draw < p_transfer)
+    select = torch.zeros_like(masked)
+    for row in range(masked.shape[0]):
+        k = int(min(counts[row], masked[row].sum()))
+        if k == 0:
+            continue
+        if opts.alg_temp:
+            weights = torch.softmax(choice.rank[row] / opts.alg_temp, dim=-1)
+            picks = torch.multinomial(weights, k, generator=generator)
+        else:
+            picks = choice.rank[row].topk(k).indices
+        select[row, picks] = True
+    return select
+
+
+def _select_threshold(choice: _Choice, masked: torch.Tensor, opts: DecodeOptions) -> torch.Tensor:
+    """Fast: commit every confident slot, and always each row's most confident one."""
+    has_mask = masked.any(1)
+    if opts.factor is not None:
+        # Fast-dLLM factor rule: the largest n with (n + 1) * (1 - p_n) < factor, p sorted descending
+        top = choice.top1.sort(dim=1, descending=True).values
+        n = torch.arange(1, top.shape[1] + 1, device=top.device)
+        ok = ((n + 1) * (1 - top) < opts.factor) & (top > 0)
+        count = torch.where(ok, n, 0).max(1).values
+        order = choice.top1.argsort(dim=1, descending=True).argsort(dim=1)
+        select = masked & (order < count[:, None])
+    else:
+        select = masked & (choice.top1 >= opts.threshold)
+    best = torch.where(masked, choice.rank, float("-inf")).argmax(1)
+    select[torch.arange(masked.shape[0])[has_mask], best[has_mask]] = True
+    if opts.max_per_step is not None:
+        ranked = torch.where(select, choice.rank, float("-inf")).argsort(dim=1, descending=True).argsort(dim=1)
+        select &= ranked < opts.max_per_step
+    return select
+
+
+def _timed_forward(model, stats: DecodeStats, kind: str, **kwargs) -> torch.Tensor:
+    """A forward, counted in stats. kind: "prefill" (a decode's first context
+    encoding), "full" (any other full forward) or "window"."""
+    start = time.perf_counter()
+    logits = model(**kwargs).logits
+    ms = (time.perf_counter() - start) * 1000
+    stats.forwards += 1
+    stats.full_forwards += kind != "window"
+    stats.window_forwards += kind == "window"
+    if kind == "prefill":
+        stats.prefill_ms += ms
+    else:
+        stats.steps_ms += ms
+    return logits
+
+
+def _step(canvas: Canvas, stats: DecodeStats, control: Control) -> None:
+    stats.steps += 1
+    if control.on_step is not None:
+        control.on_step(canvas, stats)
+
+
+@torch.inference_mode()
+def denoise_reference(model: CoDALanguageModel, canvas: Canvas, opts: DecodeOptions,
+                      control: Control | None = None) -> DecodeStats:
+    """The published sampler: a full forward every step, a fixed linear schedule."""
+    control = control or Control()
+    stats = DecodeStats()
+    steps = opts.steps or canvas.hole_width
+    times = torch.linspace(1, opts.eps, steps + 1, dtype=torch.float64).tolist()
+    slots = canvas.hole_slots
+    for i in range(steps):
+        masked = canvas.masked()
+        if not masked.any():
+            break
+        stats.stopped = control.stop_reason()
+        if stats.stopped is not None:
+            break
+        # No prefill here: every step re-encodes the whole canvas, so all of it is step time.
+        logits = _timed_forward(model, stats, "full", input_ids=canvas.ids, attention_mask=canvas.attention_mask,
+                                logits_index=prediction_rows(slots))
+        choice = _choose(logits, masked, opts, control.generator)
+        t, s = times[i], times[i + 1]
+        last = i == steps - 1
+        # floor with a little slack, so a count that is 1 in exact arithmetic is not lost to rounding
+        counts = masked.sum(1) if last else torch.floor(masked.sum(1) * (1 - s / t) + 1e-6).long()
+        select = _select_count(choice, masked, counts, opts, 1.0 if last else 1 - s / t, control.generator)
+        stats.tokens += canvas.commit(select, choice.tokens, choice.logp)
+        _step(canvas, stats, control)
+    stats.complete = not canvas.masked().any()
+    return stats
+
+
+def _windows(start: int, end: int, size: int):
+    return [(s, min(s + size, end)) for s in range(start, end, size)]
+
+
+@torch.inference_mode()
+def denoise_fast(model: CoDALanguageModel, canvas: Canvas, opts: DecodeOptions, control: Control | None = None,
+                 prefix_cache: PrefixCache | None = None) -> DecodeStats:
+    """Block-wise threshold decoding over a DualCache; see the module docstring.
+
+    With a `prefix_cache`, the first refresh reuses the K/V of a recent call's
+    shared head (see prefix_cache.py) and stores this call's head.
+    """
+    control = control or Control()
+    stats = DecodeStats()
+    cache = model.new_cache(canvas.batch, canvas.ids.shape[1])
+    hole_end = canvas.hole_start + canvas.hole_width
+    first_refresh = True
+    for block_start, block_end in _windows(canvas.hole_start, hole_end, opts.block_size):
+        steps_in_block = 0
+        while True:
+            masked = canvas.masked()
+            offset = canvas.hole_start
+            if not masked[:, block_start - offset:block_end - offset].any():
+                break
+            stats.stopped = control.stop_reason()
+            if stats.stopped is not None:
+                return stats
+            # the window: the first sub-block of this block that still has a mask
+            sub = opts.sub_block_size or opts.block_size
+            ws, we = next((s, e) for s, e in _windows(block_start, block_end, sub)
+                          if masked[:, s - offset:e - offset].any())
+            positions = torch.arange(ws, we, device=canvas.ids.device)
+            refresh = steps_in_block == 0 or opts.refresh == "step" or (
+                isinstance(opts.refresh, int) and steps_in_block % opts.refresh == 0)
+            reused = refresh and first_refresh and prefix_cache is not None and prefix_cache.restore(canvas, cache)
+            if reused:
+                fed = torch.arange(reused, canvas.ids.shape[1], device=canvas.ids.device)
+                logits = _timed_forward(model, stats, "prefill", input_ids=canvas.ids[:, fed], cache=cache, slots=fed,
+                                        logits_index=prediction_rows(positions, first_fed=reused))
+                stats.reused_prefix = reused
+            elif refresh:
+                logits = _timed_forward(model, stats, "prefill" if first_refresh else "full", input_ids=canvas.ids,
+                                        attention_mask=canvas.attention_mask, cache=cache,
+                                        logits_index=prediction_rows(positions))
+            else:
+                fed = torch.arange(max(ws - 1, 0), we, device=canvas.ids.device)
+                logits = _timed_forward(model, stats, "window", input_ids=canvas.ids[:, fed], cache=cache, slots=fed,
+                                        logits_index=prediction_rows(positions, first_fed=int(fed[0])))
+            if refresh and first_refresh and prefix_cache is not None:
+                prefix_cache.store(canvas, cache)
+            first_refresh = first_refresh and not refresh
+            start = time.perf_counter()
+            a, b = ws - offset, we - offset
+            choice = _choose(logits, masked[:, a:b], opts, control.generator)
+            select = torch.zeros_like(masked)
+            select[:, a:b] = _select_threshold(choice, masked[:, a:b], opts)
+            tokens = torch.zeros_like(canvas.hole_ids())
+            tokens[:, a:b] = choice.tokens
+            logp = torch.full_like(canvas.logp, float("nan"))
+            logp[:, a:b] = choice.logp
+            stats.tokens += canvas.commit(select, tokens, logp)
+            stats.steps_ms += (time.perf_counter() - start) * 1000
+            steps_in_block += 1
+            _step(canvas, stats, control)
+    stats.complete = not canvas.masked().any()
+    return stats
+

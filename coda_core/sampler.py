@@ -1,0 +1,191 @@
+"""The sampler API: fill-in-the-middle, span rewrite and generation.
+
+    sampler = Sampler(model, tokenizer)
+    result = sampler.infill(prefix_ids, suffix_ids, max_new_tokens=64)
+    result.text, result.candidates, result.stats
+
+Plain Python, no editor concepts. Every call takes token ids and returns
+decoded text plus ids, a score, and the stats of the decode.
+
+Unknown hole length (infill): one call denoises several canvas sizes at once
+(rows of one batch; by default 8/16/32/64 tokens, capped at and including
+`max_new_tokens`). End handling pads a row after its first end token, so a
+canvas larger than the content ends early. Candidates are ranked by:
+  1. rows that committed an end token (the content fit its canvas) first;
+  2. then by mean log-probability of the committed tokens (Canvas.score);
+  3. a row that never ended ranks by the same score after all that did.
+Identical texts are returned once; trailing pad is trimmed.
+
+Context: the canvas must fit `max_context` tokens (default: the model's
+max_position_embeddings). A longer prefix is cut from the left and a longer
+suffix from the right, each side keeping at least half of what is left after
+the hole if it needs it. A hole larger than the context is a ValueError.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, replace
+from typing import Callable, Sequence
+
+import torch
+
+from .canvas import Canvas, build_canvas
+from .decode import Control, DecodeOptions, DecodeStats, denoise_fast, denoise_reference
+from .model import CoDALanguageModel
+from .prefix_cache import PrefixCache
+from .tokenizer import special_ids
+
+DEFAULT_SIZES = (8, 16, 32, 64)
+STRATEGIES = ("fast", "reference")
+
+
+@dataclass
+class Candidate:
+    text: str
+    ids: list[int]
+    score: float  # mean log-probability of the committed tokens
+    ended: bool  # an end token was committed: the content fit its canvas
+    canvas_size: int
+
+
+@dataclass
+class SampleResult:
+    candidates: list[Candidate]  # best first, distinct texts
+    stats: DecodeStats
+    ms: float  # wall time of the whole call
+
+    @property
+    def text(self) -> str:
+        return self.candidates[0].text if self.candidates else ""
+
+    def as_dict(self) -> dict:
+        return {
+            "text": self.text,
+            "forwards": self.stats.forwards,
+            "tokens": self.stats.tokens,
+            "ms": round(self.ms, 2),
+            "steps": self.stats.steps,
+            "complete": self.stats.complete,
+            "candidates": [{"text": c.text, "score": round(c.score, 4), "ended": c.ended,
+                            "canvas_size": c.canvas_size} for c in self.candidates],
+            "stats": self.stats.as_dict(),
+        }
+
+
+Progress = Callable[[int, str], None]  # (step, partial text of the leading row)
+
+
+class Sampler:
+    def __init__(self, model: CoDALanguageModel, tokenizer, *, strategy: str = "fast",
+                 options: DecodeOptions | None = None, prefix_cache: PrefixCache | None = None,
+                 max_context: int | None = None):
+        if strategy not in STRATEGIES:
+            raise ValueError(f"unknown strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")
+        self.model = model
+        self.tokenizer = tokenizer
+        self.strategy = strategy
+        self.options = options or DecodeOptions()
+        self.prefix_cache = prefix_cache if prefix_cache is not None else PrefixCache()
+        self.max_context = max_context or model.config.max_position_embeddings
+        self.ids = special_ids(model.config, tokenizer)
+
+    # -- public API -------------------------------------------------------
+
+    def infill(self, prefix_ids: Sequence[int], suffix_ids: Sequence[int], max_new_tokens: int = 64, *,
+               sizes: Sequence[int] | None = None, **kwargs) -> SampleResult:
+        """Fill a hole of unknown length between prefix and suffix."""
+        if max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
+        if sizes is None:
+            sizes = sorted({s for s in DEFAULT_SIZES if s < max_new_tokens} | {max_new_tokens})
+        return self._run(prefix_ids, suffix_ids, list(sizes), **kwargs)
+
+    def rewrite(self, prefix_ids: Sequence[int], span_ids: Sequence[int], suffix_ids: Sequence[int], *,
+                sizes: Sequence[int] | None = None, **kwargs) -> SampleResult:
+        """Re-mask `span_ids` and regenerate them; the new span may be shorter or longer."""
+        n = len(span_ids)
+        if sizes is None:
+            sizes = sorted({max(n, 1), max(n + 4, math.ceil(1.5 * n))})
+        return self._run(prefix_ids, suffix_ids, list(sizes), **kwargs)
+
+    def generate(self, prompt_ids: Sequence[int], max_new_tokens: int = 256, **kwargs) -> SampleResult:
+        """Continue a prompt (use `chat_prompt` for instruction models); stops at eos."""
+        return self._run(prompt_ids, [], [max_new_tokens], **kwargs)
+
+    def chat_prompt(self, messages: list[dict]) -> list[int]:
+        """Token ids of `messages` through the tokenizer's chat template, ready for the answer."""
+        if not getattr(self.tokenizer, "chat_template", None):
+            raise ValueError("this tokenizer has no chat template; pass prompt ids to generate() directly")
+        return list(self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True,
+                                                       return_dict=False))
+
+    # -- the one code path ------------------------------------------------
+
+    def _run(self, head: Sequence[int], tail: Sequence[int], sizes: list[int], *, n: int = 1, seed: int = 0,
+             strategy: str | None = None, options: DecodeOptions | None = None,
+             should_stop: Callable[[], bool] | None = None, deadline: float | None = None,
+             on_progress: Progress | None = None, reuse_prefix: bool = True) -> SampleResult:
+        start = time.perf_counter()
+        strategy = strategy or self.strategy
+        if strategy not in STRATEGIES:
+            raise ValueError(f"unknown strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")
+        options = options or self.options
+        if n < 1:
+            raise ValueError(f"n must be >= 1, got {n}")
+        head, tail = self._fit_context(self._checked(head, "prefix"), self._checked(tail, "suffix"), max(sizes))
+        # Greedy rows of the same size are identical; sampled ones differ.
+        copies = n if options.sampling.temperature > 0 else 1
+        canvas = build_canvas(head, sizes, tail, copies=copies, mask_id=self.ids.mask, pad_id=self.ids.pad,
+                              end_ids=(self.ids.eos, self.ids.pad), device=self.model.device)
+        control = Control(should_stop=should_stop, deadline=deadline,
+                          generator=torch.Generator(device=self.model.device).manual_seed(seed),
+                          on_step=self._progress_hook(on_progress) if on_progress else None)
+        if strategy == "reference":
+            stats = denoise_reference(self.model, canvas, options, control)
+        else:
+            cache = self.prefix_cache if reuse_prefix and self.prefix_cache.enabled else None
+            stats = denoise_fast(self.model, canvas, options, control, prefix_cache=cache)
+        candidates = self._rank(canvas)[:n]
+        return SampleResult(candidates, stats, (time.perf_counter() - start) * 1000)
+
+    def _checked(self, ids: Sequence[int], what: str) -> list[int]:
+        ids = [int(i) for i in ids]
+        vocab = self.model.config.vocab_size
+        bad = [i for i in ids if not 0 <= i < vocab]
+        if bad:
+            raise ValueError(f"{what} holds token ids outside the vocabulary [0, {vocab}): {bad[:5]}")
+        if self.ids.mask in ids:
+            raise ValueError(f"{what} holds the mask token {self.ids.mask}; only the hole may be masked")
+        return ids
+
+    def _fit_context(self, head: list[int], tail: list[int], hole: int) -> tuple[list[int], list[int]]:
+        budget = self.max_context - hole
+        if budget < 0:
+            raise ValueError(f"a hole of {hole} tokens does not fit the model's context of {self.max_context}")
+        if len(head) + len(tail) <= budget:
+            return head, tail
+        keep_tail = min(len(tail), max(budget // 2, budget - len(head)))
+        keep_head = budget - keep_tail
+        return head[len(head) - keep_head:], tail[:keep_tail]
+
+    def _rank(self, canvas: Canvas) -> list[Candidate]:
+        scores, ended = canvas.score().tolist(), canvas.ended().tolist()
+        order = sorted(range(canvas.batch), key=lambda r: (not ended[r], -scores[r], r))
+        seen, out = set(), []
+        for row in order:
+            ids = canvas.content(row)
+            text = self.tokenizer.decode(ids)
+            if text in seen:
+                continue
+            seen.add(text)
+            out.append(Candidate(text, ids, scores[row], ended[row], int(canvas.hole_len[row])))
+        return out
+
+    def _progress_hook(self, on_progress: Progress):
+        def hook(canvas: Canvas, stats: DecodeStats) -> None:
+            row = int(canvas.score().argmax())
+            hole = canvas.hole_ids()[row, : int(canvas.hole_len[row])].tolist()
+            on_progress(stats.steps, self.tokenizer.decode(hole, skip_special_tokens=True))
+        return hook

@@ -1,0 +1,195 @@
+"""The sampler: reference vs fast equivalence, cancellation, end handling, candidates, prefix reuse."""
+
+import time
+
+import pytest
+import torch
+
+from coda_core.decode import DecodeOptions
+from coda_core.prefix_cache import PrefixCache
+from coda_core.sampler import Sampler
+from coda_core.sampling import SamplingParams
+
+from conftest import tiny_model
+
+PREFIX = "import math\n\n\ndef area(radius):\n    \"\"\"Area of a circle.\"\"\"\n    return"
+SUFFIX = "\n\n\ndef circumference(radius):\n    return 2 * math.pi * radius\n"
+# One token per step, the whole hole as one block, a full refresh every step:
+# the fast sampler must then make exactly the reference's choices.
+EXACT = DecodeOptions(threshold=1.0, max_per_step=1, block_size=10_000, refresh="step", eps=0.0)
+
+
+def make_sampler(tok, seed=0, **kwargs):
+    return Sampler(tiny_model(seed), tok, **kwargs)
+
+
+def both(sampler, call, *args, **kwargs):
+    fast = call(*args, strategy="fast", options=EXACT, reuse_prefix=False, **kwargs)
+    ref = call(*args, strategy="reference", options=EXACT, **kwargs)
+    return fast, ref
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_fast_equals_reference_for_infill_rewrite_generate(bundled_tokenizer, seed):
+    tok = bundled_tokenizer
+    sampler = make_sampler(tok, seed)
+    pre, suf = tok.encode(PREFIX), tok.encode(SUFFIX)
+    for fast, ref in [
+        both(sampler, sampler.infill, pre, suf, 16, sizes=[16]),
+        both(sampler, sampler.rewrite, pre, tok.encode(" math.pi * radius ** 2"), suf),
+        both(sampler, sampler.generate, tok.encode("# a function that adds two numbers\n"), 12),
+    ]:
+        assert [c.ids for c in fast.candidates] == [c.ids for c in ref.candidates]
+        assert fast.stats.steps == ref.stats.steps
+        assert fast.stats.complete and ref.stats.complete
+
+
+def test_infill_batches_canvas_sizes_and_ranks(bundled_tokenizer):
+    tok = bundled_tokenizer
+    sampler = make_sampler(tok)
+    result = sampler.infill(tok.encode(PREFIX), tok.encode(SUFFIX), max_new_tokens=20, n=4)
+    assert {c.canvas_size for c in result.candidates} <= {8, 16, 20}
+    assert len({c.text for c in result.candidates}) == len(result.candidates)
+    keys = [(not c.ended, -c.score) for c in result.candidates]
+    assert keys == sorted(keys)
+    assert result.text == result.candidates[0].text
+    for c in result.candidates:
+        assert c.text == tok.decode(c.ids) and len(c.ids) <= c.canvas_size
+    d = result.as_dict()
+    assert {"text", "forwards", "tokens", "ms"} <= d.keys() and d["forwards"] >= 1
+
+
+def test_low_threshold_commits_many_tokens_per_forward(bundled_tokenizer):
+    tok = bundled_tokenizer
+    sampler = make_sampler(tok)
+    result = sampler.infill(tok.encode(PREFIX), tok.encode(SUFFIX), 32, sizes=[32],
+                            options=DecodeOptions(threshold=1e-9, block_size=32))
+    assert result.stats.forwards == 1 and result.stats.tokens == 32 or result.stats.complete
+    assert result.stats.tokens / result.stats.forwards > 8
+
+
+def test_blocks_and_sub_blocks_use_window_forwards(bundled_tokenizer):
+    tok = bundled_tokenizer
+    sampler = make_sampler(tok)
+    opts = DecodeOptions(threshold=0.99, block_size=16, sub_block_size=4)
+    result = sampler.infill(tok.encode(PREFIX), tok.encode(SUFFIX), 32, sizes=[32], options=opts, reuse_prefix=False)
+    s = result.stats
+    assert s.complete and s.full_forwards == 2  # one refresh per block of 16
+    assert s.window_forwards == s.forwards - 2 > 0
+    assert s.prefill_ms > 0 and s.steps_ms > 0
+
+
+def test_cancellation_returns_within_one_step(bundled_tokenizer):
+    tok = bundled_tokenizer
+    sampler = make_sampler(tok)
+    for strategy in ("fast", "reference"):
+        calls = []
+
+        def should_stop():
+            calls.append(1)
+            return len(calls) > 3
+
+        result = sampler.infill(tok.encode(PREFIX), tok.encode(SUFFIX), 32, sizes=[32], strategy=strategy,
+                                options=EXACT, should_stop=should_stop)
+        assert result.stats.stopped == "cancelled"
+        assert result.stats.steps == 3 and result.stats.forwards == 3
+        assert not result.stats.complete
+
+
+def test_deadline_stops_the_loop(bundled_tokenizer):
+    tok = bundled_tokenizer
+    sampler = make_sampler(tok)
+    result = sampler.infill(tok.encode(PREFIX), tok.encode(SUFFIX), 32, options=EXACT,
+                            deadline=time.monotonic() - 1)
+    assert result.stats.stopped == "deadline" and result.stats.forwards == 0
+    assert result.text == ""
+
+
+def test_progress_hook_sees_every_step(bundled_tokenizer):
+    tok = bundled_tokenizer
+    sampler = make_sampler(tok)
+    seen = []
+    result = sampler.infill(tok.encode(PREFIX), tok.encode(SUFFIX), 8, sizes=[8], options=EXACT,
+                            on_progress=lambda step, text: seen.append((step, text)))
+    assert [step for step, _ in seen] == list(range(1, result.stats.steps + 1))
+    assert all(isinstance(text, str) for _, text in seen)
+    assert seen[-1][1] == tok.decode(tok.encode(PREFIX + "x")[:0] + result.candidates[0].ids, skip_special_tokens=True)
+
+
+def test_candidates_are_deterministic_for_a_seed(bundled_tokenizer):
+    tok = bundled_tokenizer
+    sampler = make_sampler(tok)
+    opts = DecodeOptions(sampling=SamplingParams(temperature=1.0, top_p=0.95), threshold=0.9)
+    run = lambda seed: [c.text for c in sampler.infill(tok.encode(PREFIX), tok.encode(SUFFIX), 16, n=3,
+                                                         options=opts, seed=seed, reuse_prefix=False).candidates]
+    first = run(7)
+    assert first == run(7)
+    assert first != run(8)
+    assert len(first) == 3
+
+
+@pytest.mark.parametrize("alg", ["origin", "maskgit_plus", "topk_margin", "entropy"])
+def test_reference_algorithms_complete(bundled_tokenizer, alg):
+    tok = bundled_tokenizer
+    sampler = make_sampler(tok)
+    opts = DecodeOptions(alg=alg, steps=4, alg_temp=0.5 if alg == "entropy" else None,
+                         sampling=SamplingParams(temperature=0.5, top_k=50))
+    result = sampler.infill(tok.encode(PREFIX), tok.encode(SUFFIX), 16, sizes=[16], strategy="reference",
+                            options=opts, seed=3)
+    assert result.stats.complete and result.stats.forwards <= 4
+    again = sampler.infill(tok.encode(PREFIX), tok.encode(SUFFIX), 16, sizes=[16], strategy="reference",
+                           options=opts, seed=3)
+    assert [c.ids for c in again.candidates] == [c.ids for c in result.candidates]
+
+
+def test_prefix_reuse_is_exact_for_the_same_context(bundled_tokenizer):
+    tok = bundled_tokenizer
+    cache = PrefixCache(min_tokens=8)
+    sampler = make_sampler(tok, prefix_cache=cache)
+    pre, suf = tok.encode(PREFIX * 2), tok.encode(SUFFIX)
+    opts = DecodeOptions(threshold=0.9, block_size=16)
+    fresh = sampler.infill(pre, suf, 16, options=opts, reuse_prefix=False)
+    first = sampler.infill(pre, suf, 16, options=opts)
+    second = sampler.infill(pre, suf, 16, options=opts)
+    assert first.stats.reused_prefix == 0 and second.stats.reused_prefix == len(pre) - 1
+    assert [c.ids for c in second.candidates] == [c.ids for c in fresh.candidates] == [c.ids for c in first.candidates]
+    # a longer prefix with the same head reuses it too
+    typed = sampler.infill(pre + tok.encode(" math"), suf, 16, options=opts)
+    assert typed.stats.reused_prefix == len(pre) - 1 or typed.stats.reused_prefix >= len(pre) - 2
+    assert len(cache) >= 1
+
+
+def test_prefix_cache_is_bounded(bundled_tokenizer):
+    tok = bundled_tokenizer
+    cache = PrefixCache(min_tokens=8, max_entries=2)
+    sampler = make_sampler(tok, prefix_cache=cache)
+    for i in range(4):
+        sampler.infill(tok.encode(f"# file {i}\n" + PREFIX), tok.encode(SUFFIX), 8, sizes=[8],
+                       options=DecodeOptions(threshold=0.5))
+    assert len(cache) == 2
+    small = PrefixCache(min_tokens=8, max_bytes=1)
+    make_sampler(tok, prefix_cache=small).infill(tok.encode(PREFIX), tok.encode(SUFFIX), 8, sizes=[8])
+    assert len(small) == 0 and small.nbytes == 0
+
+
+def test_empty_prefix_and_suffix(bundled_tokenizer):
+    sampler = make_sampler(bundled_tokenizer)
+    result = sampler.infill([], [], 8)
+    assert result.stats.complete and isinstance(result.text, str)
+
+
+def test_bad_ids_and_oversized_holes(bundled_tokenizer):
+    tok = bundled_tokenizer
+    sampler = make_sampler(tok, max_context=64)
+    with pytest.raises(ValueError, match="outside the vocabulary"):
+        sampler.infill([1, 2, 10**7], [], 8)
+    with pytest.raises(ValueError, match="outside the vocabulary"):
+        sampler.infill([], [-1], 8)
+    with pytest.raises(ValueError, match="only the hole may be masked"):
+        sampler.infill([sampler.ids.mask], [], 8)
+    with pytest.raises(ValueError, match="does not fit the model's context of 64"):
+        sampler.infill([1], [2], 65)
+    # a context that is too long is cut: prefix from the left, suffix from the right
+    head, tail = sampler._fit_context(list(range(100)), list(range(500, 600)), 16)
+    assert len(head) + len(tail) == 48 and head[-1] == 99 and tail[0] == 500
+    assert sampler.infill(list(range(1000, 1100)), list(range(2000, 2100)), 16, sizes=[16]).stats.complete
