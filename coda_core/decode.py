@@ -108,9 +108,9 @@ class _Choice:
 
 
 def _choose(logits: torch.Tensor, masked: torch.Tensor, opts: DecodeOptions, generator) -> _Choice:
-    """Sample a token for each masked slot of logits [B, W, V]; only masked rows are scored."""
+    """Sample a token for each masked slot. logits [N, V] hold one row per True entry of masked [B, W]."""
     B, W = masked.shape
-    tokens, probs = sample_tokens(logits[masked], opts.sampling, generator)
+    tokens, probs = sample_tokens(logits, opts.sampling, generator)
     conf = confidence(probs, tokens, opts.alg)
     picked = probs.gather(-1, tokens[:, None]).squeeze(-1)
 
@@ -125,6 +125,16 @@ def _choose(logits: torch.Tensor, masked: torch.Tensor, opts: DecodeOptions, gen
         top1=scatter(probs.max(-1).values, 0.0),
         rank=scatter(conf.float(), float("-inf")),
     )
+
+
+def _masked_rows(masked: torch.Tensor, positions: torch.Tensor, first_fed: int = 0):
+    """logits_index for the masked slots only: (batch [N], hidden row [N]) in `masked` [B, W] order.
+
+    positions [W] are the canvas slots of masked's columns; the LM head then
+    runs for the N still-masked slots, not the whole window.
+    """
+    batch, column = masked.nonzero(as_tuple=True)
+    return batch, prediction_rows(positions, first_fed)[column]
 
 
 def _select_count(choice: _Choice, masked: torch.Tensor, counts: torch.Tensor, opts: DecodeOptions,
@@ -209,7 +219,7 @@ def denoise_reference(model: CoDALanguageModel, canvas: Canvas, opts: DecodeOpti
             break
         # No prefill here: every step re-encodes the whole canvas, so all of it is step time.
         logits = _timed_forward(model, stats, "full", input_ids=canvas.ids, attention_mask=canvas.attention_mask,
-                                logits_index=prediction_rows(slots))
+                                logits_index=_masked_rows(masked, slots))
         choice = _choose(logits, masked, opts, control.generator)
         t, s = times[i], times[i + 1]
         last = i == steps - 1
@@ -254,30 +264,31 @@ def denoise_fast(model: CoDALanguageModel, canvas: Canvas, opts: DecodeOptions, 
             ws, we = next((s, e) for s, e in _windows(block_start, block_end, sub)
                           if masked[:, s - offset:e - offset].any())
             positions = torch.arange(ws, we, device=canvas.ids.device)
+            a, b = ws - offset, we - offset
+            window_masked = masked[:, a:b]
             refresh = steps_in_block == 0 or opts.refresh == "step" or (
                 isinstance(opts.refresh, int) and steps_in_block % opts.refresh == 0)
             reused = refresh and first_refresh and prefix_cache is not None and prefix_cache.restore(canvas, cache)
             if reused:
                 fed = torch.arange(reused, canvas.ids.shape[1], device=canvas.ids.device)
                 logits = _timed_forward(model, stats, "prefill", input_ids=canvas.ids[:, fed], cache=cache, slots=fed,
-                                        logits_index=prediction_rows(positions, first_fed=reused))
+                                        logits_index=_masked_rows(window_masked, positions, first_fed=reused))
                 stats.reused_prefix = reused
             elif refresh:
                 logits = _timed_forward(model, stats, "prefill" if first_refresh else "full", input_ids=canvas.ids,
                                         attention_mask=canvas.attention_mask, cache=cache,
-                                        logits_index=prediction_rows(positions))
+                                        logits_index=_masked_rows(window_masked, positions))
             else:
                 fed = torch.arange(max(ws - 1, 0), we, device=canvas.ids.device)
                 logits = _timed_forward(model, stats, "window", input_ids=canvas.ids[:, fed], cache=cache, slots=fed,
-                                        logits_index=prediction_rows(positions, first_fed=int(fed[0])))
+                                        logits_index=_masked_rows(window_masked, positions, first_fed=int(fed[0])))
             if refresh and first_refresh and prefix_cache is not None:
                 prefix_cache.store(canvas, cache)
             first_refresh = first_refresh and not refresh
             start = time.perf_counter()
-            a, b = ws - offset, we - offset
-            choice = _choose(logits, masked[:, a:b], opts, control.generator)
+            choice = _choose(logits, window_masked, opts, control.generator)
             select = torch.zeros_like(masked)
-            select[:, a:b] = _select_threshold(choice, masked[:, a:b], opts)
+            select[:, a:b] = _select_threshold(choice, window_masked, opts)
             tokens = torch.zeros_like(canvas.hole_ids())
             tokens[:, a:b] = choice.tokens
             logp = torch.full_like(canvas.logp, float("nan"))

@@ -241,7 +241,7 @@ class CoDALanguageModel(CoDAPreTrainedModel):
         cache: KVCache | None = None,
         slots: torch.Tensor | None = None,
         write_cache: bool = True,
-        logits_index: torch.Tensor | None = None,
+        logits_index: torch.Tensor | tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> CausalLMOutput:
         """Logits for `input_ids` [B, T].
 
@@ -254,7 +254,9 @@ class CoDALanguageModel(CoDAPreTrainedModel):
             cache is filled (prefill).
         slots [T]: canvas slots of the fed tokens for a window forward.
         write_cache: store the window's fresh K/V in the cache.
-        logits_index [K] or [B, K]: rows to compute logits for (default all).
+        logits_index: rows to compute logits for (default all): [K] for every
+            batch row, [B, K] per batch row, or a (batch [N], row [N]) pair
+            for N scattered rows, which gives logits [N, V].
         Returns CausalLMOutput whose logits [B, K or T, V] (model dtype) hold,
         in row r, the prediction made from hidden row r (see prediction_rows).
         """
@@ -289,7 +291,10 @@ class CoDALanguageModel(CoDAPreTrainedModel):
             x = layer(x, cos, sin, mask, cache_kv, slots, write_cache)
         x = self.model.norm(x)
 
-        if logits_index is not None:
+        if isinstance(logits_index, tuple):
+            batch_index, row_index = logits_index
+            x = x[batch_index, row_index]
+        elif logits_index is not None:
             if logits_index.dim() == 1:
                 x = x[:, logits_index]
             else:
