@@ -33,13 +33,13 @@ from .presets import preset_config
 from .sampler import Sampler
 
 
-def random_model(preset: str, dtype: torch.dtype, seed: int = 0) -> CoDALanguageModel:
+def random_model(preset: str, dtype: torch.dtype, seed: int = 0, device: str = "cpu") -> CoDALanguageModel:
     """A model of `preset` shape with N(0, 0.02) weights, built without fp32 init on the way."""
     config = preset_config(preset)
     with torch.device("meta"):
         model = CoDALanguageModel(config)
-    model = model.to_empty(device="cpu").to(dtype)
-    gen = torch.Generator().manual_seed(seed)
+    model = model.to_empty(device=device).to(dtype)
+    gen = torch.Generator(device=device).manual_seed(seed)
     with torch.no_grad():
         for name, p in model.named_parameters():
             if name.endswith("norm.weight"):
@@ -47,6 +47,11 @@ def random_model(preset: str, dtype: torch.dtype, seed: int = 0) -> CoDALanguage
             else:
                 p.normal_(0.0, config.initializer_range, generator=gen)
     return model.eval()
+
+
+def _setting(preset: str, dtype: torch.dtype) -> dict:
+    """What a shape benchmark ran on, for its report."""
+    return {"preset": preset, "dtype": str(dtype).removeprefix("torch."), "threads": torch.get_num_threads()}
 
 
 def median_ms(fn, repeats: int, warmup: int = 1) -> float:
@@ -78,9 +83,7 @@ def bench_forward(context: int = 1024, window: int = 32, repeats: int = 5, prese
                                             logits_index=torch.arange(window)), repeats * 4)
         full_all = median_ms(lambda: model(ids), repeats)
     return {
-        "preset": preset,
-        "dtype": str(dtype).removeprefix("torch."),
-        "threads": torch.get_num_threads(),
+        **_setting(preset, dtype),
         "context_tokens": context,
         "window_tokens": window,
         "full_ms": round(full, 2),
@@ -120,16 +123,18 @@ def _timed_steps(sampler: Sampler, strategy: str, prefix, suffix, hole: int, opt
 
 
 def bench_sample_shape(prefix: int = 1024, suffix: int = 256, hole: int = 32, steps: int = 3,
-                       preset: str = "coda-v0", dtype: torch.dtype = torch.bfloat16) -> dict:
+                       preset: str = "coda-v0", dtype: torch.dtype = torch.bfloat16, device: str = "cpu") -> dict:
     """Per-step cost of the reference and fast samplers on a random model of `preset` shape."""
     from .tokenizer import BUNDLED_TOKENIZER, load_tokenizer
 
-    model = random_model(preset, dtype)
+    model = random_model(preset, dtype, device=device)
     sampler = Sampler(model, load_tokenizer(BUNDLED_TOKENIZER))
     gen = torch.Generator().manual_seed(2)
     ids = torch.randint(0, 151_000, (prefix + suffix,), generator=gen).tolist()
     ids = [i for i in ids if i != sampler.ids.mask]
     head, tail = ids[:prefix], ids[prefix:]
+    with torch.inference_mode():
+        model(torch.tensor([ids[:64]], device=device))  # warm up the kernels so the first timed forward is not a cold start
     options = _one_token_steps(hole)
     fast, fast_steps = _timed_steps(sampler, "fast", head, tail, hole, options, steps + 1)
     ref, ref_steps = _timed_steps(sampler, "reference", head, tail, hole, options, steps)
@@ -137,9 +142,7 @@ def bench_sample_shape(prefix: int = 1024, suffix: int = 256, hole: int = 32, st
     fast_step = statistics.median(fast_steps[1:])
     ref_step = statistics.median(ref_steps)
     return {
-        "preset": preset,
-        "dtype": str(dtype).removeprefix("torch."),
-        "threads": torch.get_num_threads(),
+        **_setting(preset, dtype),
         "prefix_tokens": prefix,
         "suffix_tokens": suffix,
         "hole_tokens": hole,
@@ -148,6 +151,7 @@ def bench_sample_shape(prefix: int = 1024, suffix: int = 256, hole: int = 32, st
         "ref_step_ms": round(ref_step, 2),
         "fast_step_ms": round(fast_step, 2),
         "step_speedup": round(ref_step / fast_step, 2),
+        "device": str(device),
         "ref_forwards": ref.stats.forwards,
         "fast_forwards": fast.stats.forwards,
     }

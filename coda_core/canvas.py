@@ -60,11 +60,15 @@ class Canvas:
         """[B, W]: hole slots still masked."""
         return (self.hole_ids() == self.mask_id) & self.in_hole()
 
-    def commit(self, select: torch.Tensor, tokens: torch.Tensor, logp: torch.Tensor) -> int:
-        """Write tokens [B, W] where select [B, W]; then apply end handling. Returns tokens committed."""
-        hole = self.hole_ids()
-        self.ids[:, self.hole_start:self.hole_start + self.hole_width] = torch.where(select, tokens, hole)
-        self.logp = torch.where(select, logp, self.logp)
+    def commit(self, select: torch.Tensor, tokens: torch.Tensor, logp: torch.Tensor, start: int = 0) -> int:
+        """Write tokens where select, then apply end handling. Returns how many were committed.
+
+        select, tokens, logp: [B, w] for hole columns [start, start + w).
+        """
+        a, b = self.hole_start + start, self.hole_start + start + select.shape[1]
+        self.ids[:, a:b] = torch.where(select, tokens, self.ids[:, a:b])
+        self.logp[:, start:start + select.shape[1]] = torch.where(
+            select, logp, self.logp[:, start:start + select.shape[1]])
         self.pad_after_end()
         return int(select.sum())
 

@@ -112,8 +112,12 @@ def cmd_bench_sample(args) -> None:
     if args.model:
         result = bench_sample_model(args.model, holes=args.holes, threshold=args.threshold)
     else:
-        result = bench_sample_shape(steps=args.steps, preset=args.preset, dtype=resolve_dtype(args.dtype, "cpu"),
-                                    prefix=args.prefix_tokens, suffix=args.suffix_tokens)
+        from .loading import resolve_device
+
+        device = resolve_device(args.device)
+        result = bench_sample_shape(steps=args.steps, preset=args.preset, dtype=resolve_dtype(args.dtype, device),
+                                    prefix=args.prefix_tokens, suffix=args.suffix_tokens, hole=args.hole_tokens,
+                                    device=str(device))
     print(json.dumps(result) if args.json else format_sample(result))
 
 
@@ -191,8 +195,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=3, help="without --model: steps timed per sampler")
     p.add_argument("--dtype", default="bfloat16", help="without --model: bfloat16 (default), float32 or auto")
     p.add_argument("--preset", choices=list(PRESETS), default="coda-v0", help=argparse.SUPPRESS)
-    p.add_argument("--prefix-tokens", type=int, default=1024, help=argparse.SUPPRESS)
-    p.add_argument("--suffix-tokens", type=int, default=256, help=argparse.SUPPRESS)
+    p.add_argument("--prefix-tokens", type=int, default=1024, help="without --model: prefix length")
+    p.add_argument("--suffix-tokens", type=int, default=256, help="without --model: suffix length")
+    p.add_argument("--hole-tokens", type=int, default=32, help="without --model: hole length")
+    p.add_argument("--device", default="cpu", help="without --model: cpu (default), cuda or auto")
     p.set_defaults(func=cmd_bench_sample)
     return parser
 

@@ -236,6 +236,35 @@ def _windows(start: int, end: int, size: int):
     return [(s, min(s + size, end)) for s in range(start, end, size)]
 
 
+def _refresh_or_window(model, canvas: Canvas, cache, masked: torch.Tensor, positions: torch.Tensor,
+                       refresh: bool, first: bool, prefix_cache: PrefixCache | None,
+                       stats: DecodeStats) -> torch.Tensor:
+    """Logits [N, V] for the N masked slots of the window at `positions`.
+
+    A refresh is a full forward that rewrites every slot's K/V (the first one
+    may start from a shared head in the prefix cache); otherwise only the
+    window is fed, as [s-1, e), over the cached K/V of everything else.
+    """
+    length = canvas.ids.shape[1]
+    device = canvas.ids.device
+    if refresh and first and prefix_cache is not None and (reused := prefix_cache.restore(canvas, cache)):
+        stats.reused_prefix = reused
+        fed = torch.arange(reused, length, device=device)
+        logits = _timed_forward(model, stats, "prefill", input_ids=canvas.ids[:, fed], cache=cache, slots=fed,
+                                logits_index=_masked_rows(masked, positions, first_fed=reused))
+    elif refresh:
+        logits = _timed_forward(model, stats, "prefill" if first else "full", input_ids=canvas.ids,
+                                attention_mask=canvas.attention_mask, cache=cache,
+                                logits_index=_masked_rows(masked, positions))
+    else:
+        fed = torch.arange(max(int(positions[0]) - 1, 0), int(positions[-1]) + 1, device=device)
+        return _timed_forward(model, stats, "window", input_ids=canvas.ids[:, fed], cache=cache, slots=fed,
+                              logits_index=_masked_rows(masked, positions, first_fed=int(fed[0])))
+    if first and prefix_cache is not None:
+        prefix_cache.store(canvas, cache)
+    return logits
+
+
 @torch.inference_mode()
 def denoise_fast(model: CoDALanguageModel, canvas: Canvas, opts: DecodeOptions, control: Control | None = None,
                  prefix_cache: PrefixCache | None = None) -> DecodeStats:
@@ -247,56 +276,31 @@ def denoise_fast(model: CoDALanguageModel, canvas: Canvas, opts: DecodeOptions, 
     control = control or Control()
     stats = DecodeStats()
     cache = model.new_cache(canvas.batch, canvas.ids.shape[1])
-    hole_end = canvas.hole_start + canvas.hole_width
-    first_refresh = True
-    for block_start, block_end in _windows(canvas.hole_start, hole_end, opts.block_size):
+    first = True
+    for block_start, block_end in _windows(0, canvas.hole_width, opts.block_size):
         steps_in_block = 0
         while True:
             masked = canvas.masked()
-            offset = canvas.hole_start
-            if not masked[:, block_start - offset:block_end - offset].any():
+            if not masked[:, block_start:block_end].any():
                 break
             stats.stopped = control.stop_reason()
             if stats.stopped is not None:
                 return stats
-            # the window: the first sub-block of this block that still has a mask
-            sub = opts.sub_block_size or opts.block_size
-            ws, we = next((s, e) for s, e in _windows(block_start, block_end, sub)
-                          if masked[:, s - offset:e - offset].any())
-            positions = torch.arange(ws, we, device=canvas.ids.device)
-            a, b = ws - offset, we - offset
+            # The window: the first sub-block of this block that still has a mask (hole columns [a, b)).
+            a, b = next((s, e) for s, e in _windows(block_start, block_end, opts.sub_block_size or opts.block_size)
+                        if masked[:, s:e].any())
             window_masked = masked[:, a:b]
             refresh = steps_in_block == 0 or opts.refresh == "step" or (
                 isinstance(opts.refresh, int) and steps_in_block % opts.refresh == 0)
-            reused = refresh and first_refresh and prefix_cache is not None and prefix_cache.restore(canvas, cache)
-            if reused:
-                fed = torch.arange(reused, canvas.ids.shape[1], device=canvas.ids.device)
-                logits = _timed_forward(model, stats, "prefill", input_ids=canvas.ids[:, fed], cache=cache, slots=fed,
-                                        logits_index=_masked_rows(window_masked, positions, first_fed=reused))
-                stats.reused_prefix = reused
-            elif refresh:
-                logits = _timed_forward(model, stats, "prefill" if first_refresh else "full", input_ids=canvas.ids,
-                                        attention_mask=canvas.attention_mask, cache=cache,
-                                        logits_index=_masked_rows(window_masked, positions))
-            else:
-                fed = torch.arange(max(ws - 1, 0), we, device=canvas.ids.device)
-                logits = _timed_forward(model, stats, "window", input_ids=canvas.ids[:, fed], cache=cache, slots=fed,
-                                        logits_index=_masked_rows(window_masked, positions, first_fed=int(fed[0])))
-            if refresh and first_refresh and prefix_cache is not None:
-                prefix_cache.store(canvas, cache)
-            first_refresh = first_refresh and not refresh
+            logits = _refresh_or_window(model, canvas, cache, window_masked, canvas.hole_slots[a:b], refresh, first,
+                                        prefix_cache, stats)
+            first = first and not refresh
             start = time.perf_counter()
             choice = _choose(logits, window_masked, opts, control.generator)
-            select = torch.zeros_like(masked)
-            select[:, a:b] = _select_threshold(choice, window_masked, opts)
-            tokens = torch.zeros_like(canvas.hole_ids())
-            tokens[:, a:b] = choice.tokens
-            logp = torch.full_like(canvas.logp, float("nan"))
-            logp[:, a:b] = choice.logp
-            stats.tokens += canvas.commit(select, tokens, logp)
+            select = _select_threshold(choice, window_masked, opts)
+            stats.tokens += canvas.commit(select, choice.tokens, choice.logp, start=a)
             stats.steps_ms += (time.perf_counter() - start) * 1000
             steps_in_block += 1
             _step(canvas, stats, control)
     stats.complete = not canvas.masked().any()
     return stats
-

@@ -95,6 +95,17 @@ def test_logits_index_per_row():
     assert torch.allclose(picked[1], full[1, [2, 2, 9]], atol=1e-6)
 
 
+@torch.no_grad()
+def test_logits_index_scattered_rows():
+    model = small_model(seed=16)
+    ids = random_ids(2, 16, seed=7)
+    full = model(ids).logits
+    batch, rows = torch.tensor([0, 1, 1, 0]), torch.tensor([3, 3, 0, 3])  # duplicates allowed
+    picked = model(ids, logits_index=(batch, rows)).logits
+    assert picked.shape == (4, 300)
+    assert torch.allclose(picked, full[batch, rows], atol=1e-6)
+
+
 def test_cache_shapes_and_size():
     cfg = small_config()
     cache = KVCache.empty(cfg, batch=3, slots=50)
