@@ -27,7 +27,6 @@ import time
 import torch
 
 from .decode import DecodeOptions
-from .loading import resolve_model_dir
 from .model import CoDALanguageModel
 from .presets import preset_config
 from .sampler import Sampler
@@ -186,12 +185,8 @@ def real_code_holes(count: int, tokenizer, prefix_tokens: int = 1024, suffix_tok
 def bench_sample_model(model_path: str, holes: int = 20, hole: int = 32, threshold: float = 0.9,
                        device: str = "auto", dtype: str = "auto") -> dict:
     """Reference vs fast on holes cut from real code, with a trained model."""
-    from .loading import load_model
-    from .tokenizer import load_tokenizer
-
-    model = load_model(model_path, device=device, dtype=dtype)
-    tokenizer = load_tokenizer(resolve_model_dir(model_path, weights=False))
-    sampler = Sampler(model, tokenizer)
+    sampler = Sampler.load(model_path, device=device, dtype=dtype)
+    tokenizer = sampler.tokenizer
     fast_opts = DecodeOptions(threshold=threshold, block_size=hole)
     ref_opts = DecodeOptions(steps=hole, eps=1e-3)
     rows = []

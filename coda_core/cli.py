@@ -44,9 +44,9 @@ def read_source(path: str) -> str:
 
 def split_at(text: str, line: int, col: int) -> tuple[str, str]:
     """(before, after) the 1-based line and column (in characters) of `text`."""
-    lines = text.splitlines(keepends=True) or [""]
-    if lines[-1].endswith("\n"):
-        lines.append("")  # the empty line after a final newline is a place too
+    # Lines end at "\n" only, as editors count them (str.splitlines also splits at \f, \x85, ...).
+    lines = text.split("\n")
+    lines = [line + "\n" for line in lines[:-1]] + [lines[-1]]
     if not 1 <= line <= len(lines):
         raise CodaError(f"line {line} is outside the file (1..{len(lines)})")
     body = lines[line - 1].rstrip("\r\n")
@@ -65,18 +65,14 @@ def parse_target(target: str, pattern: str, usage: str) -> tuple[str, ...]:
 
 def make_sampler(args):
     from .decode import DecodeOptions
-    from .loading import load_model, resolve_model_dir
     from .sampler import Sampler
     from .sampling import SamplingParams
-    from .tokenizer import load_tokenizer
 
     if not args.model:
         raise CodaError("no model: pass --model DIR (or set CODA_MODEL); `coda init-model` makes a small random one")
-    model = load_model(args.model, device=args.device, dtype=args.dtype)
-    tokenizer = load_tokenizer(resolve_model_dir(args.model, weights=False))
     options = DecodeOptions(alg=args.alg, threshold=args.threshold, block_size=args.block_size, steps=args.steps,
                             sampling=SamplingParams(args.temperature, args.top_p, args.top_k))
-    return Sampler(model, tokenizer, strategy=args.strategy, options=options)
+    return Sampler.load(args.model, device=args.device, dtype=args.dtype, strategy=args.strategy, options=options)
 
 
 def print_result(result, as_json: bool) -> None:
@@ -95,7 +91,8 @@ def cmd_infill(args) -> None:
 def cmd_rewrite(args) -> None:
     path, start, end = parse_target(args.target, r"(.+):(\d+)-(\d+)", "FILE:START-END")
     start, end = int(start), int(end)
-    lines = read_source(path).splitlines(keepends=True)
+    lines = read_source(path).split("\n")
+    lines = [line + "\n" for line in lines[:-1]] + ([lines[-1]] if lines[-1] else [])
     if not 1 <= start <= end <= len(lines):
         raise CodaError(f"lines {start}-{end} are not a range inside the file (1..{len(lines)})")
     sampler = make_sampler(args)
@@ -119,6 +116,12 @@ def cmd_bench_sample(args) -> None:
                                     prefix=args.prefix_tokens, suffix=args.suffix_tokens, hole=args.hole_tokens,
                                     device=str(device))
     print(json.dumps(result) if args.json else format_sample(result))
+
+
+def cmd_eval(args) -> None:
+    from coda_eval.cli import main as eval_main
+
+    eval_main(args.rest)
 
 
 def cmd_bench_forward(args) -> None:
@@ -176,6 +179,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("target", metavar="FILE:START-END")
     sampler_options(p)
     p.set_defaults(func=cmd_rewrite)
+
+    p = sub.add_parser("eval", add_help=False, help="evaluate: `coda eval TASK --model M --out DIR`, "
+                       "`coda eval check TASK --solutions F --out DIR`, `coda eval compare A B`")
+    p.add_argument("rest", nargs=argparse.REMAINDER)
+    p.set_defaults(func=cmd_eval)
 
     bench = sub.add_parser("bench", help="benchmarks that print figures").add_subparsers(
         dest="bench", required=True, metavar="BENCH")

@@ -79,6 +79,15 @@ def config_from_dict(data: dict, source: str = "config.json") -> CoDAConfig:
         config.validate()
     except (TypeError, ValueError, StrictDataclassError) as exc:
         raise ConfigError(f"{source} is not a valid CoDA/Qwen3 config: {exc}") from None
+    unsupported = []
+    if config.rope_parameters.get("rope_type", "default") != "default":
+        unsupported.append(f"rope_type {config.rope_parameters['rope_type']!r} (only plain RoPE)")
+    if config.use_sliding_window or any(t != "full_attention" for t in config.layer_types):
+        unsupported.append("sliding-window attention")
+    if config.hidden_act != "silu":
+        unsupported.append(f"hidden_act {config.hidden_act!r} (only silu)")
+    if unsupported:
+        raise ConfigError(f"{source} asks for what this runtime does not implement: {'; '.join(unsupported)}")
     if config.num_attention_heads % config.num_key_value_heads:
         raise ConfigError(f"{source}: num_attention_heads must be a multiple of num_key_value_heads")
     return config

@@ -6,9 +6,11 @@ except two things:
   schedule  reference: a fixed number of steps; step i commits the count the
             published linear schedule gives (n * (1 - s/t) for t, s on
             linspace(1, eps, steps + 1)), all the rest at the last step.
-            fast: every masked position in the window whose top-1
-            probability reaches `threshold` (always at least the most
-            confident one), optionally the Fast-dLLM factor rule.
+            fast: every masked position in the window whose chosen token's
+            probability reaches `threshold` (the top-1 probability when
+            greedy; when sampling, the drawn token's, so an unlikely draw is
+            never committed on the strength of another token), always at
+            least the most confident one; optionally the Fast-dLLM factor rule.
   cache     reference: a full forward over the canvas every step.
             fast: block-wise. At each block boundary (and as `refresh` says)
             a full forward refreshes the K/V of every slot ("DualCache":
@@ -59,6 +61,16 @@ class DecodeOptions:
             raise ValueError(f"threshold must be in (0, 1], got {self.threshold}")
         if self.block_size < 1 or (self.sub_block_size is not None and self.sub_block_size < 1):
             raise ValueError("block_size and sub_block_size must be >= 1")
+        if self.max_per_step is not None and self.max_per_step < 1:
+            raise ValueError(f"max_per_step must be >= 1, got {self.max_per_step}")
+        if self.steps is not None and self.steps < 1:
+            raise ValueError(f"steps must be >= 1, got {self.steps}")
+        if not 0 <= self.eps < 1:
+            raise ValueError(f"eps must be in [0, 1), got {self.eps}")
+        if self.alg_temp is not None and self.alg_temp < 0:
+            raise ValueError(f"alg_temp must be >= 0, got {self.alg_temp}")
+        if self.factor is not None and self.factor <= 0:
+            raise ValueError(f"factor must be > 0, got {self.factor}")
         if self.refresh not in ("block", "step") and not (isinstance(self.refresh, int) and self.refresh >= 1):
             raise ValueError(f"refresh must be 'block', 'step' or a positive step count, got {self.refresh!r}")
 
@@ -103,7 +115,7 @@ class _Choice:
 
     tokens: torch.Tensor  # [B, W]
     logp: torch.Tensor  # [B, W]
-    top1: torch.Tensor  # [B, W] top-1 probability, 0 where not masked
+    prob: torch.Tensor  # [B, W] probability of the chosen token (the top-1 when greedy), 0 where not masked
     rank: torch.Tensor  # [B, W] confidence under opts.alg, -inf where not masked
 
 
@@ -122,7 +134,7 @@ def _choose(logits: torch.Tensor, masked: torch.Tensor, opts: DecodeOptions, gen
     return _Choice(
         tokens=scatter(tokens, 0),
         logp=scatter(picked.clamp_min(1e-30).log(), float("nan")),
-        top1=scatter(probs.max(-1).values, 0.0),
+        prob=scatter(picked, 0.0),
         rank=scatter(conf.float(), float("-inf")),
     )
 
@@ -163,14 +175,14 @@ def _select_threshold(choice: _Choice, masked: torch.Tensor, opts: DecodeOptions
     has_mask = masked.any(1)
     if opts.factor is not None:
         # Fast-dLLM factor rule: the largest n with (n + 1) * (1 - p_n) < factor, p sorted descending
-        top = choice.top1.sort(dim=1, descending=True).values
+        top = choice.prob.sort(dim=1, descending=True).values
         n = torch.arange(1, top.shape[1] + 1, device=top.device)
         ok = ((n + 1) * (1 - top) < opts.factor) & (top > 0)
         count = torch.where(ok, n, 0).max(1).values
-        order = choice.top1.argsort(dim=1, descending=True).argsort(dim=1)
+        order = choice.prob.argsort(dim=1, descending=True).argsort(dim=1)
         select = masked & (order < count[:, None])
     else:
-        select = masked & (choice.top1 >= opts.threshold)
+        select = masked & (choice.prob >= opts.threshold)
     best = torch.where(masked, choice.rank, float("-inf")).argmax(1)
     select[torch.arange(masked.shape[0])[has_mask], best[has_mask]] = True
     if opts.max_per_step is not None:
@@ -256,12 +268,12 @@ def _refresh_or_window(model, canvas: Canvas, cache, masked: torch.Tensor, posit
         logits = _timed_forward(model, stats, "prefill" if first else "full", input_ids=canvas.ids,
                                 attention_mask=canvas.attention_mask, cache=cache,
                                 logits_index=_masked_rows(masked, positions))
+        if first and prefix_cache is not None:
+            prefix_cache.store(canvas, cache)  # only fresh K/V are kept for later calls
     else:
         fed = torch.arange(max(int(positions[0]) - 1, 0), int(positions[-1]) + 1, device=device)
-        return _timed_forward(model, stats, "window", input_ids=canvas.ids[:, fed], cache=cache, slots=fed,
-                              logits_index=_masked_rows(masked, positions, first_fed=int(fed[0])))
-    if first and prefix_cache is not None:
-        prefix_cache.store(canvas, cache)
+        logits = _timed_forward(model, stats, "window", input_ids=canvas.ids[:, fed], cache=cache, slots=fed,
+                                logits_index=_masked_rows(masked, positions, first_fed=int(fed[0])))
     return logits
 
 

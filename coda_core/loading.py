@@ -19,7 +19,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 
 from .config import CoDAConfig, load_config
-from .errors import CheckpointError, ModelNotFoundError, UnsafeCheckpointError
+from .errors import CheckpointError, CodaError, ModelNotFoundError, UnsafeCheckpointError
 from .model import CoDALanguageModel
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
@@ -61,7 +61,13 @@ def resolve_dtype(dtype: str | torch.dtype, device: str | torch.device) -> torch
 def resolve_device(device: str | torch.device) -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise CodaError(f"unknown device {device!r}; use cpu, cuda, cuda:N or auto") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise CodaError(f"device {device} asked for, but this torch build or machine has no CUDA")
+    return device
 
 
 def _hub_offline() -> bool:
@@ -84,7 +90,8 @@ def resolve_model_dir(name_or_path: str | os.PathLike, *, weights: bool = True) 
     if path.exists():
         raise ModelNotFoundError(f"{path} is a file; pass the model directory that holds config.json")
     name = str(name_or_path)
-    if not REPO_ID.match(name) or name.startswith("."):
+    # A name whose parent is an existing directory is a mistyped local path, not a hub id.
+    if not REPO_ID.match(name) or name.startswith(".") or path.parent.is_dir():
         raise ModelNotFoundError(f"model directory {path} does not exist")
 
     from huggingface_hub import snapshot_download

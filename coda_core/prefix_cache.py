@@ -31,15 +31,20 @@ class _Entry:
     head: torch.Tensor  # [P] token ids
     k: list[torch.Tensor]  # per layer [B, G, P, D]
     v: list[torch.Tensor]
+    uses: int = 0
 
     @property
     def nbytes(self) -> int:
-        return sum(t.numel() * t.element_size() for t in (*self.k, *self.v))
+        return KVCache(self.k, self.v).nbytes()
 
 
 class PrefixCache:
-    def __init__(self, max_bytes: int = 1 << 30, min_tokens: int = 32, enabled: bool = True, max_entries: int = 16):
+    def __init__(self, max_bytes: int = 1 << 30, min_tokens: int = 32, enabled: bool = True, max_entries: int = 16,
+                 max_uses: int = 8):
         self.max_bytes = max_bytes
+        # Only a fresh prefill is stored, and an entry serves at most `max_uses`
+        # calls, so staleness cannot pile up while the user keeps typing.
+        self.max_uses = max_uses
         self.min_tokens = min_tokens
         self.enabled = enabled
         self.max_entries = max_entries
@@ -66,7 +71,7 @@ class PrefixCache:
         head = canvas.ids[0, : canvas.hole_start]
         best, best_len = None, 0
         for key, entry in self._entries.items():
-            if key[0] != self._layout(canvas):
+            if key[0] != self._layout(canvas) or entry.uses >= self.max_uses:
                 continue
             n = min(len(entry.head), len(head))
             same = (entry.head[:n] == head[:n]).int()
@@ -89,6 +94,7 @@ class PrefixCache:
         reuse = min(common, canvas.hole_start - 1)
         if entry is None or reuse < self.min_tokens:
             return 0
+        entry.uses += 1
         for layer in range(len(cache.k)):
             cache.k[layer][:, :, :reuse] = entry.k[layer][:, :, :reuse]
             cache.v[layer][:, :, :reuse] = entry.v[layer][:, :, :reuse]
@@ -98,6 +104,7 @@ class PrefixCache:
         return reuse
 
     def store(self, canvas: Canvas, cache: KVCache) -> None:
+        """Keep the head K/V of `cache`, which a full prefill of `canvas` has just filled."""
         if not self.enabled or canvas.hole_start < self.min_tokens:
             return
         p = canvas.hole_start

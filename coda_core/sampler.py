@@ -91,6 +91,15 @@ class Sampler:
         self.max_context = max_context or model.config.max_position_embeddings
         self.ids = special_ids(model.config, tokenizer)
 
+    @classmethod
+    def load(cls, name_or_path: str, device: str = "auto", dtype: str = "auto", **kwargs) -> "Sampler":
+        """A sampler for the model and tokenizer at `name_or_path` (see coda_core.loading.load_model)."""
+        from .loading import load_model, resolve_model_dir
+        from .tokenizer import load_tokenizer
+
+        model = load_model(name_or_path, device=device, dtype=dtype)
+        return cls(model, load_tokenizer(resolve_model_dir(name_or_path, weights=False)), **kwargs)
+
     # -- public API -------------------------------------------------------
 
     def infill(self, prefix_ids: Sequence[int], suffix_ids: Sequence[int], max_new_tokens: int = 64, *,
@@ -112,6 +121,8 @@ class Sampler:
 
     def generate(self, prompt_ids: Sequence[int], max_new_tokens: int = 256, **kwargs) -> SampleResult:
         """Continue a prompt (use `chat_prompt` for instruction models); stops at eos."""
+        if max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
         return self._run(prompt_ids, [], [max_new_tokens], **kwargs)
 
     def chat_prompt(self, messages: list[dict]) -> list[int]:
@@ -134,6 +145,8 @@ class Sampler:
         options = options or self.options
         if n < 1:
             raise ValueError(f"n must be >= 1, got {n}")
+        if not sizes or any(int(size) < 1 for size in sizes):
+            raise ValueError(f"canvas sizes must be positive token counts, got {sizes}")
         head, tail = self._fit_context(self._checked(head, "prefix"), self._checked(tail, "suffix"), max(sizes))
         # Greedy rows of the same size are identical; sampled ones differ.
         copies = n if options.sampling.temperature > 0 else 1

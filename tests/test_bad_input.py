@@ -152,3 +152,38 @@ def test_tokenizer_errors(tmp_path):
         load_tokenizer(tmp_path / "missing")
     with pytest.raises(ConfigError, match="no tokenizer files"):
         load_tokenizer(tmp_path)
+
+
+def test_config_features_the_runtime_lacks_are_refused():
+    base = dict(vocab_size=10, hidden_size=8, intermediate_size=8, num_hidden_layers=1, num_attention_heads=2,
+                num_key_value_heads=2)
+    with pytest.raises(ConfigError, match="rope_type 'yarn'"):
+        config_from_dict(dict(base, model_type="qwen3", rope_theta=1e6,
+                              rope_scaling={"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 32}))
+    with pytest.raises(ConfigError, match="sliding-window"):
+        config_from_dict(dict(base, use_sliding_window=True, sliding_window=4, max_window_layers=0))
+    with pytest.raises(ConfigError, match="hidden_act 'gelu'"):
+        config_from_dict(dict(base, hidden_act="gelu"))
+
+
+def test_devices_and_mistyped_paths(tmp_path):
+    from coda_core.loading import resolve_device
+
+    with pytest.raises(CodaError, match="unknown device 'gpu'"):
+        resolve_device("gpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(CodaError, match="no CUDA"):
+            resolve_device("cuda")
+    # a missing directory under an existing parent is a local path, never a hub lookup
+    (tmp_path / "models").mkdir()
+    with pytest.raises(ModelNotFoundError, match="does not exist"):
+        load_model(tmp_path / "models" / "coda-missing")
+
+
+def test_decode_options_are_validated():
+    from coda_core.decode import DecodeOptions
+
+    for bad in (dict(max_per_step=0), dict(steps=0), dict(steps=-3), dict(eps=1.5), dict(alg_temp=-1),
+                dict(factor=0), dict(threshold=0), dict(refresh="sometimes"), dict(alg="random")):
+        with pytest.raises(ValueError):
+            DecodeOptions(**bad)

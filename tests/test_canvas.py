@@ -47,7 +47,7 @@ def test_copies_repeat_the_sizes():
 
 def choice(top1, rank=None):
     top1 = torch.tensor(top1)
-    return _Choice(tokens=torch.zeros_like(top1, dtype=torch.long), logp=top1.log(), top1=top1,
+    return _Choice(tokens=torch.zeros_like(top1, dtype=torch.long), logp=top1.log(), prob=top1,
                    rank=top1.clone() if rank is None else torch.tensor(rank))
 
 

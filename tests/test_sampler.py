@@ -159,6 +159,16 @@ def test_prefix_reuse_is_exact_for_the_same_context(bundled_tokenizer):
     assert len(cache) >= 1
 
 
+def test_prefix_reuse_serves_only_fresh_entries_a_bounded_number_of_times(bundled_tokenizer):
+    tok = bundled_tokenizer
+    cache = PrefixCache(min_tokens=8, max_uses=2)
+    sampler = make_sampler(tok, prefix_cache=cache)
+    pre, suf = tok.encode(PREFIX * 2), tok.encode(SUFFIX)
+    reused = [sampler.infill(pre + tok.encode(" x" * i), suf, 8, sizes=[8]).stats.reused_prefix for i in range(5)]
+    # fresh, reused, reused, then the entry is used up: a fresh prefill stores a new one, which serves again
+    assert reused[0] == 0 and reused[1] > 0 and reused[2] > 0 and reused[3] == 0 and reused[4] > 0
+
+
 def test_prefix_cache_is_bounded(bundled_tokenizer):
     tok = bundled_tokenizer
     cache = PrefixCache(min_tokens=8, max_entries=2)
@@ -187,6 +197,10 @@ def test_bad_ids_and_oversized_holes(bundled_tokenizer):
         sampler.infill([], [-1], 8)
     with pytest.raises(ValueError, match="only the hole may be masked"):
         sampler.infill([sampler.ids.mask], [], 8)
+    with pytest.raises(ValueError, match="canvas sizes must be positive"):
+        sampler.infill([1], [2], 8, sizes=[])
+    with pytest.raises(ValueError, match="max_new_tokens must be >= 1"):
+        sampler.generate([1], -2)
     with pytest.raises(ValueError, match="does not fit the model's context of 64"):
         sampler.infill([1], [2], 65)
     # a context that is too long is cut: prefix from the left, suffix from the right
