@@ -1,0 +1,121 @@
+"""Sandbox launcher: the process between the harness and one untrusted program.
+
+Run as `python -I -S _launch.py CONFIG_JSON` with the program on stdin. It
+never imports the project (it must start fast and trust nothing), and it does,
+in order:
+
+1. As root, enter new mount, network and PID namespaces. The network
+   namespace has no interfaces up, so the program cannot reach any network.
+   The mount namespace gets fresh tmpfs mounts over every world-writable
+   directory (/tmp, /var/tmp, /run/lock, /dev/shm); one of them is the
+   program's working directory and HOME, and all of them vanish with it.
+   The Python installation is bind-mounted into that /tmp, so the program
+   runs the harness's interpreter without its virtual env's packages.
+   The PID namespace hides every process outside it.
+   Not root: namespaces are skipped, and socket creation is blocked inside
+   the program instead (see PRELUDE); the report says which level applied.
+2. Set resource limits: CPU seconds, address space, file size, open files
+   and, for the unprivileged user the program runs as, processes.
+3. Fork: the child becomes PID 1 of the new namespace. It drops to the
+   `nobody` user (as root) and execs Python on the program. The launcher
+   waits and exits with the child's status (128 + signal if it was killed,
+   124 if it used up its CPU seconds).
+"""
+
+import ctypes
+import json
+import os
+import resource
+import signal
+import sys
+
+CLONE_NEWNS, CLONE_NEWPID, CLONE_NEWNET = 0x00020000, 0x20000000, 0x40000000
+MS_BIND, MS_REC, MS_PRIVATE = 0x1000, 0x4000, 0x40000
+PR_SET_PDEATHSIG = 1
+WORLD_WRITABLE = ("/tmp", "/var/tmp", "/run/lock", "/dev/shm")
+NOBODY = 65534
+CPU_EXHAUSTED = 124  # exit status for "ran out of CPU seconds"
+
+# Prepended to the program when namespaces are not available: no sockets.
+PRELUDE = """\
+def _coda_no_network():
+    import socket, _socket
+    def refuse(*args, **kwargs):
+        raise PermissionError("network access is disabled in the coda eval sandbox")
+    for module in (socket, _socket):
+        module.socket = refuse
+        module.create_connection = refuse
+        module.socketpair = refuse
+_coda_no_network()
+del _coda_no_network
+"""
+
+
+def main() -> int:
+    config = json.loads(sys.argv[1])
+    program = sys.stdin.buffer.read()
+    libc = ctypes.CDLL(None, use_errno=True)
+    isolated = os.geteuid() == 0 and libc.unshare(CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWPID) == 0
+
+    if isolated:
+        libc.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None)
+        for path in WORLD_WRITABLE:
+            if os.path.isdir(path):
+                options = f"size={config['file_mb'] * 4}m,mode=1777".encode()
+                libc.mount(b"tmpfs", path.encode(), b"tmpfs", 0, options)
+        # The interpreter may live where `nobody` cannot reach (a pyenv under /root):
+        # bind its installation into the sandbox's own /tmp.
+        python_root = "/tmp/python"
+        os.makedirs(python_root)
+        if libc.mount(config["python_home"].encode(), python_root.encode(), None, MS_BIND | MS_REC, None) != 0:
+            raise OSError(ctypes.get_errno(), "cannot bind the Python installation into the sandbox")
+        python = os.path.join(python_root, config["python_rel"])
+        workdir = "/tmp/work"
+    else:
+        python = os.path.join(config["python_home"], config["python_rel"])
+        workdir = config["workdir"]
+        program = PRELUDE.encode() + program
+    os.makedirs(workdir, exist_ok=True)
+    with open(os.path.join(workdir, "program.py"), "wb") as f:
+        f.write(program)
+
+    pid = os.fork()
+    if pid == 0:
+        try:
+            libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+            os.chdir(workdir)
+            # CPU: SIGXCPU at the soft limit (reported as a timeout), SIGKILL a second later.
+            resource.setrlimit(resource.RLIMIT_CPU, (config["cpu_s"], config["cpu_s"] + 1))
+            limits = [
+                (resource.RLIMIT_AS, config["memory_mb"] << 20),
+                (resource.RLIMIT_FSIZE, config["file_mb"] << 20),
+                (resource.RLIMIT_NOFILE, 256),
+                (resource.RLIMIT_CORE, 0),
+            ]
+            if isolated:
+                os.chown(workdir, NOBODY, NOBODY)
+                os.chown(os.path.join(workdir, "program.py"), NOBODY, NOBODY)
+                # RLIMIT_NPROC counts the user's processes and binds only a non-root user.
+                limits.append((resource.RLIMIT_NPROC, config["nproc"]))
+            for which, value in limits:
+                resource.setrlimit(which, (value, value))
+            if isolated:
+                os.setgroups([])
+                os.setgid(NOBODY)
+                os.setuid(NOBODY)
+            env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": workdir, "TMPDIR": workdir,
+                   "LANG": "C.UTF-8", "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1"}
+            os.execve(python, [python, "-I", "program.py"], env)
+        finally:
+            os._exit(127)
+    _, status, usage = os.wait4(pid, 0)
+    if os.WIFSIGNALED(status):
+        # PID 1 of a namespace ignores SIGXCPU, so the CPU limit shows as SIGKILL at the hard limit.
+        if usage.ru_utime + usage.ru_stime >= config["cpu_s"]:
+            return CPU_EXHAUSTED
+        return 128 + os.WTERMSIG(status)
+    return os.WEXITSTATUS(status)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,71 @@
+"""Generate completions with a CoDA model: presets, prompting, post-processing."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from tqdm import tqdm
+
+from coda_core.decode import DecodeOptions
+from coda_core.sampling import SamplingParams
+
+from .tasks import Problem
+
+# Stop a base model's completion where a new top-level statement starts (as HumanEval does).
+STOP_SEQUENCES = ("\ndef ", "\nclass ", "\nif __name__", "\nprint(", "\n#", "\nassert ")
+
+
+@dataclass(frozen=True)
+class Preset:
+    strategy: str
+    max_new_tokens: int
+    options: DecodeOptions = field(default_factory=DecodeOptions)
+
+
+PRESETS = {
+    # The published CoDA evaluation settings: 768 new tokens over 768 steps, entropy order, T 0.1, top-p 0.9.
+    "published": Preset("reference", 768, DecodeOptions(alg="entropy", steps=768,
+                                                        sampling=SamplingParams(temperature=0.1, top_p=0.9))),
+    # Ours: the fast sampler at tau 0.9 in blocks of 32, greedy.
+    "fast": Preset("fast", 256, DecodeOptions(threshold=0.9, block_size=32)),
+    # Ours, more parallel: a lower threshold and the factor rule.
+    "fast-parallel": Preset("fast", 256, DecodeOptions(threshold=0.7, factor=1.0, block_size=32)),
+}
+
+
+def truncate_completion(text: str) -> str:
+    cut = min((i for i in (text.find(s) for s in STOP_SEQUENCES) if i >= 0), default=len(text))
+    return text[:cut]
+
+
+def extract_code(answer: str) -> str:
+    """The first fenced code block of a chat answer, else the whole answer."""
+    match = re.search(r"```(?:python|py)?[^\n]*\n(.*?)```", answer, re.DOTALL)
+    return match.group(1) if match else answer
+
+
+def generate(problems: list[Problem], sampler, *, max_new_tokens: int, samples: int = 1, chat: bool = False,
+             seed: int = 0) -> list[dict]:
+    """One row per (problem, sample) with the completion and its decoding stats."""
+    tok = sampler.tokenizer
+    rows = []
+    for problem in tqdm(problems, desc="generating", unit="problem", disable=None):
+        for sample in range(samples):
+            full = False
+            if problem.infill:
+                result = sampler.infill(tok.encode(problem.prefix), tok.encode(problem.suffix), max_new_tokens,
+                                        seed=seed + sample)
+                completion = result.text
+            elif chat:
+                prompt = sampler.chat_prompt([{"role": "user", "content": "Complete the following Python code. "
+                                               "Answer with the whole program in one ```python block.\n\n"
+                                               f"```python\n{problem.prefix}```"}])
+                result = sampler.generate(prompt, max_new_tokens, seed=seed + sample)
+                completion, full = extract_code(result.text), True
+            else:
+                result = sampler.generate(tok.encode(problem.prefix), max_new_tokens, seed=seed + sample)
+                completion = truncate_completion(result.text)
+            rows.append(dict(task_id=problem.task_id, sample=sample, completion=completion, full_program=full,
+                             forwards=result.stats.forwards, tokens=result.stats.tokens, ms=round(result.ms, 2)))
+    return rows

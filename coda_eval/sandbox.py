@@ -1,0 +1,119 @@
+"""Run untrusted programs, each in its own sandboxed process, and say how each ended.
+
+Every program gets: a fresh working directory that is also its HOME, a
+scrubbed environment, limits on CPU seconds, address space, file size, open
+files and processes, a wall-clock timeout, and no network. How that is
+enforced is in `_launch.py`: as root, kernel namespaces (network, mount, PID)
+and an unprivileged user; otherwise rlimits plus blocked socket creation,
+which `Outcome.isolation` reports as "rlimits".
+
+Whatever a program does, `run_program` returns an `Outcome` with a reason:
+passed, assertion, exception: NAME, syntax error, timeout, memory, crash.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+LAUNCHER = Path(__file__).with_name("_launch.py")
+
+
+@dataclass(frozen=True)
+class Limits:
+    cpu_s: int = 10
+    wall_s: float = 20.0
+    memory_mb: int = 2048
+    file_mb: int = 16
+    nproc: int = 32
+
+
+@dataclass
+class Outcome:
+    passed: bool
+    reason: str
+    seconds: float
+    isolation: str  # "namespaces" or "rlimits"
+    stderr_tail: str = ""
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def isolation_level() -> str:
+    return "namespaces" if os.geteuid() == 0 else "rlimits"
+
+
+def _reason(returncode: int, stderr: str, timed_out: bool) -> str:
+    if timed_out:
+        return "timeout"
+    if returncode == 0:
+        return "passed"
+    if returncode in (124, 128 + signal.SIGXCPU):  # 124: CPU seconds used up (see _launch.py)
+        return "timeout"
+    last = stderr.strip().splitlines()[-1] if stderr.strip() else ""
+    name = last.split(":", 1)[0].strip()
+    if name == "MemoryError":
+        return "memory"
+    if name == "AssertionError":
+        return "assertion"
+    if name in ("SyntaxError", "IndentationError", "TabError"):
+        return "syntax error"
+    if returncode > 128:
+        return f"crash: signal {returncode - 128}"
+    if name.isidentifier():
+        return f"exception: {name}"
+    return f"exit status {returncode}"
+
+
+def run_program(code: str, limits: Limits = Limits()) -> Outcome:
+    """Run `code` as a Python program in the sandbox; never raises for anything the program does."""
+    start = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="coda-sandbox-") as workdir:
+        config = dict(asdict(limits), workdir=workdir, python_home=sys.base_prefix,
+                      python_rel=os.path.relpath(os.path.realpath(sys.executable), sys.base_prefix))
+        process = subprocess.Popen(
+            [sys.executable, "-I", "-S", str(LAUNCHER), json.dumps(config)],
+            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            cwd=workdir, env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8"},
+            start_new_session=True)
+        timed_out = False
+        try:
+            _, err = process.communicate(code.encode("utf-8"), timeout=limits.wall_s)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+            _kill_group(process)
+            _, err = process.communicate()
+        finally:
+            _kill_group(process)  # nothing of the program outlives its run
+    stderr = err.decode("utf-8", "replace")[-2000:]
+    reason = _reason(process.returncode, stderr, timed_out)
+    return Outcome(reason == "passed", reason, round(time.monotonic() - start, 3), isolation_level(), stderr[-500:])
+
+
+def _kill_group(process: subprocess.Popen) -> None:
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def run_many(programs: list[str], limits: Limits = Limits(), workers: int | None = None, progress=None) -> list[Outcome]:
+    """Run programs in parallel (each in its own sandbox); results in input order."""
+    workers = workers or max(1, min(8, (os.cpu_count() or 2)))
+    with ThreadPoolExecutor(workers) as pool:
+        futures = [pool.submit(run_program, code, limits) for code in programs]
+        results = []
+        for future in futures:
+            results.append(future.result())
+            if progress is not None:
+                progress()
+    return results

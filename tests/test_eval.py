@@ -1,0 +1,208 @@
+"""`coda eval`: tasks, the sandbox, pass@k, check / run / compare."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from coda_eval.metrics import bootstrap_ci, pass_at_k
+from coda_eval.sandbox import Limits, run_many, run_program
+from coda_eval.tasks import infill_holes, load_task
+
+CODA = Path(sys.executable).with_name("coda")
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def coda(*args, env=None):
+    return subprocess.run([str(CODA), *map(str, args)], capture_output=True, text=True, stdin=subprocess.DEVNULL,
+                          env={**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})}, timeout=1500)
+
+
+def canonical_solutions(task, path, data=None, wrong=None):
+    with open(path, "w") as f:
+        for p in load_task(task, data):
+            completion = wrong if wrong is not None else p.reference
+            f.write(json.dumps({"task_id": p.task_id, "completion": completion}) + "\n")
+    return path
+
+
+@pytest.mark.parametrize("task, count", [
+    ("humaneval", 164),
+    ("humaneval-infill-single", 1033),
+    ("humaneval-infill-multi", 4782),
+    ("humaneval-infill-random", 1640),
+])
+def test_canonical_solutions_score_100_percent(task, count, tmp_path):
+    solutions = canonical_solutions(task, tmp_path / "solutions.jsonl")
+    result = coda("eval", "check", task, "--solutions", solutions, "--out", tmp_path / "out", "--json")
+    assert result.returncode == 0, result.stderr[-2000:]
+    summary = json.loads(result.stdout)
+    assert summary["task"] == task and summary["n"] == count and summary["pass@1"] == 1.0, summary
+    if task != "humaneval":
+        assert summary["exact_match"] == 1.0
+    written = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert written["pass@1"] == 1.0 and (tmp_path / "out" / "summary.md").is_file()
+    rows = [json.loads(line) for line in (tmp_path / "out" / "samples.jsonl").read_text().splitlines()]
+    assert len(rows) == count and all(r["passed"] and r["reason"] == "passed" for r in rows)
+
+
+def test_a_wrong_solution_fails(tmp_path):
+    solutions = canonical_solutions("humaneval", tmp_path / "wrong.jsonl", wrong="    return None\n")
+    result = coda("eval", "check", "humaneval", "--solutions", solutions, "--out", tmp_path / "out", "--json",
+                  "--limit", "5")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["pass@1"] == 0.0 and summary["n"] == 5
+    assert set(summary["reasons"]) <= {"assertion", "exception: TypeError", "exception: AttributeError"}
+
+
+@pytest.mark.parametrize("task, data", [
+    ("mbpp", "mbpp.jsonl"), ("humaneval-plus", "humaneval_plus.jsonl"), ("mbpp-plus", "mbpp_plus.jsonl")])
+def test_local_data_tasks(task, data, tmp_path):
+    data = FIXTURES / data
+    good = canonical_solutions(task, tmp_path / "good.jsonl", data)
+    result = coda("eval", "check", task, "--data", data, "--solutions", good, "--out", tmp_path / "good", "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["pass@1"] == 1.0
+    problems = load_task(task, data)
+    wrong = problems[0].reference.replace("return ", "return 1 + ", 1) if task != "mbpp" else "def f(): pass\n"
+    with open(tmp_path / "bad.jsonl", "w") as f:
+        f.write(json.dumps({"task_id": problems[0].task_id, "completion": wrong}) + "\n")
+    result = coda("eval", "check", task, "--data", data, "--solutions", tmp_path / "bad.jsonl", "--out",
+                  tmp_path / "bad", "--json")
+    assert json.loads(result.stdout)["pass@1"] == 0.0
+
+
+def test_offline_without_data_says_how_to_get_it(tmp_path):
+    result = coda("eval", "check", "mbpp", "--solutions", tmp_path / "x.jsonl", "--out", tmp_path / "o",
+                  env={"CODA_CACHE": str(tmp_path / "cache"), "CODA_OFFLINE": "1"})
+    assert result.returncode == 2 and "not available offline" in result.stderr and "--data" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_bad_solutions_file(tmp_path):
+    (tmp_path / "s.jsonl").write_text('{"task_id": "HumanEval/0"}\n')
+    result = coda("eval", "check", "humaneval", "--solutions", tmp_path / "s.jsonl", "--out", tmp_path / "o")
+    assert result.returncode == 2 and "expected" in result.stderr
+    (tmp_path / "s.jsonl").write_text('{"task_id": "Nope/1", "completion": ""}\n')
+    result = coda("eval", "check", "humaneval", "--solutions", tmp_path / "s.jsonl", "--out", tmp_path / "o")
+    assert result.returncode == 2 and "unknown task_id 'Nope/1'" in result.stderr
+
+
+def test_infill_construction_is_deterministic():
+    solution = "    x = 1\n\n    y = 2\n    return x + y\n"
+    assert infill_holes(solution, "single", "k") == [(0, 10), (11, 21), (21, 38)]
+    assert infill_holes(solution, "multi", "k") == [(0, 21), (0, 38), (11, 38)]
+    first = infill_holes(solution, "random", "k", seed=0)
+    assert first == infill_holes(solution, "random", "k", seed=0)
+    assert first != infill_holes(solution, "random", "k", seed=1)
+    assert len(first) == 10 and len(set(first)) == 10 and all(0 <= a < b <= len(solution) for a, b in first)
+    problems = load_task("humaneval-infill-random")
+    again = load_task("humaneval-infill-random")
+    assert [(p.task_id, p.reference) for p in problems] == [(p.task_id, p.reference) for p in again]
+
+
+def test_pass_at_k_against_hand_computed_values():
+    assert pass_at_k(5, 2, 1) == pytest.approx(0.4)
+    assert pass_at_k(5, 2, 2) == pytest.approx(1 - 3 / 10)  # 1 - C(3,2)/C(5,2)
+    assert pass_at_k(10, 0, 5) == 0.0
+    assert pass_at_k(10, 10, 1) == 1.0
+    assert pass_at_k(4, 1, 4) == 1.0  # n - c < k
+    with pytest.raises(ValueError):
+        pass_at_k(3, 1, 5)
+    low, high = bootstrap_ci([0.0, 1.0] * 50)
+    assert 0.35 < low < 0.5 < high < 0.65
+
+
+# -- the sandbox: whatever a program does, the harness goes on -------------------
+
+LIMITS = Limits(cpu_s=2, wall_s=6, memory_mb=512, nproc=16)
+
+
+def test_sandbox_contains_hostile_programs(tmp_path):
+    outside = tmp_path / "outside.txt"
+    repo_marker = Path(__file__).parent / "written_by_sandbox.txt"
+    programs = {
+        "infinite loop": "while True:\n    pass\n",
+        "sleep": "import time\ntime.sleep(60)\n",
+        "fork bomb": "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass\n",
+        "10 GB": "x = bytearray(10 * 1024 ** 3)\n",
+        "write outside": f"open({str(outside)!r}, 'w').write('x')\nopen({str(repo_marker)!r}, 'w').write('x')\n",
+        "socket": "import socket\nsocket.create_connection(('127.0.0.1', 9), timeout=2)\n",
+        "kill parent": "import os, signal\nos.kill(os.getppid(), signal.SIGKILL)\nos.kill(-1, signal.SIGKILL)\n"
+                       "raise SystemExit(3)\n",
+    }
+    outcomes = dict(zip(programs, run_many(list(programs.values()), LIMITS, workers=2)))
+    assert outcomes["infinite loop"].reason == "timeout"
+    assert outcomes["sleep"].reason == "timeout"
+    assert outcomes["fork bomb"].reason == "timeout"
+    assert outcomes["10 GB"].reason == "memory"
+    assert not outcomes["write outside"].passed
+    assert not outcomes["socket"].passed and outcomes["socket"].reason.startswith("exception")
+    assert not outcomes["kill parent"].passed
+    assert not outcomes["kill parent"].reason == "passed"
+    assert not outside.exists() and not repo_marker.exists()
+    # the harness is alive and the sandbox still works after all that
+    assert run_program("assert 2 + 2 == 4\n", LIMITS).passed
+
+
+def test_sandbox_environment_is_fresh_and_scrubbed():
+    outcome = run_program(
+        "import os, sys\n"
+        "assert os.environ['HOME'] == os.getcwd()\n"
+        "assert set(os.environ) <= {'PATH', 'HOME', 'TMPDIR', 'LANG', 'PYTHONHASHSEED', 'PYTHONDONTWRITEBYTECODE'}\n"
+        "assert os.listdir('.') == ['program.py']\n"
+        "open('scratch.txt', 'w').write('ok')\n"
+        "try:\n    import torch\nexcept ImportError:\n    pass\nelse:\n    raise SystemExit('the venv leaked in')\n",
+        LIMITS)
+    assert outcome.passed, outcome.stderr_tail
+
+
+def test_reasons():
+    assert run_program("assert 1 == 2\n", LIMITS).reason == "assertion"
+    assert run_program("raise KeyError(1)\n", LIMITS).reason == "exception: KeyError"
+    assert run_program("def f(:\n", LIMITS).reason == "syntax error"
+    assert run_program("pass\n", LIMITS).reason == "passed"
+
+
+# -- with a model: generate, execute, score; then compare two runs -----------------
+
+def test_eval_run_and_compare(tiny_model_dir, tmp_path):
+    runs = []
+    for task in ("humaneval", "humaneval-infill-single"):
+        out = tmp_path / task
+        result = coda("eval", task, "--model", tiny_model_dir, "--limit", "2", "--max-new-tokens", "8",
+                      "--out", out, "--json")
+        assert result.returncode == 0, result.stderr[-2000:]
+        summary = json.loads(result.stdout)
+        assert summary["task"] == task and summary["n"] == 2 and 0 <= summary["pass@1"] <= 1
+        assert ("exact_match" in summary) == (task != "humaneval")
+        rows = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
+        assert len(rows) == 2
+        assert {"task_id", "completion", "passed", "reason", "forwards", "tokens", "ms"} <= rows[0].keys()
+        runs.append(out / "samples.jsonl")
+    result = coda("eval", "compare", runs[0], runs[0], "--json")
+    assert result.returncode == 0, result.stderr
+    compared = json.loads(result.stdout)
+    assert compared["problems"] == 2 and compared["delta_pass@1"] == 0.0
+    assert {"pass@1", "pass@1_ci95", "ms_median", "tokens_per_forward"} <= compared["a"].keys()
+    text = coda("eval", "compare", runs[0], runs[0])
+    assert text.returncode == 0 and "paired bootstrap" in text.stdout
+    disjoint = coda("eval", "compare", runs[0], runs[1])
+    assert disjoint.returncode == 2 and "no task_id in common" in disjoint.stderr
+
+
+def test_completion_post_processing():
+    from coda_eval.run import extract_code, truncate_completion
+    from coda_eval.scoring import normalized
+
+    assert truncate_completion("    return x\n\ndef other():\n    pass\n") == "    return x\n"
+    assert truncate_completion("    return x\n\nprint(f(1))\n") == "    return x\n"
+    assert truncate_completion("    return x\n") == "    return x\n"
+    answer = "Here you go:\n```python\ndef f(x):\n    return x\n```\nDone."
+    assert extract_code(answer) == "def f(x):\n    return x\n"
+    assert extract_code("def f(): pass") == "def f(): pass"
+    assert normalized("\n  a = 1   \n\n") == "  a = 1"
