@@ -206,3 +206,11 @@ def test_completion_post_processing():
     assert extract_code(answer) == "def f(x):\n    return x\n"
     assert extract_code("def f(): pass") == "def f(): pass"
     assert normalized("\n  a = 1   \n\n") == "  a = 1"
+
+
+def test_fallback_without_namespaces_blocks_sockets_and_limits_cpu():
+    weak = Limits(cpu_s=1, wall_s=6, memory_mb=512, namespaces=False)
+    socket = run_program("import socket\nsocket.socket()\n", weak)
+    assert socket.isolation == "rlimits" and socket.reason == "exception: PermissionError"
+    assert run_program("while True:\n    pass\n", weak).reason == "timeout"
+    assert run_program("x = bytearray(10 * 1024 ** 3)\n", weak).reason == "memory"
