@@ -1,1 +1,1 @@
-"""The coda-lsp language server (not built yet: see README.md)."""
+"""coda-lsp: the language server serving CoDA completions to editors."""

@@ -1,0 +1,202 @@
+"""The completion engine behind the server: one model worker, latest request wins.
+
+Editor concepts stop here; below is `coda_core.sampler`. Per document only the
+newest request matters: starting one tells the older one to stop (its
+denoising loop checks between steps) and the older one is answered with an
+empty result. A `$/cancelRequest` stops a request the same way.
+
+A small cache keyed by the text around the cursor serves repeats, and
+typed-ahead: when the user types the first characters of a completion just
+shown, the rest is served without a model call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import threading
+from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from .holes import choose_hole, parser_for
+from .postprocess import clean
+
+
+@dataclass
+class Settings:
+    model: str | None = None
+    device: str = "auto"
+    dtype: str = "auto"
+    max_new_tokens: int = 64
+    threshold: float = 0.9
+    block_size: int = 32
+    context_before: int = 1536  # tokens of prefix
+    context_after: int = 512  # tokens of suffix
+    candidates: int = 3
+    languages: list[str] | None = None  # None: every language
+    complete_in_comments: bool = False
+
+    def update(self, options: dict | None) -> None:
+        for key, value in (options or {}).items():
+            # accept snake_case, kebab-case and the camelCase editors send
+            name = re.sub(r"(?<!^)(?=[A-Z])", "_", key).replace("-", "_").lower()
+            if hasattr(self, name) and value is not None:
+                setattr(self, name, value)
+
+
+@dataclass(frozen=True)
+class Completion:
+    text: str
+    line: int
+    start: int  # character columns on `line`
+    end: int
+
+
+def context_window(tokenizer, before: str, after: str, budget_before: int, budget_after: int):
+    """Prefix and suffix token ids within the budgets, cut on line boundaries."""
+    def fit(text: str, budget: int, from_end: bool) -> list[int]:
+        ids = tokenizer.encode(text)
+        while len(ids) > budget and "\n" in text:
+            excess = max(1, (len(ids) - budget) * len(text) // max(len(ids), 1))
+            if from_end:  # keep the end of the prefix: drop whole lines from its start
+                cut = text.find("\n", excess)
+                text = text[cut + 1:] if cut >= 0 else ""
+            else:  # keep the start of the suffix: drop whole lines from its end
+                cut = text.rfind("\n", 0, len(text) - excess)
+                text = text[:cut + 1] if cut > 0 else ""
+            ids = tokenizer.encode(text)
+        return ids[-budget:] if from_end else ids[:budget]
+
+    return fit(before, budget_before, True), fit(after, budget_after, False)
+
+
+class Engine:
+    def __init__(self, settings: Settings | None = None):
+        self.settings = settings or Settings()
+        self.sampler = None
+        self.error: str | None = None
+        self._worker = ThreadPoolExecutor(1, thread_name_prefix="coda-model")
+        self._latest: dict[str, int] = {}
+        self._counter = 0
+        self._lock = threading.Lock()
+        self._shown: OrderedDict[tuple, list[str]] = OrderedDict()  # context -> completions shown
+
+    # -- model -------------------------------------------------------------
+
+    def load(self) -> str | None:
+        """Load the configured model; returns an error message instead of raising."""
+        from coda_core.decode import DecodeOptions
+        from coda_core.errors import CodaError
+        from coda_core.sampler import Sampler
+
+        s = self.settings
+        if not s.model:
+            self.error = "no model configured: set `model` in the server's initializationOptions or pass --model"
+            return self.error
+        try:
+            self.sampler = Sampler.load(s.model, device=s.device, dtype=s.dtype,
+                                        options=DecodeOptions(threshold=s.threshold, block_size=s.block_size))
+            self.error = None
+        except (CodaError, ValueError, OSError, RuntimeError) as exc:
+            self.sampler, self.error = None, f"coda-lsp could not load the model {s.model}: {exc}"
+        return self.error
+
+    # -- requests ----------------------------------------------------------
+
+    def _supersede(self, uri: str) -> int:
+        with self._lock:
+            self._counter += 1
+            self._latest[uri] = self._counter
+            return self._counter
+
+    def is_current(self, uri: str, token: int) -> bool:
+        return self._latest.get(uri) == token
+
+    def enabled_for(self, language_id: str) -> bool:
+        return self.settings.languages is None or language_id in self.settings.languages
+
+    async def complete(self, uri: str, text: str, line: int, col: int, language_id: str) -> list[Completion]:
+        """Completions for the cursor at (line, col) (0-based, characters). Empty when superseded."""
+        token = self._supersede(uri)
+        if self.sampler is None or not self.enabled_for(language_id):
+            return []
+        hole = choose_hole(text, line, col, language_id, in_comments=self.settings.complete_in_comments)
+        if hole.kind == "none":
+            return []
+        lines = text.split("\n")
+        offset = sum(len(l) + 1 for l in lines[:line]) + col
+        before, after = text[:offset], text[offset:]
+        current_after = lines[line][col:]
+        replacing = hole.replace_end > col
+
+        typed = self._typed_ahead(before, after, hole.kind)
+        if typed is not None:
+            texts = typed
+        else:
+            cancelled = threading.Event()
+            stop = lambda: cancelled.is_set() or not self.is_current(uri, token)
+            loop = asyncio.get_running_loop()
+            try:
+                result = await loop.run_in_executor(self._worker, self._fill, before, after, hole.kind, stop)
+            except asyncio.CancelledError:
+                cancelled.set()
+                raise
+            if result is None or not self.is_current(uri, token):
+                return []
+            texts = [clean(c.text, hole.kind, hole.indent, current_after, replacing) for c in result.candidates]
+            texts = [t for t in dict.fromkeys(texts) if t]
+            texts = self._rank_by_syntax(texts, before, after[hole.replace_end - col:], language_id)
+            self._remember(before, after, hole.kind, texts)
+        end = hole.replace_end
+        return [Completion(t, line, col, end) for t in texts[: self.settings.candidates]]
+
+    def _fill(self, before: str, after: str, kind: str, stop):
+        s = self.settings
+        if stop():
+            return None
+        tok = self.sampler.tokenizer
+        prefix, suffix = context_window(tok, before, after, s.context_before, s.context_after)
+        budget = s.max_new_tokens if kind == "block" else min(s.max_new_tokens, 32)
+        result = self.sampler.infill(prefix, suffix, budget, n=s.candidates, should_stop=stop)
+        return None if result.stats.stopped else result
+
+    # -- caches --------------------------------------------------------------
+
+    def _remember(self, before: str, after: str, kind: str, texts: list[str]) -> None:
+        key = (before[-2000:], after[:500], kind)
+        self._shown[key] = texts
+        self._shown.move_to_end(key)
+        while len(self._shown) > 64:  # bounded: memory stays flat however long the session runs
+            self._shown.popitem(last=False)
+
+    def _typed_ahead(self, before: str, after: str, kind: str) -> list[str] | None:
+        """The rest of completions shown at an earlier cursor, if the user typed their start since."""
+        for (tail, old_after, old_kind), texts in reversed(self._shown.items()):
+            if old_after != after[:500] or old_kind != kind:
+                continue
+            for k in range(min(200, len(before)) + 1):
+                if before[: len(before) - k].endswith(tail):
+                    typed = before[len(before) - k:]
+                    rest = [t[k:] for t in texts if t.startswith(typed) and len(t) > k]
+                    if rest:
+                        return rest
+                    break
+        return None
+
+    @staticmethod
+    def _rank_by_syntax(texts: list[str], before: str, rest: str, language_id: str) -> list[str]:
+        """Candidates that would add tree-sitter ERROR nodes go below those that parse."""
+        parser = parser_for(language_id)
+        if parser is None or len(texts) < 2:
+            return texts
+        if parser.parse((before + rest).encode("utf-8")).root_node.has_error:
+            return texts  # the file has errors already: nothing to tell candidates apart by
+
+        def adds_errors(text: str) -> bool:
+            return parser.parse((before + text + rest).encode("utf-8")).root_node.has_error
+
+        return sorted(texts, key=adds_errors)
+
+    def shutdown(self) -> None:
+        self._worker.shutdown(wait=False, cancel_futures=True)

@@ -1,0 +1,135 @@
+"""`coda-lsp`: the language server. Each handler converts LSP params to an engine call and back.
+
+Served today: inline completions (`textDocument/inlineCompletion`) and
+completion items (`textDocument/completion`), both from diffusion
+fill-in-the-middle at the cursor. Position encoding is negotiated by pygls
+(utf-16 unless the client prefers another it supports); document sync is
+incremental.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+import threading
+
+from lsprotocol import types as T
+from pygls.lsp.server import LanguageServer
+
+from coda_core import __version__
+
+from .engine import Engine, Settings
+
+MAX_DOCUMENT_BYTES = 5 * 1024 * 1024
+
+
+class CodaServer(LanguageServer):
+    def __init__(self, settings: Settings | None = None):
+        super().__init__("coda-lsp", __version__)
+        self.engine = Engine(settings)
+
+
+server = CodaServer()
+
+
+def _document(ls: CodaServer, uri: str):
+    """The open document, or None for unknown URIs and documents too large to complete in."""
+    doc = ls.workspace.text_documents.get(uri)
+    if doc is None or len(doc.source) >= MAX_DOCUMENT_BYTES:
+        return None
+    return doc
+
+
+async def _complete(ls: CodaServer, uri: str, position: T.Position):
+    doc = _document(ls, uri)
+    if doc is None:
+        return None, []
+    lines = doc.lines
+    if position.line > len(lines) or position.line < 0 or position.character < 0:
+        return doc, []
+    pos = doc.position_from_client_units(position)
+    return doc, await ls.engine.complete(uri, doc.source, pos.line, pos.character, doc.language_id or "")
+
+
+def _client_range(doc, completion) -> T.Range:
+    return doc.range_to_client_units(T.Range(T.Position(completion.line, completion.start),
+                                             T.Position(completion.line, completion.end)))
+
+
+@server.feature(T.INITIALIZE)
+def on_initialize(ls: CodaServer, params: T.InitializeParams) -> None:
+    if isinstance(params.initialization_options, dict):
+        ls.engine.settings.update(params.initialization_options)
+
+
+@server.feature(T.INITIALIZED)
+def on_initialized(ls: CodaServer, params: T.InitializedParams) -> None:
+    def load():
+        error = ls.engine.load()
+        if error:
+            ls.window_show_message(T.ShowMessageParams(T.MessageType.Error, error))
+    threading.Thread(target=load, name="coda-load", daemon=True).start()
+
+
+@server.feature(T.WORKSPACE_DID_CHANGE_CONFIGURATION)
+def on_configuration(ls: CodaServer, params: T.DidChangeConfigurationParams) -> None:
+    settings = params.settings.get("coda", params.settings) if isinstance(params.settings, dict) else None
+    if not isinstance(settings, dict):
+        return
+    old_model = (ls.engine.settings.model, ls.engine.settings.device, ls.engine.settings.dtype)
+    ls.engine.settings.update(settings)
+    new_model = (ls.engine.settings.model, ls.engine.settings.device, ls.engine.settings.dtype)
+    if new_model != old_model or ls.engine.sampler is None:
+        on_initialized(ls, T.InitializedParams())
+
+
+@server.feature(T.TEXT_DOCUMENT_INLINE_COMPLETION, T.InlineCompletionOptions())
+async def inline_completion(ls: CodaServer, params: T.InlineCompletionParams) -> T.InlineCompletionList | None:
+    doc, completions = await _complete(ls, params.text_document.uri, params.position)
+    return T.InlineCompletionList(items=[T.InlineCompletionItem(insert_text=c.text, range=_client_range(doc, c))
+                                         for c in completions])
+
+
+@server.feature(T.TEXT_DOCUMENT_COMPLETION, T.CompletionOptions(trigger_characters=[".", "(", " ", "\n"]))
+async def completion(ls: CodaServer, params: T.CompletionParams) -> T.CompletionList:
+    doc, completions = await _complete(ls, params.text_document.uri, params.position)
+    items = []
+    for rank, c in enumerate(completions):
+        label = c.text.strip().split("\n", 1)[0][:80] or c.text
+        items.append(T.CompletionItem(label=label, kind=T.CompletionItemKind.Text, detail="CoDA",
+                                      sort_text=f"{rank:03d}", filter_text=label,
+                                      text_edit=T.TextEdit(range=_client_range(doc, c), new_text=c.text)))
+    return T.CompletionList(is_incomplete=True, items=items)
+
+
+def main(argv: list[str] | None = None) -> int:
+    # vscode-languageclient passes --stdio, which pygls' own helpers reject: parse arguments here.
+    parser = argparse.ArgumentParser(prog="coda-lsp", description="CoDA language server")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--stdio", action="store_true", help="talk LSP over stdin/stdout (default)")
+    mode.add_argument("--tcp", action="store_true", help="listen on --host:--port")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=2087)
+    parser.add_argument("--model", help="model directory or hub id (also initializationOptions.model)")
+    parser.add_argument("--device", help="cpu, cuda, cuda:N or auto")
+    parser.add_argument("--dtype", help="auto, bfloat16, float16 or float32")
+    parser.add_argument("--log-file", help="write the server log here (stdout carries the protocol)")
+    parser.add_argument("--version", action="version", version=f"coda-lsp {__version__}")
+    args = parser.parse_args(argv)
+    if args.log_file:
+        logging.basicConfig(filename=args.log_file, level=logging.INFO)
+    else:
+        logging.basicConfig(stream=sys.stderr, level=logging.WARNING)
+    server.engine.settings.update({"model": args.model, "device": args.device, "dtype": args.dtype})
+    if args.tcp:
+        server.start_tcp(args.host, args.port)
+    else:
+        server.start_io()
+    server.engine.shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,74 @@
+"""Hole selection and post-processing (golden cases, per language)."""
+
+import pytest
+
+from coda_lsp.holes import choose_hole, parser_for
+from coda_lsp.postprocess import clean, drop_repeated_suffix, first_line, within_block
+
+
+def at(source: str, language: str):
+    """choose_hole at the `|` in source."""
+    lines = source.split("\n")
+    line = next(i for i, l in enumerate(lines) if "|" in l)
+    col = lines[line].index("|")
+    text = source.replace("|", "", 1)
+    hole = choose_hole(text, line, col, language)
+    return hole.kind, hole.replace_end - col, hole.indent
+
+
+GOLDEN = [
+    # (language, source with cursor |, kind, replaced characters after the cursor, indent)
+    ("python", "def f(x):\n    return |\n", "line", 0, "    "),
+    ("python", "def f(x):\n    |\n", "block", 0, "    "),
+    ("python", "def f(x):\n|\n", "block", 0, "    "),
+    ("python", "if x:\n    y = 1\n    |\n", "block", 0, "    "),
+    ("python", "x = foo(|)\n", "line", 1, ""),
+    ("python", "x = [1, |]\n", "line", 1, ""),
+    ("python", "x = foo(|a)\n", "line", 0, ""),
+    ("python", "s = \"abc|def\"\n", "none", 0, ""),
+    ("python", "x = 1  # note |\n", "none", 0, ""),
+    ("python", "s = \"abc\"|\n", "line", 0, ""),
+    ("javascript", "function f(a) {\n  |\n}\n", "block", 0, "  "),
+    ("javascript", "const s = `tem|plate`;\n", "none", 0, ""),
+    ("javascript", "call(|);\n", "line", 2, ""),
+    ("typescript", "let x: number = |;\n", "line", 1, ""),
+    ("go", "func f() int {\n\treturn |\n}\n", "line", 0, "\t"),
+    ("go", "// comment |\n", "none", 0, ""),
+    ("rust", "fn main() {\n    let s = \"x|\";\n}\n", "none", 0, "    "),
+    ("rust", "fn main() {\n    |\n}\n", "block", 0, "    "),
+    # no grammar: heuristics, never an error
+    ("lua", "local x = |\n", "line", 0, ""),
+    ("lua", "-- note\nlocal s = \"a|b\"\n", "none", 0, ""),
+    ("plaintext", "|", "block", 0, ""),
+]
+
+
+@pytest.mark.parametrize("language, source, kind, replaced, indent", GOLDEN)
+def test_hole_selection(language, source, kind, replaced, indent):
+    got_kind, got_replaced, got_indent = at(source, language)
+    assert got_kind == kind
+    if kind != "none":
+        assert got_replaced == replaced
+        assert got_indent == indent
+
+
+def test_grammars_are_installed_for_the_main_languages():
+    for language in ("python", "javascript", "typescript", "typescriptreact", "go", "rust"):
+        assert parser_for(language) is not None, language
+    assert parser_for("cobol") is None
+
+
+def test_out_of_range_positions_are_no_hole():
+    assert choose_hole("x\n", 5, 0, "python").kind == "none"
+    assert choose_hole("x\n", 0, 9, "python").kind == "none"
+
+
+def test_filters():
+    assert first_line("a + b\nmore") == "a + b"
+    assert within_block("x = 1\n    y = 2\nz = 3\n", "    ") == "x = 1\n    y = 2"
+    assert within_block("x = 1\n\n    y = 2\n", "    ") == "x = 1\n\n    y = 2\n"
+    assert drop_repeated_suffix("a, b)", ")") == "a, b"
+    assert clean("a + b   \nmore", "line", "", "", False) == "a + b"
+    assert clean("   \n", "line", "", "", False) == ""
+    assert clean("x)", "line", "", ")", True) == "x)"
+    assert clean("x)", "line", "", ")", False) == "x"

@@ -1,0 +1,84 @@
+"""coda-lsp end to end over stdio, with the client capabilities of VS Code and Neovim."""
+
+import asyncio
+import sys
+
+import pytest
+import pytest_lsp
+from lsprotocol import types as T
+from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
+
+URI = "file:///project/example.py"
+SOURCE = "import math\n\n\ndef area(radius):\n    return \n\n\nprint(area(2))\n"
+CURSOR = T.Position(line=4, character=11)
+
+
+@pytest_lsp.fixture(
+    config=ClientServerConfig(server_command=[sys.executable, "-m", "coda_lsp.server", "--stdio"]),
+    params=["visual-studio-code", "neovim"],
+)
+async def client(lsp_client: LanguageClient, request, tiny_model_dir):
+    await lsp_client.initialize_session(T.InitializeParams(
+        capabilities=client_capabilities(request.param),
+        initialization_options={"model": str(tiny_model_dir), "maxNewTokens": 16, "candidates": 2},
+    ))
+    lsp_client.text_document_did_open(T.DidOpenTextDocumentParams(
+        T.TextDocumentItem(uri=URI, language_id="python", version=1, text=SOURCE)))
+    yield
+    await lsp_client.shutdown_session()
+
+
+async def inline(client, uri=URI, position=CURSOR):
+    return await client.text_document_inline_completion_async(T.InlineCompletionParams(
+        context=T.InlineCompletionContext(trigger_kind=T.InlineCompletionTriggerKind.Automatic),
+        text_document=T.TextDocumentIdentifier(uri=uri), position=position))
+
+
+async def ready(client) -> T.InlineCompletionList:
+    """The first non-empty answer: the model loads in the background after `initialized`."""
+    for _ in range(300):
+        result = await inline(client)
+        if result is not None and result.items:
+            return result
+        await asyncio.sleep(0.1)
+    raise AssertionError("no inline completion within 30 s")
+
+
+@pytest.mark.asyncio
+async def test_inline_completion_is_on_the_cursor_line(client: LanguageClient):
+    result = await ready(client)
+    assert 1 <= len(result.items) <= 2
+    for item in result.items:
+        assert item.range.start == CURSOR and item.range.end.line == CURSOR.line
+        assert "\n" not in item.insert_text  # a line hole
+
+
+@pytest.mark.asyncio
+async def test_completion_items_carry_a_text_edit(client: LanguageClient):
+    await ready(client)
+    result = await client.text_document_completion_async(T.CompletionParams(
+        text_document=T.TextDocumentIdentifier(uri=URI), position=CURSOR))
+    assert result.items
+    for item in result.items:
+        assert item.text_edit.range.start == CURSOR and item.text_edit.new_text
+
+
+@pytest.mark.asyncio
+async def test_cancel_storm_answers_every_request(client: LanguageClient):
+    await ready(client)
+    requests = [inline(client) for _ in range(200)]
+    results = await asyncio.gather(*requests)
+    assert len(results) == 200 and all(r is not None for r in results)
+    assert results[-1].items, "the newest request completes with a result"
+
+
+@pytest.mark.asyncio
+async def test_bad_requests_are_answered_and_the_server_stays_up(client: LanguageClient):
+    await ready(client)
+    unknown = await inline(client, uri="file:///nowhere.py")
+    assert unknown is not None and not unknown.items
+    beyond = await inline(client, position=T.Position(line=999, character=0))
+    assert not beyond.items
+    in_string = await inline(client, position=T.Position(line=0, character=3))
+    assert in_string is not None
+    assert (await inline(client)).items  # still serving
