@@ -161,6 +161,22 @@ class Engine:
         result = self.sampler.infill(prefix, suffix, budget, n=s.candidates, should_stop=stop)
         return None if result.stats.stopped else result
 
+    async def regenerate(self, uri: str, text: str, start: int, end: int, on_progress, should_stop) -> str | None:
+        """Re-mask text[start:end] and denoise it with both sides as context; None if stopped."""
+        self._supersede(uri)  # a rewrite outranks pending completions in the same document
+        if self.sampler is None:
+            return None
+        s = self.settings
+        tok = self.sampler.tokenizer
+        prefix, suffix = context_window(tok, text[:start], text[end:], s.context_before, s.context_after)
+        span = tok.encode(text[start:end])
+        loop = asyncio.get_running_loop()
+        result = await loop.run_in_executor(self._worker, lambda: self.sampler.rewrite(
+            prefix, span, suffix, should_stop=should_stop, on_progress=on_progress))
+        if result.stats.stopped or not result.stats.complete:
+            return None
+        return result.text
+
     # -- caches --------------------------------------------------------------
 
     def _remember(self, before: str, after: str, kind: str, texts: list[str]) -> None:

@@ -2,7 +2,9 @@
 
 Served today: inline completions (`textDocument/inlineCompletion`) and
 completion items (`textDocument/completion`), both from diffusion
-fill-in-the-middle at the cursor. Position encoding is negotiated by pygls
+fill-in-the-middle at the cursor; and the code action "Regenerate selection"
+(kind refactor.rewrite), which runs as `workspace/executeCommand`, reports
+cancellable `window/workDoneProgress` and applies one `workspace/applyEdit`. Position encoding is negotiated by pygls
 (utf-16 unless the client prefers another it supports); document sync is
 incremental.
 """
@@ -102,6 +104,60 @@ async def completion(ls: CodaServer, params: T.CompletionParams) -> T.Completion
                                       sort_text=f"{rank:03d}", filter_text=label,
                                       text_edit=T.TextEdit(range=_client_range(doc, c), new_text=c.text)))
     return T.CompletionList(is_incomplete=True, items=items)
+
+
+REGENERATE = "coda.regenerateSelection"
+
+
+def _lines_range(doc, rng: T.Range) -> T.Range:
+    """The selection, or with an empty selection the whole cursor line, in server units."""
+    rng = doc.range_from_client_units(rng)
+    if rng.start == rng.end:
+        line = rng.start.line
+        return T.Range(T.Position(line, 0), T.Position(line, len(doc.lines[line].rstrip("\r\n"))))
+    return rng
+
+
+@server.feature(T.TEXT_DOCUMENT_CODE_ACTION,
+                T.CodeActionOptions(code_action_kinds=[T.CodeActionKind.RefactorRewrite]))
+def code_actions(ls: CodaServer, params: T.CodeActionParams) -> list[T.CodeAction]:
+    doc = _document(ls, params.text_document.uri)
+    if doc is None or ls.engine.sampler is None or params.range.start.line >= len(doc.lines):
+        return []
+    title = "Regenerate selection"
+    return [T.CodeAction(title=title, kind=T.CodeActionKind.RefactorRewrite,
+                         command=T.Command(title=title, command=REGENERATE,
+                                           arguments=[params.text_document.uri, params.range]))]
+
+
+@server.command(REGENERATE)
+async def regenerate_selection(ls: CodaServer, uri: str, selection: T.Range) -> bool:
+    doc = _document(ls, uri)
+    if doc is None or selection.start.line >= len(doc.lines):
+        return False
+    rng = _lines_range(doc, selection)
+    offset = lambda p: sum(len(line) for line in doc.lines[: p.line]) + p.character
+    start, end = offset(rng.start), offset(rng.end)
+
+    token = f"coda-regenerate-{id(selection)}-{start}"
+    await ls.work_done_progress.create_async(token)
+    ls.work_done_progress.begin(token, T.WorkDoneProgressBegin(title="CoDA: regenerating", cancellable=True))
+    loop = asyncio.get_running_loop()
+    stopped = lambda: ls.work_done_progress.tokens[token].cancelled()
+
+    def report(step: int, text: str) -> None:  # from the model thread
+        loop.call_soon_threadsafe(ls.work_done_progress.report, token,
+                                  T.WorkDoneProgressReport(message=f"step {step}: {text[:60]}"))
+
+    try:
+        new_text = await ls.engine.regenerate(uri, doc.source, start, end, report, stopped)
+    finally:
+        ls.work_done_progress.end(token, T.WorkDoneProgressEnd(message="done"))
+    if new_text is None:
+        return False
+    edit = T.WorkspaceEdit(changes={uri: [T.TextEdit(range=doc.range_to_client_units(rng), new_text=new_text)]})
+    result = await ls.workspace_apply_edit_async(T.ApplyWorkspaceEditParams(edit=edit, label="CoDA: regenerate"))
+    return bool(result.applied)
 
 
 def main(argv: list[str] | None = None) -> int:

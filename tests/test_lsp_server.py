@@ -82,3 +82,31 @@ async def test_bad_requests_are_answered_and_the_server_stays_up(client: Languag
     in_string = await inline(client, position=T.Position(line=0, character=3))
     assert in_string is not None
     assert (await inline(client)).items  # still serving
+
+
+@pytest.mark.asyncio
+async def test_regenerate_selection_applies_one_edit_with_progress(client: LanguageClient):
+    await ready(client)
+    edits = []
+
+    @client.feature(T.WORKSPACE_APPLY_EDIT)
+    def on_apply(params: T.ApplyWorkspaceEditParams):
+        edits.append(params)
+        return T.ApplyWorkspaceEditResult(applied=True)
+
+    selection = T.Range(T.Position(3, 0), T.Position(4, 11))
+    actions = await client.text_document_code_action_async(T.CodeActionParams(
+        text_document=T.TextDocumentIdentifier(uri=URI), range=selection,
+        context=T.CodeActionContext(diagnostics=[])))
+    assert [a.title for a in actions] == ["Regenerate selection"]
+    # lsprotocol decodes a CodeAction that carries a command as a plain Command in pygls
+    # clients, mangling its fields; so run the command the action names directly.
+    applied = await client.workspace_execute_command_async(T.ExecuteCommandParams(
+        command="coda.regenerateSelection", arguments=[URI, selection]))
+    assert applied is True
+    assert len(edits) == 1
+    (changes,) = edits[0].edit.changes.values()
+    assert len(changes) == 1 and changes[0].range == selection
+    assert client.progress_reports, "work done progress was reported"
+    kinds = [type(v).__name__ for v in next(iter(client.progress_reports.values()))]
+    assert kinds[0] == "WorkDoneProgressBegin" and kinds[-1] == "WorkDoneProgressEnd"
