@@ -17,8 +17,12 @@ import logging
 import sys
 import threading
 
+from types import SimpleNamespace
+
 from lsprotocol import types as T
+from pygls.exceptions import JsonRpcException
 from pygls.lsp.server import LanguageServer
+from pygls.protocol import LanguageServerProtocol
 
 from coda_core import __version__
 
@@ -27,9 +31,22 @@ from .engine import Engine, Settings
 MAX_DOCUMENT_BYTES = 5 * 1024 * 1024
 
 
+class CodaProtocol(LanguageServerProtocol):
+    """pygls drops a request whose params do not deserialize, leaving the client waiting
+    forever; here it is answered with the JSON-RPC error instead."""
+
+    def structure_message(self, data):
+        try:
+            return super().structure_message(data)
+        except JsonRpcException as exc:
+            if "id" in data and "method" in data:
+                self._send_response(data["id"], error=exc.to_response_error())
+            return SimpleNamespace(jsonrpc="unreadable")  # handle_message ignores it
+
+
 class CodaServer(LanguageServer):
     def __init__(self, settings: Settings | None = None):
-        super().__init__("coda-lsp", __version__)
+        super().__init__("coda-lsp", __version__, protocol_cls=CodaProtocol)
         self.engine = Engine(settings)
 
 

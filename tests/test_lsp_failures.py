@@ -1,0 +1,93 @@
+"""coda-lsp under bad conditions: no model, huge or odd documents, malformed requests."""
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import pytest_lsp
+from lsprotocol import types as T
+from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
+
+SERVER = [sys.executable, "-m", "coda_lsp.server", "--stdio"]
+
+
+@pytest_lsp.fixture(config=ClientServerConfig(server_command=SERVER))
+async def broken(lsp_client: LanguageClient, tmp_path_factory):
+    missing = tmp_path_factory.mktemp("models") / "does-not-exist"
+    await lsp_client.initialize_session(T.InitializeParams(
+        capabilities=client_capabilities("visual-studio-code"), initialization_options={"model": str(missing)}))
+    yield
+    await lsp_client.shutdown_session()
+
+
+@pytest.mark.asyncio
+async def test_model_load_failure_is_shown_and_requests_get_empty_results(broken: LanguageClient):
+    for _ in range(100):
+        if broken.messages:
+            break
+        await asyncio.sleep(0.1)
+    assert any(m.type == T.MessageType.Error and "does-not-exist" in m.message for m in broken.messages)
+    uri = "file:///x.py"
+    broken.text_document_did_open(T.DidOpenTextDocumentParams(T.TextDocumentItem(uri, "python", 1, "x = \n")))
+    result = await broken.text_document_inline_completion_async(T.InlineCompletionParams(
+        context=T.InlineCompletionContext(trigger_kind=T.InlineCompletionTriggerKind.Invoked),
+        text_document=T.TextDocumentIdentifier(uri), position=T.Position(0, 4)))
+    assert not result.items
+    actions = await broken.text_document_code_action_async(T.CodeActionParams(
+        T.TextDocumentIdentifier(uri), T.Range(T.Position(0, 0), T.Position(0, 4)), T.CodeActionContext([])))
+    assert not actions
+
+
+@pytest.mark.asyncio
+async def test_huge_documents_are_not_completed_in(broken: LanguageClient):
+    uri = "file:///big.py"
+    big = "x = 1\n" * (5 * 1024 * 1024 // 6 + 1)
+    broken.text_document_did_open(T.DidOpenTextDocumentParams(T.TextDocumentItem(uri, "python", 1, big)))
+    result = await broken.text_document_inline_completion_async(T.InlineCompletionParams(
+        context=T.InlineCompletionContext(trigger_kind=T.InlineCompletionTriggerKind.Invoked),
+        text_document=T.TextDocumentIdentifier(uri), position=T.Position(3, 2)))
+    assert not result.items
+
+
+def frame(message: dict) -> bytes:
+    body = json.dumps(message).encode()
+    return f"Content-Length: {len(body)}\r\n\r\n".encode() + body
+
+
+def read_frames(data: bytes) -> list[dict]:
+    out = []
+    while data:
+        header, _, rest = data.partition(b"\r\n\r\n")
+        fields = dict(line.split(b":", 1) for line in header.split(b"\r\n"))
+        length = int(fields[b"Content-Length"])
+        out.append(json.loads(rest[:length]))
+        data = rest[length:]
+    return out
+
+
+def test_malformed_requests_and_requests_before_initialize_get_error_responses():
+    messages = [
+        {"jsonrpc": "2.0", "id": 0, "method": "textDocument/inlineCompletion",
+         "params": {"textDocument": {"uri": "file:///a.py"}, "position": {"line": 0, "character": 0},
+                    "context": {"triggerKind": 1}}},
+        {"jsonrpc": "2.0", "id": 1, "method": "textDocument/inlineCompletion", "params": {"nonsense": True}},
+        {"jsonrpc": "2.0", "id": 2, "method": "initialize", "params": {"capabilities": {}, "processId": None}},
+        {"jsonrpc": "2.0", "method": "initialized", "params": {}},
+        {"jsonrpc": "2.0", "id": 3, "method": "textDocument/inlineCompletion", "params": {"position": "here"}},
+        {"jsonrpc": "2.0", "id": 4, "method": "textDocument/completion",
+         "params": {"textDocument": {"uri": "file:///nope.py"}, "position": {"line": 0, "character": 0}}},
+        {"jsonrpc": "2.0", "id": 5, "method": "shutdown"},
+        {"jsonrpc": "2.0", "method": "exit"},
+    ]
+    stdin = b"".join(frame(m) for m in messages)
+    result = subprocess.run(SERVER, input=stdin, capture_output=True, timeout=120)
+    replies = {m["id"]: m for m in read_frames(result.stdout) if "id" in m and "method" not in m}
+    assert set(replies) >= {0, 1, 2, 3, 4, 5}
+    assert "error" in replies[0] or not replies[0]["result"]["items"]  # before initialize
+    assert "error" in replies[1] and "error" in replies[3]
+    assert "result" in replies[2] and "inlineCompletionProvider" in replies[2]["result"]["capabilities"]
+    assert replies[4]["result"]["items"] == []
+    assert "result" in replies[5]
