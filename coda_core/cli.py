@@ -124,6 +124,20 @@ def cmd_eval(args) -> None:
     eval_main(args.rest)
 
 
+def cmd_bench_lsp(args) -> None:
+    from coda_lsp.bench import bench_lsp
+
+    if not args.model:
+        raise CodaError("no model: pass --model DIR (or set CODA_MODEL)")
+    result = bench_lsp(args.model, interval=args.interval_ms / 1000)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"coda-lsp while typing {result['keystrokes']} keystrokes, {result['interval_ms']:.0f} ms apart "
+              f"({args.model}): p50 {result['p50_ms']} ms, p95 {result['p95_ms']} ms over {result['answered']} "
+              f"answered requests ({result['superseded']} superseded or cancelled)")
+
+
 def cmd_bench_forward(args) -> None:
     from .bench import bench_forward, format_forward
 
@@ -208,6 +222,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hole-tokens", type=int, default=32, help="without --model: hole length")
     p.add_argument("--device", default="cpu", help="without --model: cpu (default), cuda or auto")
     p.set_defaults(func=cmd_bench_sample)
+
+    p = bench.add_parser("lsp", help="inline-completion latency of coda-lsp while typing into a 2,000-line file")
+    p.add_argument("--model", default=os.environ.get("CODA_MODEL"), help="model directory (default: $CODA_MODEL)")
+    p.add_argument("--interval-ms", type=float, default=30.0, help="time between keystrokes")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=cmd_bench_lsp)
     return parser
 
 

@@ -54,19 +54,27 @@ class Completion:
 
 
 def context_window(tokenizer, before: str, after: str, budget_before: int, budget_after: int):
-    """Prefix and suffix token ids within the budgets, cut on line boundaries."""
-    def fit(text: str, budget: int, from_end: bool) -> list[int]:
-        ids = tokenizer.encode(text)
-        while len(ids) > budget and "\n" in text:
-            excess = max(1, (len(ids) - budget) * len(text) // max(len(ids), 1))
-            if from_end:  # keep the end of the prefix: drop whole lines from its start
-                cut = text.find("\n", excess)
-                text = text[cut + 1:] if cut >= 0 else ""
-            else:  # keep the start of the suffix: drop whole lines from its end
-                cut = text.rfind("\n", 0, len(text) - excess)
-                text = text[:cut + 1] if cut > 0 else ""
-            ids = tokenizer.encode(text)
-        return ids[-budget:] if from_end else ids[:budget]
+    """Prefix and suffix token ids within the budgets, cut on line boundaries.
+
+    Each side is tokenized once with offsets to find where the budget runs
+    out, cut at the nearest line boundary inside the budget, and tokenized
+    again.
+    """
+    def fit(text: str, budget: int, keep_end: bool) -> list[int]:
+        encoded = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+        ids, offsets = encoded["input_ids"], encoded["offset_mapping"]
+        if len(ids) <= budget:
+            return ids
+        if keep_end:  # the prefix keeps its end: drop whole lines from its start
+            first_char = offsets[len(ids) - budget][0]
+            cut = text.find("\n", first_char)
+            text = text[cut + 1:] if cut >= 0 else text[first_char:]
+        else:  # the suffix keeps its start: drop whole lines from its end
+            last_char = offsets[budget - 1][1]
+            cut = text.rfind("\n", 0, last_char)
+            text = text[:cut + 1] if cut > 0 else text[:last_char]
+        ids = tokenizer.encode(text, add_special_tokens=False)
+        return ids[-budget:] if keep_end else ids[:budget]
 
     return fit(before, budget_before, True), fit(after, budget_after, False)
 

@@ -72,3 +72,18 @@ def test_filters():
     assert clean("   \n", "line", "", "", False) == ""
     assert clean("x)", "line", "", ")", True) == "x)"
     assert clean("x)", "line", "", ")", False) == "x"
+
+
+def test_context_window_cuts_on_line_boundaries(bundled_tokenizer):
+    from coda_lsp.engine import context_window
+
+    before = "".join(f"line_{i} = {i}\n" for i in range(400)) + "x = "
+    after = "\n" + "".join(f"tail_{i} = {i}\n" for i in range(400))
+    prefix, suffix = context_window(bundled_tokenizer, before, after, 100, 50)
+    assert len(prefix) <= 100 and len(suffix) <= 50
+    head = bundled_tokenizer.decode(prefix)
+    tail = bundled_tokenizer.decode(suffix)
+    assert head.endswith("x = ") and head.startswith("line_") and before.endswith(head)
+    assert after.startswith(tail) and tail.endswith("\n")
+    small = context_window(bundled_tokenizer, "a = 1\nb = ", "\nc = 3\n", 100, 100)
+    assert bundled_tokenizer.decode(small[0]) == "a = 1\nb = "

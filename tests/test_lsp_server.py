@@ -110,3 +110,20 @@ async def test_regenerate_selection_applies_one_edit_with_progress(client: Langu
     assert client.progress_reports, "work done progress was reported"
     kinds = [type(v).__name__ for v in next(iter(client.progress_reports.values()))]
     assert kinds[0] == "WorkDoneProgressBegin" and kinds[-1] == "WorkDoneProgressEnd"
+
+
+def test_bench_lsp_reports_latency_percentiles(tiny_model_dir):
+    import json
+    import os
+    import subprocess
+    from pathlib import Path
+
+    coda = Path(sys.executable).with_name("coda")
+    result = subprocess.run([str(coda), "bench", "lsp", "--model", str(tiny_model_dir), "--json"],
+                            capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL,
+                            env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert result.returncode == 0, result.stderr[-2000:]
+    figures = json.loads(result.stdout)
+    assert {"p50_ms", "p95_ms"} <= figures.keys()
+    assert figures["answered"] >= 1 and figures["p50_ms"] <= figures["p95_ms"]
+    assert figures["answered"] + figures["superseded"] == figures["keystrokes"]

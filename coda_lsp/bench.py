@@ -1,0 +1,124 @@
+"""`coda bench lsp`: inline-completion latency of the real server while typing.
+
+Starts `coda-lsp --stdio` as a subprocess, opens a 2,000-line Python file
+(this package's and coda_core's own sources, repeated), and replays typing
+lines of code into it: one keystroke (an incremental didChange) and one
+inline-completion request every 30 ms, each new request cancelling the
+previous one with `$/cancelRequest`. After each typed line it pauses, as
+people do, so the last request of the line can finish. Latency is measured
+from a request to its answer, over the answered requests (those that came
+back with items); superseded ones are counted apart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import sys
+import time
+import uuid
+from pathlib import Path
+
+from lsprotocol import types as T
+from pygls.lsp.client import LanguageClient
+
+TYPED_LINES = [
+    "    total = sum(values) / len(values)",
+    "    for index, item in enumerate(items):",
+    "    result = {key: value for key, value in pairs}",
+    "    if not path.exists():",
+]
+
+
+def bench_file(lines: int = 2000) -> str:
+    sources = sorted(Path(__file__).parent.glob("*.py")) + sorted((Path(__file__).parent.parent / "coda_core").glob("*.py"))
+    text = "".join(p.read_text(encoding="utf-8") for p in sources).splitlines()
+    out = []
+    while len(out) < lines:
+        out.extend(text)
+    return "\n".join(out[:lines]) + "\n"
+
+
+async def _replay(model: str, interval: float, pause: float) -> dict:
+    client = LanguageClient("coda-bench", "1")
+    await client.start_io(sys.executable, "-m", "coda_lsp.server", "--stdio")
+    await client.initialize_async(T.InitializeParams(
+        capabilities=T.ClientCapabilities(), initialization_options={"model": model}))
+    client.initialized(T.InitializedParams())
+    uri = "file:///bench/example.py"
+    text = bench_file()
+    client.text_document_did_open(T.DidOpenTextDocumentParams(T.TextDocumentItem(uri, "python", 1, text)))
+    insert_line = 1000
+    version = 1
+
+    async def request(line: int, col: int):
+        msg_id = str(uuid.uuid4())
+        params = T.InlineCompletionParams(
+            context=T.InlineCompletionContext(trigger_kind=T.InlineCompletionTriggerKind.Automatic),
+            text_document=T.TextDocumentIdentifier(uri), position=T.Position(line, col))
+        sent = time.perf_counter()
+        future = client.protocol.send_request_async(T.TEXT_DOCUMENT_INLINE_COMPLETION, params, msg_id=msg_id)
+        done = {}
+        future.add_done_callback(lambda _: done.setdefault("at", time.perf_counter()))
+        return msg_id, future, sent, done
+
+    # The server loads the model in the background: wait until it answers with items.
+    deadline = time.perf_counter() + 120
+    while time.perf_counter() < deadline:
+        *_, future, _, _ = await request(insert_line - 1, len(text.split("\n")[insert_line - 1]))
+        result = await future
+        if result is not None and result.items:
+            break
+        await asyncio.sleep(0.2)
+    else:
+        raise RuntimeError("the server never answered with a completion (model not loaded?)")
+
+    answered, superseded = [], 0
+    for typed in TYPED_LINES:
+        # a new empty line to type into
+        version += 1
+        client.text_document_did_change(T.DidChangeTextDocumentParams(
+            T.VersionedTextDocumentIdentifier(version=version, uri=uri),
+            [T.TextDocumentContentChangePartial(T.Range(T.Position(insert_line, 0), T.Position(insert_line, 0)),
+                                                "\n")]))
+        pending = []
+        for col, ch in enumerate(typed):
+            version += 1
+            client.text_document_did_change(T.DidChangeTextDocumentParams(
+                T.VersionedTextDocumentIdentifier(version=version, uri=uri),
+                [T.TextDocumentContentChangePartial(T.Range(T.Position(insert_line, col),
+                                                            T.Position(insert_line, col)), ch)]))
+            if pending:
+                client.protocol.notify(T.CANCEL_REQUEST, T.CancelParams(id=pending[-1][0]))
+            pending.append(await request(insert_line, col + 1))
+            await asyncio.sleep(interval)
+        await asyncio.sleep(pause)
+        for msg_id, future, sent, done in pending:
+            try:
+                result = await asyncio.wait_for(asyncio.shield(future), timeout=60)
+            except Exception:  # a cancelled request is answered with an error
+                superseded += 1
+                continue
+            if result is not None and result.items:
+                answered.append(done["at"] - sent)
+            else:
+                superseded += 1
+        insert_line += 1
+    await client.shutdown_async(None)
+    client.exit(None)
+    await client.stop()
+    return {"answered": len(answered), "superseded": superseded, "latencies": answered}
+
+
+def bench_lsp(model: str, interval: float = 0.03, pause: float = 1.0) -> dict:
+    result = asyncio.run(_replay(model, interval, pause))
+    latencies = sorted(x * 1000 for x in result["latencies"])
+
+    def percentile(p: float) -> float | None:
+        if not latencies:
+            return None
+        return round(latencies[min(len(latencies) - 1, int(p * len(latencies)))], 1)
+
+    return {"model": model, "keystrokes": sum(len(t) for t in TYPED_LINES), "interval_ms": interval * 1000,
+            "answered": result["answered"], "superseded": result["superseded"],
+            "p50_ms": round(statistics.median(latencies), 1) if latencies else None, "p95_ms": percentile(0.95)}
