@@ -171,19 +171,32 @@ class Engine:
 
     async def regenerate(self, uri: str, text: str, start: int, end: int, on_progress, should_stop) -> str | None:
         """Re-mask text[start:end] and denoise it with both sides as context; None if stopped."""
-        self._supersede(uri)  # a rewrite outranks pending completions in the same document
+        return await self._edit(uri, text, start, end, None, on_progress, should_stop)
+
+    async def implement(self, uri: str, text: str, start: int, end: int, indent: str, on_progress,
+                        should_stop) -> str | None:
+        """Fill the placeholder text[start:end] of a function body from everything around it."""
+        return await self._edit(uri, text, start, end, indent, on_progress, should_stop)
+
+    async def _edit(self, uri, text, start, end, block_indent, on_progress, should_stop) -> str | None:
+        self._supersede(uri)  # an edit outranks pending completions in the same document
         if self.sampler is None:
             return None
         s = self.settings
         tok = self.sampler.tokenizer
         prefix, suffix = context_window(tok, text[:start], text[end:], s.context_before, s.context_after)
-        span = tok.encode(text[start:end])
-        loop = asyncio.get_running_loop()
-        result = await loop.run_in_executor(self._worker, lambda: self.sampler.rewrite(
-            prefix, span, suffix, should_stop=should_stop, on_progress=on_progress))
+        if block_indent is None:
+            work = lambda: self.sampler.rewrite(prefix, tok.encode(text[start:end]), suffix,
+                                                should_stop=should_stop, on_progress=on_progress)
+        else:
+            work = lambda: self.sampler.infill(prefix, suffix, 2 * s.max_new_tokens,
+                                               should_stop=should_stop, on_progress=on_progress)
+        result = await asyncio.get_running_loop().run_in_executor(self._worker, work)
         if result.stats.stopped or not result.stats.complete:
             return None
-        return result.text
+        if block_indent is None:
+            return result.text
+        return clean(result.text, "block", block_indent.lstrip("\n"), "", True) or None
 
     # -- caches --------------------------------------------------------------
 

@@ -114,3 +114,67 @@ def choose_hole(text: str, line: int, col: int, language_id: str, *, in_comments
     else:
         indent = before
     return Hole("block", replace_end, indent)
+
+
+# Function nodes and their body field, per grammar.
+FUNCTION_TYPES = {"function_definition", "function_declaration", "method_definition", "method_declaration",
+                  "function_item", "arrow_function", "function_expression", "generator_function_declaration"}
+PLACEHOLDER_TYPES = {"pass_statement", "comment", "line_comment", "block_comment", "empty_statement"}
+
+
+def _is_placeholder(node, source: bytes) -> bool:
+    text = source[node.start_byte:node.end_byte].decode("utf-8", "replace")
+    if node.type in ("comment", "line_comment", "block_comment"):
+        return "todo" in text.lower() or "fixme" in text.lower() or not text.strip("/#* \n")
+    if node.type in PLACEHOLDER_TYPES:
+        return True
+    # `...` (Python's ellipsis) or a `todo!()`/`unimplemented!()` macro
+    return text.strip().rstrip(";") in ("...", "todo!()", "unimplemented!()")
+
+
+def empty_function_at(text: str, line: int, col: int, language_id: str) -> tuple[int, int, str] | None:
+    """The placeholder body of the function around the cursor, as (start, end, indent).
+
+    A body is a placeholder when, after an optional docstring, it holds only
+    `pass`, `...`, TODO comments or nothing. start/end are character offsets
+    of what to replace; indent is the body's indentation.
+    """
+    parser = parser_for(language_id)
+    lines = text.split("\n")
+    if parser is None or not 0 <= line < len(lines):
+        return None
+    source = text.encode("utf-8")
+    tree = parser.parse(source)
+    point = (line, len(lines[line][:col].encode("utf-8")))
+    node = tree.root_node.descendant_for_point_range(point, point)
+    while node is not None and node.type not in FUNCTION_TYPES:
+        node = node.parent
+    body = node.child_by_field_name("body") if node is not None else None
+    if body is None:
+        return None
+    children = [c for c in body.named_children]
+    if children and children[0].type == "expression_statement" and children[0].named_children \
+            and children[0].named_children[0].type == "string":
+        docstring, children = children[0], children[1:]
+    else:
+        docstring = None
+    if not all(_is_placeholder(c, source) for c in children):
+        return None
+
+    def char_offset(byte: int) -> int:
+        return len(source[:byte].decode("utf-8", "replace"))
+
+    if children:
+        start, end = char_offset(children[0].start_byte), char_offset(children[-1].end_byte)
+        row = children[0].start_point[0]
+        indent = lines[row][: len(lines[row]) - len(lines[row].lstrip())]
+        start -= len(indent)  # replace whole lines, indentation included
+    elif docstring is not None:
+        start = end = char_offset(docstring.end_byte)
+        row = docstring.start_point[0]
+        indent = "\n" + lines[row][: len(lines[row]) - len(lines[row].lstrip())]
+    else:  # `{}`: an empty block
+        start = end = char_offset(body.start_byte) + 1
+        row = node.start_point[0]
+        indent = lines[row][: len(lines[row]) - len(lines[row].lstrip())] + "    "
+    return start, end, indent

@@ -16,6 +16,7 @@ import asyncio
 import logging
 import sys
 import threading
+import uuid
 
 from types import SimpleNamespace
 
@@ -27,6 +28,7 @@ from pygls.protocol import LanguageServerProtocol
 from coda_core import __version__
 
 from .engine import Engine, Settings
+from .holes import empty_function_at
 
 MAX_DOCUMENT_BYTES = 5 * 1024 * 1024
 
@@ -135,16 +137,51 @@ def _lines_range(doc, rng: T.Range) -> T.Range:
     return rng
 
 
+IMPLEMENT = "coda.implementFunction"
+
+
 @server.feature(T.TEXT_DOCUMENT_CODE_ACTION,
                 T.CodeActionOptions(code_action_kinds=[T.CodeActionKind.RefactorRewrite]))
 def code_actions(ls: CodaServer, params: T.CodeActionParams) -> list[T.CodeAction]:
     doc = _document(ls, params.text_document.uri)
     if doc is None or ls.engine.sampler is None or params.range.start.line >= len(doc.lines):
         return []
-    title = "Regenerate selection"
+    uri = params.text_document.uri
+    actions = [("Regenerate selection", REGENERATE, [uri, params.range])]
+    cursor = doc.position_from_client_units(params.range.start)
+    if empty_function_at(doc.source, cursor.line, cursor.character, doc.language_id or "") is not None:
+        actions.append(("Implement function body", IMPLEMENT, [uri, params.range.start]))
     return [T.CodeAction(title=title, kind=T.CodeActionKind.RefactorRewrite,
-                         command=T.Command(title=title, command=REGENERATE,
-                                           arguments=[params.text_document.uri, params.range]))]
+                         command=T.Command(title=title, command=name, arguments=arguments))
+            for title, name, arguments in actions]
+
+
+def _offset(doc, position: T.Position) -> int:
+    """Character offset in doc.source of a server-unit position."""
+    return sum(len(line) for line in doc.lines[: position.line]) + position.character
+
+
+async def _edit_with_progress(ls: CodaServer, uri: str, doc, rng: T.Range, title: str, work) -> bool:
+    """Run `work(on_progress, should_stop)` under cancellable work-done progress; apply its text to rng."""
+    token = f"coda-{uuid.uuid4()}"
+    await ls.work_done_progress.create_async(token)
+    ls.work_done_progress.begin(token, T.WorkDoneProgressBegin(title=f"CoDA: {title}", cancellable=True))
+    loop = asyncio.get_running_loop()
+    stopped = lambda: ls.work_done_progress.tokens[token].cancelled()
+
+    def report(step: int, text: str) -> None:  # called from the model thread
+        loop.call_soon_threadsafe(ls.work_done_progress.report, token,
+                                  T.WorkDoneProgressReport(message=f"step {step}: {text[:60]}"))
+
+    try:
+        new_text = await work(report, stopped)
+    finally:
+        ls.work_done_progress.end(token, T.WorkDoneProgressEnd(message="done"))
+    if new_text is None:
+        return False
+    edit = T.WorkspaceEdit(changes={uri: [T.TextEdit(range=doc.range_to_client_units(rng), new_text=new_text)]})
+    result = await ls.workspace_apply_edit_async(T.ApplyWorkspaceEditParams(edit=edit, label=f"CoDA: {title}"))
+    return bool(result.applied)
 
 
 @server.command(REGENERATE)
@@ -153,28 +190,26 @@ async def regenerate_selection(ls: CodaServer, uri: str, selection: T.Range) -> 
     if doc is None or selection.start.line >= len(doc.lines):
         return False
     rng = _lines_range(doc, selection)
-    offset = lambda p: sum(len(line) for line in doc.lines[: p.line]) + p.character
-    start, end = offset(rng.start), offset(rng.end)
+    start, end = _offset(doc, rng.start), _offset(doc, rng.end)
+    return await _edit_with_progress(ls, uri, doc, rng, "regenerate", lambda report, stopped: ls.engine.regenerate(
+        uri, doc.source, start, end, report, stopped))
 
-    token = f"coda-regenerate-{id(selection)}-{start}"
-    await ls.work_done_progress.create_async(token)
-    ls.work_done_progress.begin(token, T.WorkDoneProgressBegin(title="CoDA: regenerating", cancellable=True))
-    loop = asyncio.get_running_loop()
-    stopped = lambda: ls.work_done_progress.tokens[token].cancelled()
 
-    def report(step: int, text: str) -> None:  # from the model thread
-        loop.call_soon_threadsafe(ls.work_done_progress.report, token,
-                                  T.WorkDoneProgressReport(message=f"step {step}: {text[:60]}"))
-
-    try:
-        new_text = await ls.engine.regenerate(uri, doc.source, start, end, report, stopped)
-    finally:
-        ls.work_done_progress.end(token, T.WorkDoneProgressEnd(message="done"))
-    if new_text is None:
+@server.command(IMPLEMENT)
+async def implement_function(ls: CodaServer, uri: str, position: T.Position) -> bool:
+    doc = _document(ls, uri)
+    if doc is None or position.line >= len(doc.lines):
         return False
-    edit = T.WorkspaceEdit(changes={uri: [T.TextEdit(range=doc.range_to_client_units(rng), new_text=new_text)]})
-    result = await ls.workspace_apply_edit_async(T.ApplyWorkspaceEditParams(edit=edit, label="CoDA: regenerate"))
-    return bool(result.applied)
+    cursor = doc.position_from_client_units(position)
+    found = empty_function_at(doc.source, cursor.line, cursor.character, doc.language_id or "")
+    if found is None:
+        return False
+    start, end, indent = found
+    before = doc.source[:start]
+    rng = T.Range(T.Position(before.count("\n"), start - (before.rfind("\n") + 1)),
+                  T.Position(doc.source[:end].count("\n"), end - (doc.source[:end].rfind("\n") + 1)))
+    return await _edit_with_progress(ls, uri, doc, rng, "implement function", lambda report, stopped:
+                                     ls.engine.implement(uri, doc.source, start, end, indent, report, stopped))
 
 
 def main(argv: list[str] | None = None) -> int:

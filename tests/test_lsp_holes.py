@@ -87,3 +87,23 @@ def test_context_window_cuts_on_line_boundaries(bundled_tokenizer):
     assert after.startswith(tail) and tail.endswith("\n")
     small = context_window(bundled_tokenizer, "a = 1\nb = ", "\nc = 3\n", 100, 100)
     assert bundled_tokenizer.decode(small[0]) == "a = 1\nb = "
+
+
+@pytest.mark.parametrize("language, source, line, col, replaced", [
+    ("python", 'def f(x):\n    """Doc."""\n    pass\n', 0, 4, "    pass"),
+    ("python", "def f(x):\n    ...\n", 1, 5, "    ..."),
+    ("python", "def f(x):\n    return x\n", 0, 2, None),
+    ("javascript", "function f(a) {\n  // TODO\n}\n", 0, 3, "  // TODO"),
+    ("rust", "fn f() -> i32 {\n    todo!()\n}\n", 1, 4, "    todo!()"),
+    ("go", "func f() int {\n}\n", 0, 3, ""),
+    ("python", "x = 1\n", 0, 0, None),
+])
+def test_empty_function_bodies(language, source, line, col, replaced):
+    from coda_lsp.holes import empty_function_at
+
+    found = empty_function_at(source, line, col, language)
+    if replaced is None:
+        assert found is None
+    else:
+        start, end, _ = found
+        assert source[start:end] == replaced

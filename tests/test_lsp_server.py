@@ -127,3 +127,32 @@ def test_bench_lsp_reports_latency_percentiles(tiny_model_dir):
     assert {"p50_ms", "p95_ms"} <= figures.keys()
     assert figures["answered"] >= 1 and figures["p50_ms"] <= figures["p95_ms"]
     assert figures["answered"] + figures["superseded"] == figures["keystrokes"]
+
+
+@pytest.mark.asyncio
+async def test_implement_function_body(client: LanguageClient):
+    await ready(client)
+    edits = []
+
+    @client.feature(T.WORKSPACE_APPLY_EDIT)
+    def on_apply(params: T.ApplyWorkspaceEditParams):
+        edits.append(params)
+        return T.ApplyWorkspaceEditResult(applied=True)
+
+    uri = "file:///project/todo.py"
+    source = 'import math\n\n\ndef area(radius):\n    """Area of a circle."""\n    pass\n\n\nprint(area(2))\n'
+    client.text_document_did_open(T.DidOpenTextDocumentParams(T.TextDocumentItem(uri, "python", 1, source)))
+    on_signature = T.Position(3, 5)
+    actions = await client.text_document_code_action_async(T.CodeActionParams(
+        T.TextDocumentIdentifier(uri), T.Range(on_signature, on_signature), T.CodeActionContext([])))
+    assert [a.title for a in actions] == ["Regenerate selection", "Implement function body"]
+    applied = await client.workspace_execute_command_async(T.ExecuteCommandParams(
+        command="coda.implementFunction", arguments=[uri, on_signature]))
+    assert applied is True
+    (changes,) = edits[0].edit.changes.values()
+    assert changes[0].range == T.Range(T.Position(5, 0), T.Position(5, 8))  # exactly `    pass`
+    assert changes[0].new_text.strip()
+    # not offered on a function that has a body
+    actions = await client.text_document_code_action_async(T.CodeActionParams(
+        T.TextDocumentIdentifier(URI), T.Range(T.Position(3, 5), T.Position(3, 5)), T.CodeActionContext([])))
+    assert [a.title for a in actions] == ["Regenerate selection"]
