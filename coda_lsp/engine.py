@@ -178,6 +178,26 @@ class Engine:
         """Fill the placeholder text[start:end] of a function body from everything around it."""
         return await self._edit(uri, text, start, end, indent, on_progress, should_stop)
 
+    async def instruct(self, uri: str, text: str, start: int, end: int, instruction: str, on_progress,
+                       should_stop) -> str | None:
+        """Rewrite text[start:end] as `instruction` says, through the chat template (instruction models)."""
+        self._supersede(uri)
+        if self.sampler is None:
+            return None
+        span = text[start:end]
+        context = text[max(0, start - 4000):start][-2000:]
+        prompt = self.sampler.chat_prompt([{"role": "user", "content": (
+            f"{instruction.strip()}\n\nRewrite this code accordingly. It follows:\n```\n{context}\n```\n"
+            f"The code to rewrite:\n```\n{span}\n```\nAnswer with only the rewritten code in one fenced block.")}])
+        budget = 2 * len(self.sampler.tokenizer.encode(span)) + 32
+        work = lambda: self.sampler.generate(prompt, budget, should_stop=should_stop, on_progress=on_progress)
+        result = await asyncio.get_running_loop().run_in_executor(self._worker, work)
+        if result.stats.stopped:
+            return None
+        match = re.search(r"```[^\n]*\n(.*?)```", result.text, re.DOTALL)
+        code = match.group(1) if match else result.text
+        return code.rstrip("\n") + ("\n" if span.endswith("\n") else "") if code.strip() else None
+
     async def _edit(self, uri, text, start, end, block_indent, on_progress, should_stop) -> str | None:
         self._supersede(uri)  # an edit outranks pending completions in the same document
         if self.sampler is None:

@@ -138,6 +138,19 @@ def _lines_range(doc, rng: T.Range) -> T.Range:
 
 
 IMPLEMENT = "coda.implementFunction"
+INSTRUCT = "coda.rewriteWithInstruction"
+INSTRUCTION_COMMENT = ("#", "//", "--", ";")
+
+
+def _instruction_above(doc, line: int) -> str | None:
+    """The text of a comment line right above `line`, used as the instruction when none is given."""
+    if line == 0:
+        return None
+    above = doc.lines[line - 1].strip()
+    for marker in INSTRUCTION_COMMENT:
+        if above.startswith(marker):
+            return above[len(marker):].strip() or None
+    return None
 
 
 @server.feature(T.TEXT_DOCUMENT_CODE_ACTION,
@@ -147,7 +160,8 @@ def code_actions(ls: CodaServer, params: T.CodeActionParams) -> list[T.CodeActio
     if doc is None or ls.engine.sampler is None or params.range.start.line >= len(doc.lines):
         return []
     uri = params.text_document.uri
-    actions = [("Regenerate selection", REGENERATE, [uri, params.range])]
+    actions = [("Regenerate selection", REGENERATE, [uri, params.range]),
+               ("Rewrite selection with instruction", INSTRUCT, [uri, params.range])]
     cursor = doc.position_from_client_units(params.range.start)
     if empty_function_at(doc.source, cursor.line, cursor.character, doc.language_id or "") is not None:
         actions.append(("Implement function body", IMPLEMENT, [uri, params.range.start]))
@@ -193,6 +207,24 @@ async def regenerate_selection(ls: CodaServer, uri: str, selection: T.Range) -> 
     start, end = _offset(doc, rng.start), _offset(doc, rng.end)
     return await _edit_with_progress(ls, uri, doc, rng, "regenerate", lambda report, stopped: ls.engine.regenerate(
         uri, doc.source, start, end, report, stopped))
+
+
+@server.command(INSTRUCT)
+async def rewrite_with_instruction(ls: CodaServer, uri: str, selection: T.Range, *given) -> bool:
+    """The instruction is an optional third argument (clients prompt for it), else a comment line above."""
+    instruction = given[0] if given and isinstance(given[0], str) else ""
+    doc = _document(ls, uri)
+    if doc is None or selection.start.line >= len(doc.lines):
+        return False
+    rng = _lines_range(doc, selection)
+    instruction = instruction or _instruction_above(doc, rng.start.line)
+    if not instruction:
+        ls.window_show_message(T.ShowMessageParams(T.MessageType.Warning, "CoDA: no instruction given (pass one, "
+                                                   "or write it in a comment line above the selection)"))
+        return False
+    start, end = _offset(doc, rng.start), _offset(doc, rng.end)
+    return await _edit_with_progress(ls, uri, doc, rng, "rewrite", lambda report, stopped: ls.engine.instruct(
+        uri, doc.source, start, end, instruction, report, stopped))
 
 
 @server.command(IMPLEMENT)

@@ -98,7 +98,7 @@ async def test_regenerate_selection_applies_one_edit_with_progress(client: Langu
     actions = await client.text_document_code_action_async(T.CodeActionParams(
         text_document=T.TextDocumentIdentifier(uri=URI), range=selection,
         context=T.CodeActionContext(diagnostics=[])))
-    assert [a.title for a in actions] == ["Regenerate selection"]
+    assert [a.title for a in actions] == ["Regenerate selection", "Rewrite selection with instruction"]
     # lsprotocol decodes a CodeAction that carries a command as a plain Command in pygls
     # clients, mangling its fields; so run the command the action names directly.
     applied = await client.workspace_execute_command_async(T.ExecuteCommandParams(
@@ -145,7 +145,8 @@ async def test_implement_function_body(client: LanguageClient):
     on_signature = T.Position(3, 5)
     actions = await client.text_document_code_action_async(T.CodeActionParams(
         T.TextDocumentIdentifier(uri), T.Range(on_signature, on_signature), T.CodeActionContext([])))
-    assert [a.title for a in actions] == ["Regenerate selection", "Implement function body"]
+    assert [a.title for a in actions] == ["Regenerate selection", "Rewrite selection with instruction",
+                                          "Implement function body"]
     applied = await client.workspace_execute_command_async(T.ExecuteCommandParams(
         command="coda.implementFunction", arguments=[uri, on_signature]))
     assert applied is True
@@ -155,4 +156,34 @@ async def test_implement_function_body(client: LanguageClient):
     # not offered on a function that has a body
     actions = await client.text_document_code_action_async(T.CodeActionParams(
         T.TextDocumentIdentifier(URI), T.Range(T.Position(3, 5), T.Position(3, 5)), T.CodeActionContext([])))
-    assert [a.title for a in actions] == ["Regenerate selection"]
+    assert "Implement function body" not in [a.title for a in actions]
+
+
+@pytest.mark.asyncio
+async def test_rewrite_with_instruction(client: LanguageClient):
+    await ready(client)
+    edits = []
+
+    @client.feature(T.WORKSPACE_APPLY_EDIT)
+    def on_apply(params: T.ApplyWorkspaceEditParams):
+        edits.append(params)
+        return T.ApplyWorkspaceEditResult(applied=True)
+
+    uri = "file:///project/instruct.py"
+    source = "# use a list comprehension\nsquares = []\nfor i in range(10):\n    squares.append(i * i)\n"
+    client.text_document_did_open(T.DidOpenTextDocumentParams(T.TextDocumentItem(uri, "python", 1, source)))
+    selection = T.Range(T.Position(1, 0), T.Position(3, 26))
+    # the instruction from the comment line above the selection
+    applied = await client.workspace_execute_command_async(T.ExecuteCommandParams(
+        command="coda.rewriteWithInstruction", arguments=[uri, selection]))
+    assert applied is True
+    (changes,) = edits[-1].edit.changes.values()
+    assert changes[0].range == selection and changes[0].new_text.strip()
+    # no instruction anywhere: a warning, no edit
+    plain = "file:///project/plain.py"
+    client.text_document_did_open(T.DidOpenTextDocumentParams(T.TextDocumentItem(plain, "python", 1, "x = 1\n")))
+    count = len(edits)
+    applied = await client.workspace_execute_command_async(T.ExecuteCommandParams(
+        command="coda.rewriteWithInstruction", arguments=[plain, T.Range(T.Position(0, 0), T.Position(0, 5))]))
+    assert applied is False and len(edits) == count
+    assert any("no instruction" in m.message for m in client.messages)
