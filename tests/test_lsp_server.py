@@ -34,6 +34,18 @@ async def inline(client, uri=URI, position=CURSOR):
         text_document=T.TextDocumentIdentifier(uri=uri), position=position))
 
 
+def record_edits(client) -> list:
+    """Accept every workspace/applyEdit the server sends, keeping its params."""
+    edits = []
+
+    @client.feature(T.WORKSPACE_APPLY_EDIT)
+    def on_apply(params: T.ApplyWorkspaceEditParams):
+        edits.append(params)
+        return T.ApplyWorkspaceEditResult(applied=True)
+
+    return edits
+
+
 async def ready(client) -> T.InlineCompletionList:
     """The first non-empty answer: the model loads in the background after `initialized`."""
     for _ in range(300):
@@ -87,12 +99,7 @@ async def test_bad_requests_are_answered_and_the_server_stays_up(client: Languag
 @pytest.mark.asyncio
 async def test_regenerate_selection_applies_one_edit_with_progress(client: LanguageClient):
     await ready(client)
-    edits = []
-
-    @client.feature(T.WORKSPACE_APPLY_EDIT)
-    def on_apply(params: T.ApplyWorkspaceEditParams):
-        edits.append(params)
-        return T.ApplyWorkspaceEditResult(applied=True)
+    edits = record_edits(client)
 
     selection = T.Range(T.Position(3, 0), T.Position(4, 11))
     actions = await client.text_document_code_action_async(T.CodeActionParams(
@@ -132,12 +139,7 @@ def test_bench_lsp_reports_latency_percentiles(tiny_model_dir):
 @pytest.mark.asyncio
 async def test_implement_function_body(client: LanguageClient):
     await ready(client)
-    edits = []
-
-    @client.feature(T.WORKSPACE_APPLY_EDIT)
-    def on_apply(params: T.ApplyWorkspaceEditParams):
-        edits.append(params)
-        return T.ApplyWorkspaceEditResult(applied=True)
+    edits = record_edits(client)
 
     uri = "file:///project/todo.py"
     source = 'import math\n\n\ndef area(radius):\n    """Area of a circle."""\n    pass\n\n\nprint(area(2))\n'
@@ -162,12 +164,7 @@ async def test_implement_function_body(client: LanguageClient):
 @pytest.mark.asyncio
 async def test_rewrite_with_instruction(client: LanguageClient):
     await ready(client)
-    edits = []
-
-    @client.feature(T.WORKSPACE_APPLY_EDIT)
-    def on_apply(params: T.ApplyWorkspaceEditParams):
-        edits.append(params)
-        return T.ApplyWorkspaceEditResult(applied=True)
+    edits = record_edits(client)
 
     uri = "file:///project/instruct.py"
     source = "# use a list comprehension\nsquares = []\nfor i in range(10):\n    squares.append(i * i)\n"
