@@ -184,3 +184,41 @@ async def test_rewrite_with_instruction(client: LanguageClient):
         command="coda.rewriteWithInstruction", arguments=[plain, T.Range(T.Position(0, 0), T.Position(0, 5))]))
     assert applied is False and len(edits) == count
     assert any("no instruction" in m.message for m in client.messages)
+
+
+@pytest_lsp.fixture(config=ClientServerConfig(server_command=[sys.executable, "-m", "coda_lsp.server", "--stdio"]))
+async def utf8_client(lsp_client: LanguageClient, tiny_model_dir):
+    capabilities = client_capabilities("neovim")
+    capabilities.general = T.GeneralClientCapabilities(position_encodings=[T.PositionEncodingKind.Utf8])
+    result = await lsp_client.initialize_session(T.InitializeParams(
+        capabilities=capabilities, initialization_options={"model": str(tiny_model_dir), "candidates": 3}))
+    assert result.capabilities.position_encoding == T.PositionEncodingKind.Utf8
+    yield
+    await lsp_client.shutdown_session()
+
+
+@pytest.mark.asyncio
+async def test_utf8_positions_and_configuration_changes(utf8_client: LanguageClient):
+    uri = "file:///project/unicode.py"
+    source = 'def greet():\n    s = "héllo wörld"; x = \n'
+    utf8_client.text_document_did_open(T.DidOpenTextDocumentParams(T.TextDocumentItem(uri, "python", 1, source)))
+    line = source.split("\n")[1]
+    cursor = T.Position(1, len(line.encode("utf-8")))  # utf-8 code units: é and ö count twice
+    for _ in range(300):
+        result = await inline(utf8_client, uri=uri, position=cursor)
+        if result.items:
+            break
+        await asyncio.sleep(0.1)
+    assert result.items and all(item.range.start == cursor for item in result.items)
+    assert len(result.items) > 1
+    # settings pushed later apply to the next request
+    utf8_client.workspace_did_change_configuration(T.DidChangeConfigurationParams(settings={"coda": {"candidates": 1}}))
+    edited = source.replace("x = ", "y = ")
+    utf8_client.text_document_did_change(T.DidChangeTextDocumentParams(
+        T.VersionedTextDocumentIdentifier(version=2, uri=uri), [T.TextDocumentContentChangeWholeDocument(edited)]))
+    for _ in range(100):
+        result = await inline(utf8_client, uri=uri, position=cursor)
+        if result.items:
+            break
+        await asyncio.sleep(0.1)
+    assert len(result.items) == 1
