@@ -11,9 +11,11 @@ in order:
    program's working directory and HOME, and all of them vanish with it.
    The Python installation is bind-mounted into that /tmp, so the program
    runs the harness's interpreter without its virtual env's packages.
-   The PID namespace hides every process outside it.
+   In the PID namespace no process outside can be signalled (/proc is not
+   remounted, so outside processes are still listed there).
    Not root: namespaces are skipped, and socket creation is blocked inside
-   the program instead (see PRELUDE); the report says which level applied.
+   the program instead (PRELUDE runs before the program, via runpy); the
+   report says which level applied.
 2. Set resource limits: CPU seconds, address space, file size, open files
    and, for the unprivileged user the program runs as, processes.
 3. Fork: the child becomes PID 1 of the new namespace. It drops to the
@@ -51,6 +53,17 @@ del _coda_no_network
 """
 
 
+def _processes_of(uid: int) -> int:
+    count = 0
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                count += os.stat(f"/proc/{entry}").st_uid == uid
+            except OSError:
+                pass
+    return count
+
+
 def main() -> int:
     config = json.loads(sys.argv[1])
     program = sys.stdin.buffer.read()
@@ -74,8 +87,7 @@ def main() -> int:
         workdir = "/tmp/work"
     else:
         python = os.path.join(config["python_home"], config["python_rel"])
-        workdir = config["workdir"]
-        program = PRELUDE.encode() + program
+        workdir = os.path.join(config["workdir"], "work")
     os.makedirs(workdir, exist_ok=True)
     with open(os.path.join(workdir, "program.py"), "wb") as f:
         f.write(program)
@@ -93,11 +105,13 @@ def main() -> int:
                 (resource.RLIMIT_NOFILE, 256),
                 (resource.RLIMIT_CORE, 0),
             ]
+            # RLIMIT_NPROC counts all of the user's processes and binds only a non-root user:
+            # as root the program runs as `nobody`; otherwise it shares the caller's count.
+            limits.append((resource.RLIMIT_NPROC, config["nproc"] if isolated else
+                           config["nproc"] + _processes_of(os.getuid())))
             if isolated:
                 os.chown(workdir, NOBODY, NOBODY)
                 os.chown(os.path.join(workdir, "program.py"), NOBODY, NOBODY)
-                # RLIMIT_NPROC counts the user's processes and binds only a non-root user.
-                limits.append((resource.RLIMIT_NPROC, config["nproc"]))
             for which, value in limits:
                 resource.setrlimit(which, (value, value))
             if isolated:
@@ -106,7 +120,12 @@ def main() -> int:
                 os.setuid(NOBODY)
             env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": workdir, "TMPDIR": workdir,
                    "LANG": "C.UTF-8", "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1"}
-            os.execve(python, [python, "-I", "program.py"], env)
+            if isolated:
+                os.execve(python, [python, "-I", "program.py"], env)
+            # No namespaces: block sockets first, then run the program unchanged (so that its
+            # `from __future__` imports stay first in the file).
+            runner = PRELUDE + "import runpy\nrunpy.run_path('program.py', run_name='__main__')\n"
+            os.execve(python, [python, "-I", "-c", runner], env)
         finally:
             os._exit(127)
     _, status, usage = os.wait4(pid, 0)

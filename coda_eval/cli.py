@@ -66,18 +66,23 @@ def cmd_run(args) -> None:
 def cmd_check(args) -> None:
     from .scoring import execute, summarize, write_run
 
-    problems = {p.task_id: p for p in load_task(args.task, args.data)}
+    every = load_task(args.task, args.data)
+    problems = {p.task_id: p for p in every[: args.limit]}
+    known = {p.task_id for p in every}
     rows = []
     for n, row in enumerate(read_jsonl(args.solutions)):
         if not isinstance(row, dict) or "task_id" not in row or "completion" not in row:
             raise CodaError(f"{args.solutions} line {n + 1}: expected {{\"task_id\": ..., \"completion\": ...}}")
-        if row["task_id"] not in problems:
+        if row["task_id"] not in known:
             raise CodaError(f"{args.solutions} line {n + 1}: unknown task_id {row['task_id']!r} for {args.task}")
-        rows.append({"task_id": row["task_id"], "sample": row.get("sample", 0), "completion": row["completion"]})
-    rows = rows[: args.limit]
+        if row["task_id"] in problems:  # --limit: the first N problems only
+            rows.append({"task_id": row["task_id"], "sample": row.get("sample", 0), "completion": row["completion"]})
     execute(list(problems.values()), rows, _limits(args), args.workers)
+    # A problem without a solution counts as failed, so pass@1 is over the whole task.
+    missing = sorted(set(problems) - {r["task_id"] for r in rows})
+    rows += [{"task_id": t, "sample": 0, "completion": None, "passed": False, "reason": "missing"} for t in missing]
     summary = summarize(args.task, rows)
-    summary["missing"] = len({p for p in problems} - {r["task_id"] for r in rows})
+    summary["missing"] = len(missing)
     out = write_run(args.out, rows, summary, {"solutions": str(args.solutions)})
     print(json.dumps(summary) if args.json else (out / "summary.md").read_text())
 

@@ -81,20 +81,23 @@ def run_program(code: str, limits: Limits = Limits()) -> Outcome:
     with tempfile.TemporaryDirectory(prefix="coda-sandbox-") as workdir:
         config = dict(asdict(limits), workdir=workdir, python_home=sys.base_prefix,
                       python_rel=os.path.relpath(os.path.realpath(sys.executable), sys.base_prefix))
-        process = subprocess.Popen(
-            [sys.executable, "-I", "-S", str(LAUNCHER), json.dumps(config)],
-            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-            cwd=workdir, env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8"},
-            start_new_session=True)
-        timed_out = False
-        try:
-            _, err = process.communicate(code.encode("utf-8"), timeout=limits.wall_s)
-        except subprocess.TimeoutExpired:
-            timed_out = True
-            _kill_group(process)
-            _, err = process.communicate()
-        finally:
-            _kill_group(process)  # nothing of the program outlives its run
+        # stderr goes to a file, not a pipe: a child the program leaves behind cannot keep us reading.
+        with open(os.path.join(workdir, "stderr"), "w+b") as err_file:
+            process = subprocess.Popen(
+                [sys.executable, "-I", "-S", str(LAUNCHER), json.dumps(config)],
+                stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=err_file,
+                cwd=workdir, env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8"},
+                start_new_session=True)
+            timed_out = False
+            try:
+                process.communicate(code.encode("utf-8"), timeout=limits.wall_s)
+            except subprocess.TimeoutExpired:
+                timed_out = True
+            finally:
+                _kill_group(process)  # with namespaces nothing outlives the run; without, a setsid() child can
+                process.wait()
+            err_file.seek(max(0, os.fstat(err_file.fileno()).st_size - 2000))
+            err = err_file.read()
     stderr = err.decode("utf-8", "replace")[-2000:]
     reason = _reason(process.returncode, stderr, timed_out)
     return Outcome(reason == "passed", reason, round(time.monotonic() - start, 3), isolation_level(limits),

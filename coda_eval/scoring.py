@@ -64,7 +64,7 @@ def summarize(task: str, rows: list[dict]) -> dict:
     if samples > 1:
         summary["pass@k"] = {str(k): round(mean_pass_at_k(counts, k), 4) for k in (1, 10, 100) if k <= samples}
     if rows and "exact_match" in rows[0]:
-        summary["exact_match"] = round(sum(r["exact_match"] for r in rows) / len(rows), 4)
+        summary["exact_match"] = round(sum(r.get("exact_match", False) for r in rows) / len(rows), 4)
     summary["reasons"] = dict(Counter(r["reason"] for r in rows).most_common())
     timed = [r for r in rows if "ms" in r]
     if timed:

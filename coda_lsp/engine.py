@@ -88,6 +88,7 @@ class Engine:
         self._latest: dict[str, int] = {}
         self._counter = 0
         self._lock = threading.Lock()
+        self.loading = threading.Lock()  # held while a model loads
         self._shown: OrderedDict[tuple, list[str]] = OrderedDict()  # context -> completions shown
 
     # -- model -------------------------------------------------------------

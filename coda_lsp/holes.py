@@ -168,7 +168,11 @@ def empty_function_at(text: str, line: int, col: int, language_id: str) -> tuple
         start, end = char_offset(children[0].start_byte), char_offset(children[-1].end_byte)
         row = children[0].start_point[0]
         indent = lines[row][: len(lines[row]) - len(lines[row].lstrip())]
-        start -= len(indent)  # replace whole lines, indentation included
+        if lines[row][: children[0].start_point[1]].strip():
+            # `def f(): pass` on one line: replace only the placeholder, the body starts on a new line
+            indent = "\n" + indent + "    "
+        else:
+            start -= len(indent)  # replace whole lines, indentation included
     elif docstring is not None:
         start = end = char_offset(docstring.end_byte)
         row = docstring.start_point[0]

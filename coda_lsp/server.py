@@ -70,7 +70,8 @@ async def _complete(ls: CodaServer, uri: str, position: T.Position):
     lines = doc.lines
     if position.line > len(lines) or position.line < 0 or position.character < 0:
         return doc, []
-    pos = doc.position_from_client_units(position)
+    # The empty line after a final newline has no entry in doc.lines; pygls would clamp it away.
+    pos = position if position.line == len(lines) else doc.position_from_client_units(position)
     return doc, await ls.engine.complete(uri, doc.source, pos.line, pos.character, doc.language_id or "")
 
 
@@ -91,7 +92,13 @@ def on_initialized(ls: CodaServer, params: T.InitializedParams) -> None:
         error = ls.engine.load()
         if error:
             ls.window_show_message(T.ShowMessageParams(T.MessageType.Error, error))
-    threading.Thread(target=load, name="coda-load", daemon=True).start()
+    if ls.engine.loading.acquire(blocking=False):  # one load at a time, however often settings change
+        def run():
+            try:
+                load()
+            finally:
+                ls.engine.loading.release()
+        threading.Thread(target=run, name="coda-load", daemon=True).start()
 
 
 @server.feature(T.WORKSPACE_DID_CHANGE_CONFIGURATION)
@@ -177,23 +184,35 @@ def _offset(doc, position: T.Position) -> int:
 
 async def _edit_with_progress(ls: CodaServer, uri: str, doc, rng: T.Range, title: str, work) -> bool:
     """Run `work(on_progress, should_stop)` under cancellable work-done progress; apply its text to rng."""
+    version = doc.version
+    client_range = doc.range_to_client_units(rng)
     token = f"coda-{uuid.uuid4()}"
-    await ls.work_done_progress.create_async(token)
-    ls.work_done_progress.begin(token, T.WorkDoneProgressBegin(title=f"CoDA: {title}", cancellable=True))
+    try:
+        await ls.work_done_progress.create_async(token)
+        progress = True
+    except Exception:  # a client without window.workDoneProgress: run without a progress bar
+        progress = False
+    if progress:
+        ls.work_done_progress.begin(token, T.WorkDoneProgressBegin(title=f"CoDA: {title}", cancellable=True))
     loop = asyncio.get_running_loop()
-    stopped = lambda: ls.work_done_progress.tokens[token].cancelled()
+    stopped = lambda: progress and ls.work_done_progress.tokens[token].cancelled()
 
     def report(step: int, text: str) -> None:  # called from the model thread
-        loop.call_soon_threadsafe(ls.work_done_progress.report, token,
-                                  T.WorkDoneProgressReport(message=f"step {step}: {text[:60]}"))
+        if progress:
+            loop.call_soon_threadsafe(ls.work_done_progress.report, token,
+                                      T.WorkDoneProgressReport(message=f"step {step}: {text[:60]}"))
 
     try:
         new_text = await work(report, stopped)
     finally:
-        ls.work_done_progress.end(token, T.WorkDoneProgressEnd(message="done"))
+        if progress:
+            ls.work_done_progress.end(token, T.WorkDoneProgressEnd(message="done"))
     if new_text is None:
         return False
-    edit = T.WorkspaceEdit(changes={uri: [T.TextEdit(range=doc.range_to_client_units(rng), new_text=new_text)]})
+    # Versioned: if the user edited the document meanwhile, the client refuses the stale edit.
+    edit = T.WorkspaceEdit(document_changes=[T.TextDocumentEdit(
+        text_document=T.OptionalVersionedTextDocumentIdentifier(uri=uri, version=version),
+        edits=[T.TextEdit(range=client_range, new_text=new_text)])])
     result = await ls.workspace_apply_edit_async(T.ApplyWorkspaceEditParams(edit=edit, label=f"CoDA: {title}"))
     return bool(result.applied)
 

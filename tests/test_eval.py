@@ -214,3 +214,26 @@ def test_fallback_without_namespaces_blocks_sockets_and_limits_cpu():
     assert socket.isolation == "rlimits" and socket.reason == "exception: PermissionError"
     assert run_program("while True:\n    pass\n", weak).reason == "timeout"
     assert run_program("x = bytearray(10 * 1024 ** 3)\n", weak).reason == "memory"
+
+
+def test_check_counts_missing_problems_as_failed(tmp_path):
+    problems = load_task("humaneval")[:4]
+    with open(tmp_path / "two.jsonl", "w") as f:
+        for p in problems[:2]:
+            f.write(json.dumps({"task_id": p.task_id, "completion": p.reference}) + "\n")
+    result = coda("eval", "check", "humaneval", "--solutions", tmp_path / "two.jsonl", "--out", tmp_path / "o",
+                  "--limit", "4", "--json")
+    summary = json.loads(result.stdout)
+    assert summary["n"] == 4 and summary["pass@1"] == 0.5 and summary["missing"] == 2
+
+
+def test_sandbox_survives_orphans_and_keeps_future_imports():
+    orphan = ("import os, time\n"
+              "if os.fork() == 0:\n    os.setsid()\n    time.sleep(30)\n    os._exit(0)\n")
+    for namespaces in (True, False):
+        limits = Limits(cpu_s=2, wall_s=4, memory_mb=512, namespaces=namespaces)
+        outcome = run_program(orphan, limits)
+        assert outcome.passed and outcome.seconds < 10, (namespaces, outcome)
+        future = run_program("from __future__ import annotations\ndef f(x: Undefined) -> int:\n    return 1\n",
+                             limits)
+        assert future.passed, (namespaces, future.stderr_tail)

@@ -107,3 +107,11 @@ def test_empty_function_bodies(language, source, line, col, replaced):
     else:
         start, end, _ = found
         assert source[start:end] == replaced
+
+
+def test_one_line_function_keeps_its_signature():
+    from coda_lsp.holes import empty_function_at
+
+    source = "class A:\n    def f(self): pass\n"
+    start, end, indent = empty_function_at(source, 1, 9, "python")
+    assert source[start:end] == "pass" and indent == "\n        "

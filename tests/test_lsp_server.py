@@ -112,7 +112,7 @@ async def test_regenerate_selection_applies_one_edit_with_progress(client: Langu
         command="coda.regenerateSelection", arguments=[URI, selection]))
     assert applied is True
     assert len(edits) == 1
-    (changes,) = edits[0].edit.changes.values()
+    changes = edits[0].edit.document_changes[0].edits
     assert len(changes) == 1 and changes[0].range == selection
     assert client.progress_reports, "work done progress was reported"
     kinds = [type(v).__name__ for v in next(iter(client.progress_reports.values()))]
@@ -152,7 +152,7 @@ async def test_implement_function_body(client: LanguageClient):
     applied = await client.workspace_execute_command_async(T.ExecuteCommandParams(
         command="coda.implementFunction", arguments=[uri, on_signature]))
     assert applied is True
-    (changes,) = edits[0].edit.changes.values()
+    changes = edits[0].edit.document_changes[0].edits
     assert changes[0].range == T.Range(T.Position(5, 0), T.Position(5, 8))  # exactly `    pass`
     assert changes[0].new_text.strip()
     # not offered on a function that has a body
@@ -174,7 +174,7 @@ async def test_rewrite_with_instruction(client: LanguageClient):
     applied = await client.workspace_execute_command_async(T.ExecuteCommandParams(
         command="coda.rewriteWithInstruction", arguments=[uri, selection]))
     assert applied is True
-    (changes,) = edits[-1].edit.changes.values()
+    changes = edits[-1].edit.document_changes[0].edits
     assert changes[0].range == selection and changes[0].new_text.strip()
     # no instruction anywhere: a warning, no edit
     plain = "file:///project/plain.py"
@@ -222,3 +222,14 @@ async def test_utf8_positions_and_configuration_changes(utf8_client: LanguageCli
             break
         await asyncio.sleep(0.1)
     assert len(result.items) == 1
+
+
+@pytest.mark.asyncio
+async def test_completion_on_the_empty_last_line(client: LanguageClient):
+    await ready(client)
+    uri = "file:///project/end.py"
+    client.text_document_did_open(T.DidOpenTextDocumentParams(
+        T.TextDocumentItem(uri, "python", 1, "def total(values):\n")))
+    end = T.Position(1, 0)  # the line after the final newline
+    result = await inline(client, uri=uri, position=end)
+    assert result.items and all(item.range.start == end for item in result.items)
