@@ -72,9 +72,14 @@ class Canvas:
         self.pad_after_end()
         return int(select.sum())
 
+    def _end_slots(self) -> torch.Tensor:
+        """[B, W]: hole slots holding an end token."""
+        hole = self.hole_ids()
+        return torch.isin(hole, torch.tensor(self.end_ids, device=hole.device)) & self.in_hole()
+
     def pad_after_end(self) -> None:
         hole = self.hole_ids()
-        ends = torch.isin(hole, torch.tensor(self.end_ids, device=hole.device)) & self.in_hole()
+        ends = self._end_slots()
         if not ends.any():
             return
         width = self.hole_width
@@ -94,8 +99,7 @@ class Canvas:
 
     def ended(self) -> torch.Tensor:
         """[B]: rows whose hole holds an end token (the content fit the canvas)."""
-        hole = self.hole_ids()
-        return (torch.isin(hole, torch.tensor(self.end_ids, device=hole.device)) & self.in_hole()).any(1)
+        return self._end_slots().any(1)
 
     def score(self) -> torch.Tensor:
         """[B]: mean log-probability of each row's committed content tokens and end token.

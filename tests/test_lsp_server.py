@@ -34,6 +34,10 @@ async def inline(client, uri=URI, position=CURSOR):
         text_document=T.TextDocumentIdentifier(uri=uri), position=position))
 
 
+def open_document(client, uri: str, source: str) -> None:
+    client.text_document_did_open(T.DidOpenTextDocumentParams(T.TextDocumentItem(uri, "python", 1, source)))
+
+
 def record_edits(client) -> list:
     """Accept every workspace/applyEdit the server sends, keeping its params."""
     edits = []
@@ -143,7 +147,7 @@ async def test_implement_function_body(client: LanguageClient):
 
     uri = "file:///project/todo.py"
     source = 'import math\n\n\ndef area(radius):\n    """Area of a circle."""\n    pass\n\n\nprint(area(2))\n'
-    client.text_document_did_open(T.DidOpenTextDocumentParams(T.TextDocumentItem(uri, "python", 1, source)))
+    open_document(client, uri, source)
     on_signature = T.Position(3, 5)
     actions = await client.text_document_code_action_async(T.CodeActionParams(
         T.TextDocumentIdentifier(uri), T.Range(on_signature, on_signature), T.CodeActionContext([])))
@@ -168,7 +172,7 @@ async def test_rewrite_with_instruction(client: LanguageClient):
 
     uri = "file:///project/instruct.py"
     source = "# use a list comprehension\nsquares = []\nfor i in range(10):\n    squares.append(i * i)\n"
-    client.text_document_did_open(T.DidOpenTextDocumentParams(T.TextDocumentItem(uri, "python", 1, source)))
+    open_document(client, uri, source)
     selection = T.Range(T.Position(1, 0), T.Position(3, 26))
     # the instruction from the comment line above the selection
     applied = await client.workspace_execute_command_async(T.ExecuteCommandParams(
@@ -201,7 +205,7 @@ async def utf8_client(lsp_client: LanguageClient, tiny_model_dir):
 async def test_utf8_positions_and_configuration_changes(utf8_client: LanguageClient):
     uri = "file:///project/unicode.py"
     source = 'def greet():\n    s = "héllo wörld"; x = \n'
-    utf8_client.text_document_did_open(T.DidOpenTextDocumentParams(T.TextDocumentItem(uri, "python", 1, source)))
+    open_document(utf8_client, uri, source)
     line = source.split("\n")[1]
     cursor = T.Position(1, len(line.encode("utf-8")))  # utf-8 code units: é and ö count twice
     for _ in range(300):
