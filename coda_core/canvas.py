@@ -1,6 +1,6 @@
 """The canvas: the token rows a diffusion decoder denoises.
 
-Every row is laid out as
+One hole (infill, rewrite, generation): every row is laid out as
 
     [ head | hole (masked) | tail | right padding ]
 
@@ -9,9 +9,17 @@ All rows share the head, so the hole starts at the same slot everywhere; the
 hole's length may differ per row (one row per candidate canvas size), which
 shifts the tail and leaves right padding that attention masks out.
 
-End handling: once a row commits an end token (eos or pad) in its hole, every
-later hole slot becomes pad, so the loop ends as soon as no mask remains
-before it.
+Several holes ("fill all holes"): context pieces and holes alternate,
+
+    [ piece 0 | hole 0 | piece 1 | hole 1 | ... | piece H ]
+
+each hole with a fixed size, the same in every row, so all holes are masked
+and denoised together. The decoders see only "hole columns": `hole_slots`
+maps column j to its canvas slot and `hole_of` to its hole.
+
+End handling: once a row commits an end token (eos or pad) in a hole, every
+later slot of that hole becomes pad, so the loop ends as soon as no mask
+remains before it.
 """
 
 from __future__ import annotations
@@ -25,8 +33,9 @@ import torch
 class Canvas:
     ids: torch.Tensor  # [B, L]
     attention_mask: torch.Tensor | None  # [B, L] bool, None when no row is padded
-    hole_start: int
-    hole_len: torch.Tensor  # [B]
+    hole_slots: torch.Tensor  # [W] canvas slot of each hole column, ascending
+    hole_of: torch.Tensor  # [W] which hole each column belongs to (0 .. n_holes - 1)
+    hole_len: torch.Tensor  # [B] columns of each row's holes in use (shorter rows end at their own length)
     mask_id: int
     pad_id: int
     end_ids: tuple[int, ...]
@@ -42,19 +51,24 @@ class Canvas:
 
     @property
     def hole_width(self) -> int:
-        return int(self.hole_len.max()) if self.hole_len.numel() else 0
+        return self.hole_slots.numel()
 
     @property
-    def hole_slots(self) -> torch.Tensor:
-        """Canvas slots [W] of the widest hole."""
-        return torch.arange(self.hole_start, self.hole_start + self.hole_width, device=self.ids.device)
+    def hole_start(self) -> int:
+        """The first hole slot: everything before it is the shared head."""
+        return int(self.hole_slots[0])
+
+    @property
+    def n_holes(self) -> int:
+        return int(self.hole_of[-1]) + 1 if self.hole_width else 0
 
     def in_hole(self) -> torch.Tensor:
-        """[B, W]: which hole slots belong to each row's hole."""
+        """[B, W]: which hole columns belong to each row's holes."""
         return torch.arange(self.hole_width, device=self.ids.device) < self.hole_len[:, None]
 
     def hole_ids(self) -> torch.Tensor:
-        return self.ids[:, self.hole_start:self.hole_start + self.hole_width]
+        """[B, W]: the tokens at the hole columns (a copy)."""
+        return self.ids[:, self.hole_slots]
 
     def masked(self) -> torch.Tensor:
         """[B, W]: hole slots still masked."""
@@ -65,10 +79,10 @@ class Canvas:
 
         select, tokens, logp: [B, w] for hole columns [start, start + w).
         """
-        a, b = self.hole_start + start, self.hole_start + start + select.shape[1]
-        self.ids[:, a:b] = torch.where(select, tokens, self.ids[:, a:b])
-        self.logp[:, start:start + select.shape[1]] = torch.where(
-            select, logp, self.logp[:, start:start + select.shape[1]])
+        columns = slice(start, start + select.shape[1])
+        slots = self.hole_slots[columns]
+        self.ids[:, slots] = torch.where(select, tokens, self.ids[:, slots])
+        self.logp[:, columns] = torch.where(select, logp, self.logp[:, columns])
         self.pad_after_end()
         return int(select.sum())
 
@@ -78,28 +92,38 @@ class Canvas:
         return torch.isin(hole, torch.tensor(self.end_ids, device=hole.device)) & self.in_hole()
 
     def pad_after_end(self) -> None:
-        hole = self.hole_ids()
         ends = self._end_slots()
         if not ends.any():
             return
-        width = self.hole_width
-        first_end = torch.where(ends.any(1), ends.int().argmax(1), width)
-        after = (torch.arange(width, device=hole.device) > first_end[:, None]) & self.in_hole()
-        self.ids[:, self.hole_start:self.hole_start + width] = hole.masked_fill(after, self.pad_id)
+        # ends seen so far within the same hole, excluding the column itself
+        seen = ends.int().cumsum(1)
+        first_column = torch.searchsorted(self.hole_of, self.hole_of)  # [W] first column of each hole
+        before_hole = torch.where(first_column > 0, seen[:, (first_column - 1).clamp_min(0)], 0)
+        after = (seen - before_hole - ends.int() > 0) & self.in_hole()
+        self.ids[:, self.hole_slots] = self.hole_ids().masked_fill(after, self.pad_id)
         self.logp = self.logp.masked_fill(after, float("nan"))
 
-    def content(self, row: int) -> list[int]:
-        """The hole's tokens in `row`, up to its first end token or remaining mask."""
-        out = []
-        for token in self.hole_ids()[row, : int(self.hole_len[row])].tolist():
-            if token in self.end_ids or token == self.mask_id:
-                break
-            out.append(token)
+    def contents(self, row: int) -> list[list[int]]:
+        """Each hole's tokens in `row`, up to its first end token or remaining mask."""
+        out = [[] for _ in range(self.n_holes)]
+        stopped = [False] * self.n_holes
+        width = int(self.hole_len[row])
+        for token, hole in zip(self.hole_ids()[row, :width].tolist(), self.hole_of[:width].tolist()):
+            if stopped[hole] or token in self.end_ids or token == self.mask_id:
+                stopped[hole] = True
+                continue
+            out[hole].append(token)
         return out
 
+    def content(self, row: int) -> list[int]:
+        """The (first) hole's tokens in `row`, up to its first end token or remaining mask."""
+        return self.contents(row)[0]
+
     def ended(self) -> torch.Tensor:
-        """[B]: rows whose hole holds an end token (the content fit the canvas)."""
-        return self._end_slots().any(1)
+        """[B]: rows where every hole holds an end token (the content fit the canvas)."""
+        per_hole = torch.zeros(self.batch, self.n_holes, dtype=torch.int, device=self.ids.device)
+        per_hole.index_add_(1, self.hole_of, self._end_slots().int())
+        return (per_hole > 0).all(1)
 
     def score(self) -> torch.Tensor:
         """[B]: mean log-probability of each row's committed content tokens and end token.
@@ -115,20 +139,43 @@ class Canvas:
 
 def build_canvas(head: list[int], hole_sizes: list[int], tail: list[int], *, copies: int, mask_id: int,
                  pad_id: int, end_ids: tuple[int, ...], device=None) -> Canvas:
-    """Rows for `copies` candidates x `hole_sizes`: row = candidate * len(hole_sizes) + size index."""
+    """One hole: rows for `copies` candidates x `hole_sizes`, row = candidate * len(hole_sizes) + size index."""
     sizes = [size for _ in range(copies) for size in hole_sizes]
-    length = len(head) + max(sizes) + len(tail)
-    ids = torch.full((len(sizes), length), pad_id, dtype=torch.long)
-    attention = torch.zeros(len(sizes), length, dtype=torch.bool)
-    for row, size in enumerate(sizes):
-        tokens = head + [mask_id] * size + tail
-        ids[row, : len(tokens)] = torch.tensor(tokens, dtype=torch.long)
-        attention[row, : len(tokens)] = True
+    rows = [head + [mask_id] * size + tail for size in sizes]
+    width = max(sizes)
+    return _canvas(rows, list(range(len(head), len(head) + width)), [0] * width, sizes, mask_id=mask_id,
+                   pad_id=pad_id, end_ids=end_ids, device=device)
+
+
+def build_holes_canvas(pieces: list[list[int]], hole_sizes: list[int], *, copies: int, mask_id: int, pad_id: int,
+                       end_ids: tuple[int, ...], device=None) -> Canvas:
+    """Several holes: pieces[0] hole 0 pieces[1] ... pieces[H], hole i of hole_sizes[i] masks; `copies` rows."""
+    if len(pieces) != len(hole_sizes) + 1:
+        raise ValueError(f"{len(hole_sizes)} holes need {len(hole_sizes) + 1} context pieces, got {len(pieces)}")
+    tokens, slots, hole_of = list(pieces[0]), [], []
+    for hole, (size, piece) in enumerate(zip(hole_sizes, pieces[1:])):
+        slots += range(len(tokens), len(tokens) + size)
+        hole_of += [hole] * size
+        tokens += [mask_id] * size + list(piece)
+    return _canvas([tokens] * copies, slots, hole_of, [len(slots)] * copies, mask_id=mask_id, pad_id=pad_id,
+                   end_ids=end_ids, device=device)
+
+
+def _canvas(rows: list[list[int]], slots: list[int], hole_of: list[int], hole_len: list[int], *, mask_id: int,
+            pad_id: int, end_ids: tuple[int, ...], device) -> Canvas:
+    """Right-pad `rows` to one length and wrap them with their hole layout."""
+    length = max(len(row) for row in rows)
+    ids = torch.full((len(rows), length), pad_id, dtype=torch.long)
+    attention = torch.zeros(len(rows), length, dtype=torch.bool)
+    for i, row in enumerate(rows):
+        ids[i, : len(row)] = torch.tensor(row, dtype=torch.long)
+        attention[i, : len(row)] = True
     return Canvas(
         ids=ids.to(device),
         attention_mask=None if bool(attention.all()) else attention.to(device),
-        hole_start=len(head),
-        hole_len=torch.tensor(sizes, device=device),
+        hole_slots=torch.tensor(slots, dtype=torch.long, device=device),
+        hole_of=torch.tensor(hole_of, dtype=torch.long, device=device),
+        hole_len=torch.tensor(hole_len, device=device),
         mask_id=mask_id,
         pad_id=pad_id,
         end_ids=end_ids,

@@ -31,7 +31,7 @@ from typing import Callable, Sequence
 
 import torch
 
-from .canvas import Canvas, build_canvas
+from .canvas import Canvas, build_canvas, build_holes_canvas
 from .decode import Control, DecodeOptions, DecodeStats, denoise_fast, denoise_reference
 from .model import CoDALanguageModel
 from .prefix_cache import PrefixCache
@@ -43,11 +43,20 @@ STRATEGIES = ("fast", "reference")
 
 @dataclass
 class Candidate:
-    text: str
-    ids: list[int]
+    fill_ids: list[list[int]]  # the tokens of each hole, in order (one hole except for fill_holes)
+    fills: list[str]  # the same, decoded
     score: float  # mean log-probability of the committed tokens
-    ended: bool  # an end token was committed: the content fit its canvas
-    canvas_size: int
+    ended: bool  # an end token was committed in every hole: the content fit its canvas
+    canvas_size: int  # hole tokens of the row (all holes together)
+
+    @property
+    def text(self) -> str:
+        """The hole's text (the first hole's, for fill_holes)."""
+        return self.fills[0]
+
+    @property
+    def ids(self) -> list[int]:
+        return self.fill_ids[0]
 
 
 @dataclass
@@ -68,7 +77,7 @@ class SampleResult:
             "ms": round(self.ms, 2),
             "steps": self.stats.steps,
             "complete": self.stats.complete,
-            "candidates": [{"text": c.text, "score": round(c.score, 4), "ended": c.ended,
+            "candidates": [{"text": c.text, **({"fills": c.fills} if len(c.fills) > 1 else {}), "score": round(c.score, 4), "ended": c.ended,
                             "canvas_size": c.canvas_size} for c in self.candidates],
             "stats": self.stats.as_dict(),
         }
@@ -125,6 +134,26 @@ class Sampler:
             raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
         return self._run(prompt_ids, [], [max_new_tokens], **kwargs)
 
+    def fill_holes(self, pieces: Sequence[Sequence[int]], hole_sizes: Sequence[int], **kwargs) -> SampleResult:
+        """Fill several holes at once: pieces[0] hole 0 pieces[1] ... hole H-1 pieces[H].
+
+        All holes are masked together, so each is denoised seeing the others
+        take shape. Each hole has the given size (its upper bound: end
+        handling pads what a hole does not need). pieces[0] is cut from the
+        left and pieces[-1] from the right to fit the context; the pieces
+        between holes are kept whole.
+        """
+        if len(pieces) != len(hole_sizes) + 1 or not hole_sizes:
+            raise ValueError(f"{len(hole_sizes)} holes need {len(hole_sizes) + 1} context pieces, got {len(pieces)}")
+        if any(int(size) < 1 for size in hole_sizes):
+            raise ValueError(f"hole sizes must be positive token counts, got {list(hole_sizes)}")
+        pieces = [self._checked(piece, f"context piece {i}") for i, piece in enumerate(pieces)]
+        middle = sum(len(piece) for piece in pieces[1:-1])
+        head, tail = self._fit_context(pieces[0], pieces[-1], sum(hole_sizes) + middle)
+        pieces = [head, *pieces[1:-1], tail]
+        return self._decode(lambda copies: build_holes_canvas(pieces, list(hole_sizes), copies=copies,
+                                                              **self._canvas_tokens()), **kwargs)
+
     def chat_prompt(self, messages: list[dict]) -> list[int]:
         """Token ids of `messages` through the tokenizer's chat template, ready for the answer."""
         if not getattr(self.tokenizer, "chat_template", None):
@@ -134,10 +163,23 @@ class Sampler:
 
     # -- the one code path ------------------------------------------------
 
-    def _run(self, head: Sequence[int], tail: Sequence[int], sizes: list[int], *, n: int = 1, seed: int = 0,
-             strategy: str | None = None, options: DecodeOptions | None = None,
-             should_stop: Callable[[], bool] | None = None, deadline: float | None = None,
-             on_progress: Progress | None = None, reuse_prefix: bool = True) -> SampleResult:
+    def _run(self, head: Sequence[int], tail: Sequence[int], sizes: list[int], **kwargs) -> SampleResult:
+        """One hole between head and tail, one row per canvas size (and per candidate when sampling)."""
+        if not sizes or any(int(size) < 1 for size in sizes):
+            raise ValueError(f"canvas sizes must be positive token counts, got {sizes}")
+        head, tail = self._fit_context(self._checked(head, "prefix"), self._checked(tail, "suffix"), max(sizes))
+        return self._decode(lambda copies: build_canvas(head, sizes, tail, copies=copies, **self._canvas_tokens()),
+                            **kwargs)
+
+    def _canvas_tokens(self) -> dict:
+        return dict(mask_id=self.ids.mask, pad_id=self.ids.pad, end_ids=(self.ids.eos, self.ids.pad),
+                    device=self.model.device)
+
+    def _decode(self, make_canvas: Callable[[int], Canvas], *, n: int = 1, seed: int = 0,
+                strategy: str | None = None, options: DecodeOptions | None = None,
+                should_stop: Callable[[], bool] | None = None, deadline: float | None = None,
+                on_progress: Progress | None = None, reuse_prefix: bool = True) -> SampleResult:
+        """Denoise the canvas `make_canvas(copies)` builds and rank its rows."""
         start = time.perf_counter()
         strategy = strategy or self.strategy
         if strategy not in STRATEGIES:
@@ -145,13 +187,8 @@ class Sampler:
         options = options or self.options
         if n < 1:
             raise ValueError(f"n must be >= 1, got {n}")
-        if not sizes or any(int(size) < 1 for size in sizes):
-            raise ValueError(f"canvas sizes must be positive token counts, got {sizes}")
-        head, tail = self._fit_context(self._checked(head, "prefix"), self._checked(tail, "suffix"), max(sizes))
         # Greedy rows of the same size are identical; sampled ones differ.
-        copies = n if options.sampling.temperature > 0 else 1
-        canvas = build_canvas(head, sizes, tail, copies=copies, mask_id=self.ids.mask, pad_id=self.ids.pad,
-                              end_ids=(self.ids.eos, self.ids.pad), device=self.model.device)
+        canvas = make_canvas(n if options.sampling.temperature > 0 else 1)
         control = Control(should_stop=should_stop, deadline=deadline,
                           generator=torch.Generator(device=self.model.device).manual_seed(seed),
                           on_step=self._progress_hook(on_progress) if on_progress else None)
@@ -188,17 +225,17 @@ class Sampler:
         order = sorted(range(canvas.batch), key=lambda r: (not ended[r], -scores[r], r))
         seen, out = set(), []
         for row in order:
-            ids = canvas.content(row)
-            text = self.tokenizer.decode(ids)
-            if text in seen:
+            fill_ids = canvas.contents(row)
+            fills = [self.tokenizer.decode(ids) for ids in fill_ids]
+            if tuple(fills) in seen:
                 continue
-            seen.add(text)
-            out.append(Candidate(text, ids, scores[row], ended[row], int(canvas.hole_len[row])))
+            seen.add(tuple(fills))
+            out.append(Candidate(fill_ids, fills, scores[row], ended[row], int(canvas.hole_len[row])))
         return out
 
     def _progress_hook(self, on_progress: Progress):
         def hook(canvas: Canvas, stats: DecodeStats) -> None:
             row = int(canvas.score().argmax())
-            hole = canvas.hole_ids()[row, : int(canvas.hole_len[row])].tolist()
+            hole = canvas.hole_ids()[row, : int(canvas.hole_len[row])].tolist()  # every hole, in order
             on_progress(stats.steps, self.tokenizer.decode(hole, skip_special_tokens=True))
         return hook

@@ -19,7 +19,7 @@ from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from .holes import choose_hole, parser_for
+from .holes import Placeholder, choose_hole, parser_for
 from .postprocess import clean
 
 
@@ -198,6 +198,36 @@ class Engine:
         match = re.search(r"```[^\n]*\n(.*?)```", result.text, re.DOTALL)
         code = match.group(1) if match else result.text
         return code.rstrip("\n") + ("\n" if span.endswith("\n") else "") if code.strip() else None
+
+    async def fill_holes(self, uri: str, text: str, holes: list[Placeholder], on_progress,
+                         should_stop) -> list[str | None] | None:
+        """Fill every placeholder in one decode (all holes masked at once).
+
+        Returns one text per hole (None where the model had nothing usable:
+        that placeholder stays), or None when stopped. Raises ValueError when
+        the code between the holes does not fit the model's context.
+        """
+        self._supersede(uri)
+        if self.sampler is None:
+            return None
+        s = self.settings
+        tok = self.sampler.tokenizer
+        bounds = [0] + [offset for hole in holes for offset in (hole.start, hole.end)] + [len(text)]
+        pieces = [text[a:b] for a, b in zip(bounds[::2], bounds[1::2])]
+        head, tail = context_window(tok, pieces[0], pieces[-1], s.context_before, s.context_after)
+        ids = [head, *(tok.encode(piece, add_special_tokens=False) for piece in pieces[1:-1]), tail]
+        sizes = [s.max_new_tokens if hole.kind == "block" else min(s.max_new_tokens, 32) for hole in holes]
+        work = lambda: self.sampler.fill_holes(ids, sizes, should_stop=should_stop, on_progress=on_progress)
+        result = await asyncio.get_running_loop().run_in_executor(self._worker, work)
+        if result.stats.stopped or not result.candidates:
+            return None
+        fills = []
+        for hole, fill, after in zip(holes, result.candidates[0].fills, pieces[1:]):
+            fill = clean(fill, hole.kind, hole.indent, after.split("\n", 1)[0], True) or None
+            if fill is not None and hole.start == hole.end:  # an insertion: a line of its own
+                fill = fill + "\n" if hole.start < len(text) or text.endswith("\n") else "\n" + fill
+            fills.append(fill)
+        return fills
 
     async def _edit(self, uri, text, start, end, block_indent, on_progress, should_stop) -> str | None:
         self._supersede(uri)  # an edit outranks pending completions in the same document

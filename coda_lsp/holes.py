@@ -15,6 +15,7 @@ language falls back to line and indentation heuristics, never an error.
 from __future__ import annotations
 
 import importlib
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -182,3 +183,132 @@ def empty_function_at(text: str, line: int, col: int, language_id: str) -> tuple
         row = node.start_point[0]
         indent = lines[row][: len(lines[row]) - len(lines[row].lstrip())] + "    "
     return start, end, indent
+
+
+# -- "Fill all holes": every placeholder in a range ----------------------------
+
+PLACEHOLDER_STATEMENTS = {"...", "pass", "todo!()", "unimplemented!()"}
+SCOPE_TYPES = FUNCTION_TYPES | {"class_definition", "class_declaration", "impl_item", "struct_item"}
+_PLACEHOLDER_LINE = re.compile(r"^(\s*)(pass|\.\.\.|todo!\(\);?|unimplemented!\(\);?)\s*$")
+_TODO = re.compile(r"\b(TODO|FIXME)\b")
+
+
+@dataclass(frozen=True)
+class Placeholder:
+    start: int  # character offsets in the text of what the fill replaces (start == end: an insertion)
+    end: int
+    kind: str  # "block": whole lines, the fill starts at column 0; "line": inside a line
+    indent: str  # the block's indentation
+
+
+def scope_at(text: str, line: int, col: int, language_id: str) -> tuple[int, int]:
+    """Character range of the innermost function or class around the cursor; the whole text if none."""
+    parser = parser_for(language_id)
+    lines = text.split("\n")
+    if parser is None or not 0 <= line < len(lines):
+        return 0, len(text)
+    source = text.encode("utf-8")
+    point = (line, len(lines[line][:col].encode("utf-8")))
+    node = parser.parse(source).root_node.descendant_for_point_range(point, point)
+    while node is not None and node.type not in SCOPE_TYPES:
+        node = node.parent
+    if node is None:
+        return 0, len(text)
+    return _char(source, node.start_byte), _char(source, node.end_byte)
+
+
+def _char(source: bytes, byte: int) -> int:
+    return len(source[:byte].decode("utf-8", "replace"))
+
+
+def placeholders_in(text: str, start: int, end: int, language_id: str) -> list[Placeholder]:
+    """The holes to fill in text[start:end], in document order.
+
+    A placeholder statement (`pass`, `...`, `todo!()`, `unimplemented!()`) is
+    replaced: its whole line when it stands alone there, else just itself. A
+    TODO/FIXME comment stays (it says what to write): when nothing but
+    comments follows it in its block, the hole is a new line after it.
+    Languages without a grammar use the same rules line by line.
+    """
+    parser = parser_for(language_id)
+    found = (_placeholders_tree(parser, text, start, end) if parser is not None
+             else _placeholders_lines(text, start, end))
+    merged: list[Placeholder] = []
+    for hole in found:  # a TODO line right above a `pass` line is one hole, not two
+        if merged and merged[-1].kind == hole.kind == "block" and merged[-1].end >= hole.start:
+            hole = Placeholder(merged.pop().start, hole.end, "block", hole.indent)
+        merged.append(hole)
+    return merged
+
+
+def _line_bounds(text: str, offset: int) -> tuple[int, int]:
+    line_start = text.rfind("\n", 0, offset) + 1
+    line_end = text.find("\n", offset)
+    return line_start, len(text) if line_end < 0 else line_end
+
+
+def _whole_line_hole(text: str, start: int, end: int) -> Placeholder:
+    """text[start:end] replaced: its whole line when it stands alone there."""
+    line_start, line_end = _line_bounds(text, start)
+    indent = text[line_start:start]
+    if not indent.strip() and not text[end:line_end].strip():
+        return Placeholder(line_start, line_end, "block", indent)
+    return Placeholder(start, end, "line", "")
+
+
+def _after_line(text: str, offset: int, indent: str) -> Placeholder:
+    """An insertion on a new line after the line holding `offset`."""
+    _, line_end = _line_bounds(text, offset)
+    at = min(line_end + 1, len(text))
+    return Placeholder(at, at, "block", indent)
+
+
+def _placeholders_tree(parser, text: str, start: int, end: int) -> list[Placeholder]:
+    source = text.encode("utf-8")
+    lo, hi = len(text[:start].encode("utf-8")), len(text[:end].encode("utf-8"))
+    out = []
+
+    def visit(node) -> None:
+        if node.end_byte <= lo or node.start_byte >= hi:
+            return
+        body = source[node.start_byte:node.end_byte].decode("utf-8", "replace").strip().rstrip(";")
+        inside = lo <= node.start_byte and node.end_byte <= hi
+        if inside and node.type in ("pass_statement", "expression_statement", "macro_invocation") \
+                and body in PLACEHOLDER_STATEMENTS:
+            out.append(_whole_line_hole(text, _char(source, node.start_byte), _char(source, node.end_byte)))
+            return
+        if inside and "comment" in node.type and _TODO.search(body):
+            later = node.next_named_sibling
+            while later is not None and "comment" in later.type:
+                later = later.next_named_sibling
+            if later is None or body_of(later) in PLACEHOLDER_STATEMENTS:
+                line_start = text.rfind("\n", 0, _char(source, node.start_byte)) + 1
+                indent = text[line_start:_char(source, node.start_byte)]
+                if not indent.strip():
+                    out.append(_after_line(text, _char(source, node.end_byte), indent))
+            return
+        for child in node.children:
+            visit(child)
+
+    def body_of(node) -> str:
+        return source[node.start_byte:node.end_byte].decode("utf-8", "replace").strip().rstrip(";")
+
+    visit(parser.parse(source).root_node)
+    return out
+
+
+def _placeholders_lines(text: str, start: int, end: int) -> list[Placeholder]:
+    out, offset = [], 0
+    lines = text.split("\n")
+    for i, line in enumerate(lines):
+        line_start, offset = offset, offset + len(line) + 1
+        if line_start < start or line_start + len(line) > end:
+            continue
+        if match := _PLACEHOLDER_LINE.match(line):
+            out.append(Placeholder(line_start, line_start + len(line), "block", match.group(1)))
+        elif _TODO.search(line) and line.lstrip().startswith(("#", "//", "--", ";", "/*")):
+            following = next((l for l in lines[i + 1:] if l.strip()), "")
+            indent = line[: len(line) - len(line.lstrip())]
+            if len(following) - len(following.lstrip()) < len(indent) or not following:
+                out.append(_after_line(text, line_start, indent))
+    return out

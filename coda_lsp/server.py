@@ -1,12 +1,13 @@
 """`coda-lsp`: the language server. Each handler converts LSP params to an engine call and back.
 
-Served today: inline completions (`textDocument/inlineCompletion`) and
-completion items (`textDocument/completion`), both from diffusion
-fill-in-the-middle at the cursor; and the code action "Regenerate selection"
-(kind refactor.rewrite), which runs as `workspace/executeCommand`, reports
-cancellable `window/workDoneProgress` and applies one `workspace/applyEdit`. Position encoding is negotiated by pygls
-(utf-16 unless the client prefers another it supports); document sync is
-incremental.
+Served: inline completions (`textDocument/inlineCompletion`) and completion
+items (`textDocument/completion`), both from diffusion fill-in-the-middle at
+the cursor; and four code actions (kind refactor.rewrite): "Regenerate
+selection", "Rewrite selection with instruction", "Implement function body"
+and "Fill all holes". Each action runs as `workspace/executeCommand`, reports
+cancellable `window/workDoneProgress` and applies one versioned
+`workspace/applyEdit`. Position encoding is negotiated by pygls (utf-16
+unless the client prefers another it supports); document sync is incremental.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from pygls.protocol import LanguageServerProtocol
 from coda_core import __version__
 
 from .engine import Engine, Settings
-from .holes import empty_function_at
+from .holes import Placeholder, empty_function_at, placeholders_in, scope_at
 
 MAX_DOCUMENT_BYTES = 5 * 1024 * 1024
 
@@ -56,11 +57,22 @@ server = CodaServer()
 
 
 def _document(ls: CodaServer, uri: str):
-    """The open document, or None for unknown URIs and documents too large to complete in."""
+    """The open document, or None for unknown URIs, documents too large to complete in, and text
+    that is not valid Unicode (JSON allows lone surrogates, which neither UTF-8 nor the tokenizer take)."""
     doc = ls.workspace.text_documents.get(uri)
     if doc is None or len(doc.source) >= MAX_DOCUMENT_BYTES:
         return None
+    try:
+        doc.source.encode("utf-8")
+    except UnicodeEncodeError:
+        return None
     return doc
+
+
+def _document_at(ls: CodaServer, uri: str, line: int):
+    """The open document (see `_document`) when `line` is one of its lines, else None."""
+    doc = _document(ls, uri)
+    return doc if doc is not None and 0 <= line < len(doc.lines) else None
 
 
 async def _complete(ls: CodaServer, uri: str, position: T.Position):
@@ -146,6 +158,7 @@ def _lines_range(doc, rng: T.Range) -> T.Range:
 
 IMPLEMENT = "coda.implementFunction"
 INSTRUCT = "coda.rewriteWithInstruction"
+FILL_HOLES = "coda.fillHoles"
 INSTRUCTION_COMMENT = ("#", "//", "--", ";")
 
 
@@ -163,8 +176,8 @@ def _instruction_above(doc, line: int) -> str | None:
 @server.feature(T.TEXT_DOCUMENT_CODE_ACTION,
                 T.CodeActionOptions(code_action_kinds=[T.CodeActionKind.RefactorRewrite]))
 def code_actions(ls: CodaServer, params: T.CodeActionParams) -> list[T.CodeAction]:
-    doc = _document(ls, params.text_document.uri)
-    if doc is None or ls.engine.sampler is None or params.range.start.line >= len(doc.lines):
+    doc = _document_at(ls, params.text_document.uri, params.range.start.line)
+    if doc is None or ls.engine.sampler is None:
         return []
     uri = params.text_document.uri
     actions = [("Regenerate selection", REGENERATE, [uri, params.range]),
@@ -172,6 +185,8 @@ def code_actions(ls: CodaServer, params: T.CodeActionParams) -> list[T.CodeActio
     cursor = doc.position_from_client_units(params.range.start)
     if empty_function_at(doc.source, cursor.line, cursor.character, doc.language_id or "") is not None:
         actions.append(("Implement function body", IMPLEMENT, [uri, params.range.start]))
+    if _holes_in(doc, params.range):
+        actions.append(("Fill all holes", FILL_HOLES, [uri, params.range]))
     return [T.CodeAction(title=title, kind=T.CodeActionKind.RefactorRewrite,
                          command=T.Command(title=title, command=name, arguments=arguments))
             for title, name, arguments in actions]
@@ -182,10 +197,27 @@ def _offset(doc, position: T.Position) -> int:
     return sum(len(line) for line in doc.lines[: position.line]) + position.character
 
 
-async def _edit_with_progress(ls: CodaServer, uri: str, doc, rng: T.Range, title: str, work) -> bool:
-    """Run `work(on_progress, should_stop)` under cancellable work-done progress; apply its text to rng."""
+def _position(text: str, offset: int) -> T.Position:
+    """The server-unit position of a character offset."""
+    before = text[:offset]
+    return T.Position(before.count("\n"), offset - (before.rfind("\n") + 1))
+
+
+def _holes_in(doc, selection: T.Range) -> list[Placeholder]:
+    """Placeholders in the selection; with an empty one, in the function or class at the cursor."""
+    rng = doc.range_from_client_units(selection)
+    if rng.start == rng.end:
+        start, end = scope_at(doc.source, rng.start.line, rng.start.character, doc.language_id or "")
+    else:
+        start, end = _offset(doc, rng.start), _offset(doc, rng.end)
+    return placeholders_in(doc.source, start, end, doc.language_id or "")
+
+
+async def _edit_with_progress(ls: CodaServer, uri: str, doc, ranges: list[T.Range], title: str, work) -> bool:
+    """Run `work(on_progress, should_stop)` under cancellable work-done progress and apply what it
+    returns, one new text per range (None leaves that range alone), as one undoable edit."""
     version = doc.version
-    client_range = doc.range_to_client_units(rng)
+    client_ranges = [doc.range_to_client_units(rng) for rng in ranges]
     token = f"coda-{uuid.uuid4()}"
     try:
         await ls.work_done_progress.create_async(token)
@@ -203,28 +235,34 @@ async def _edit_with_progress(ls: CodaServer, uri: str, doc, rng: T.Range, title
                                       T.WorkDoneProgressReport(message=f"step {step}: {text[:60]}"))
 
     try:
-        new_text = await work(report, stopped)
+        new_texts = await work(report, stopped)
+    except ValueError as exc:  # e.g. the code between holes does not fit the model's context
+        ls.window_show_message(T.ShowMessageParams(T.MessageType.Warning, f"CoDA: {exc}"))
+        new_texts = None
     finally:
         if progress:
             ls.work_done_progress.end(token, T.WorkDoneProgressEnd(message="done"))
-    if new_text is None:
+    if isinstance(new_texts, str):
+        new_texts = [new_texts]
+    edits = [T.TextEdit(range=rng, new_text=text) for rng, text in zip(client_ranges, new_texts or [])
+             if text is not None]
+    if not edits:
         return False
     # Versioned: if the user edited the document meanwhile, the client refuses the stale edit.
     edit = T.WorkspaceEdit(document_changes=[T.TextDocumentEdit(
-        text_document=T.OptionalVersionedTextDocumentIdentifier(uri=uri, version=version),
-        edits=[T.TextEdit(range=client_range, new_text=new_text)])])
+        text_document=T.OptionalVersionedTextDocumentIdentifier(uri=uri, version=version), edits=edits)])
     result = await ls.workspace_apply_edit_async(T.ApplyWorkspaceEditParams(edit=edit, label=f"CoDA: {title}"))
     return bool(result.applied)
 
 
 @server.command(REGENERATE)
 async def regenerate_selection(ls: CodaServer, uri: str, selection: T.Range) -> bool:
-    doc = _document(ls, uri)
-    if doc is None or selection.start.line >= len(doc.lines):
+    doc = _document_at(ls, uri, selection.start.line)
+    if doc is None:
         return False
     rng = _lines_range(doc, selection)
     start, end = _offset(doc, rng.start), _offset(doc, rng.end)
-    return await _edit_with_progress(ls, uri, doc, rng, "regenerate", lambda report, stopped: ls.engine.regenerate(
+    return await _edit_with_progress(ls, uri, doc, [rng], "regenerate", lambda report, stopped: ls.engine.regenerate(
         uri, doc.source, start, end, report, stopped))
 
 
@@ -232,8 +270,8 @@ async def regenerate_selection(ls: CodaServer, uri: str, selection: T.Range) -> 
 async def rewrite_with_instruction(ls: CodaServer, uri: str, selection: T.Range, *given) -> bool:
     """The instruction is an optional third argument (clients prompt for it), else a comment line above."""
     instruction = given[0] if given and isinstance(given[0], str) else ""
-    doc = _document(ls, uri)
-    if doc is None or selection.start.line >= len(doc.lines):
+    doc = _document_at(ls, uri, selection.start.line)
+    if doc is None:
         return False
     rng = _lines_range(doc, selection)
     instruction = instruction or _instruction_above(doc, rng.start.line)
@@ -242,25 +280,36 @@ async def rewrite_with_instruction(ls: CodaServer, uri: str, selection: T.Range,
                                                    "or write it in a comment line above the selection)"))
         return False
     start, end = _offset(doc, rng.start), _offset(doc, rng.end)
-    return await _edit_with_progress(ls, uri, doc, rng, "rewrite", lambda report, stopped: ls.engine.instruct(
+    return await _edit_with_progress(ls, uri, doc, [rng], "rewrite", lambda report, stopped: ls.engine.instruct(
         uri, doc.source, start, end, instruction, report, stopped))
 
 
 @server.command(IMPLEMENT)
 async def implement_function(ls: CodaServer, uri: str, position: T.Position) -> bool:
-    doc = _document(ls, uri)
-    if doc is None or position.line >= len(doc.lines):
+    doc = _document_at(ls, uri, position.line)
+    if doc is None:
         return False
     cursor = doc.position_from_client_units(position)
     found = empty_function_at(doc.source, cursor.line, cursor.character, doc.language_id or "")
     if found is None:
         return False
     start, end, indent = found
-    before = doc.source[:start]
-    rng = T.Range(T.Position(before.count("\n"), start - (before.rfind("\n") + 1)),
-                  T.Position(doc.source[:end].count("\n"), end - (doc.source[:end].rfind("\n") + 1)))
-    return await _edit_with_progress(ls, uri, doc, rng, "implement function", lambda report, stopped:
+    rng = T.Range(_position(doc.source, start), _position(doc.source, end))
+    return await _edit_with_progress(ls, uri, doc, [rng], "implement function", lambda report, stopped:
                                      ls.engine.implement(uri, doc.source, start, end, indent, report, stopped))
+
+
+@server.command(FILL_HOLES)
+async def fill_holes(ls: CodaServer, uri: str, selection: T.Range) -> bool:
+    doc = _document_at(ls, uri, selection.start.line)
+    if doc is None:
+        return False
+    holes = _holes_in(doc, selection)
+    if not holes:
+        return False
+    ranges = [T.Range(_position(doc.source, hole.start), _position(doc.source, hole.end)) for hole in holes]
+    return await _edit_with_progress(ls, uri, doc, ranges, f"fill {len(holes)} holes", lambda report, stopped:
+                                     ls.engine.fill_holes(uri, doc.source, holes, report, stopped))
 
 
 def main(argv: list[str] | None = None) -> int:

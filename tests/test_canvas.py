@@ -4,7 +4,9 @@ import math
 
 import torch
 
-from coda_core.canvas import build_canvas
+import pytest
+
+from coda_core.canvas import build_canvas, build_holes_canvas
 from coda_core.decode import DecodeOptions, _Choice, _select_threshold
 from coda_core.sampling import SamplingParams, confidence, filtered_probs
 
@@ -78,3 +80,22 @@ def test_top_p_top_k_and_confidences():
     assert torch.allclose(confidence(probs, tokens, "topk_margin"), torch.tensor([0.2]))
     entropy = -sum(p * math.log(p) for p in (0.5, 0.3, 0.15, 0.05))
     assert torch.allclose(confidence(probs, tokens, "entropy"), torch.tensor([-entropy]), atol=1e-6)
+
+
+def test_several_holes_share_one_canvas_and_end_separately():
+    c = build_holes_canvas([[10], [20, 21], [30]], [3, 2], copies=2, mask_id=M, pad_id=P, end_ids=(E, P))
+    assert c.ids[0].tolist() == [10, M, M, M, 20, 21, M, M, 30]
+    assert c.attention_mask is None and c.n_holes == 2
+    assert c.hole_slots.tolist() == [1, 2, 3, 6, 7] and c.hole_of.tolist() == [0, 0, 0, 1, 1]
+    # row 0: eos at hole 0's first column pads the rest of hole 0 only; hole 1 stays masked
+    select = torch.tensor([[True, False, False, False, False], [False] * 5])
+    c.commit(select, torch.full((2, 5), E), torch.full((2, 5), -1.0))
+    assert c.ids[0].tolist() == [10, E, P, P, 20, 21, M, M, 30]
+    assert c.masked()[0].tolist() == [False, False, False, True, True]
+    assert c.ended().tolist() == [False, False]  # hole 1 has no end yet
+    c.commit(torch.tensor([[False, False, False, True, True]] * 2), torch.tensor([[0, 0, 0, 7, E]] * 2),
+             torch.full((2, 5), -1.0))
+    assert c.contents(0) == [[], [7]] and c.contents(1) == [[], [7]]  # row 1's hole 0 is still masked
+    assert c.ended().tolist() == [True, False]
+    with pytest.raises(ValueError, match="2 holes need 3 context pieces"):
+        build_holes_canvas([[1]], [3, 2], copies=1, mask_id=M, pad_id=P, end_ids=(E, P))

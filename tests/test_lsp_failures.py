@@ -91,3 +91,45 @@ def test_malformed_requests_and_requests_before_initialize_get_error_responses()
     assert "result" in replies[2] and "inlineCompletionProvider" in replies[2]["result"]["capabilities"]
     assert replies[4]["result"]["items"] == []
     assert "result" in replies[5]
+
+
+def test_a_message_that_is_not_utf8_is_skipped_and_the_next_one_answered():
+    initialize = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"capabilities": {}}}
+    garbage = b'{"jsonrpc": "2.0", "id": 2, "method": "shutdown", "params": "\xff\xfe"}'
+    stdin = (frame(initialize) + f"Content-Length: {len(garbage)}\r\n\r\n".encode() + garbage
+             + frame({"jsonrpc": "2.0", "id": 3, "method": "shutdown"}) + frame({"jsonrpc": "2.0", "method": "exit"}))
+    result = subprocess.run(SERVER, input=stdin, capture_output=True, timeout=120)
+    replies = {m["id"]: m for m in read_frames(result.stdout) if "id" in m and "method" not in m}
+    assert "result" in replies[1] and "result" in replies[3]
+    assert 2 not in replies  # unreadable: there is no id to answer
+    assert result.returncode == 0
+
+
+async def inline_items(client: LanguageClient, uri: str, position: T.Position) -> list:
+    result = await client.text_document_inline_completion_async(T.InlineCompletionParams(
+        context=T.InlineCompletionContext(trigger_kind=T.InlineCompletionTriggerKind.Invoked),
+        text_document=T.TextDocumentIdentifier(uri), position=position))
+    return list(result.items)
+
+
+@pytest.mark.asyncio
+async def test_configuration_swaps_the_model(broken: LanguageClient, tiny_model_dir, tmp_path):
+    uri, cursor = "file:///swap.py", T.Position(0, 4)
+    broken.text_document_did_open(T.DidOpenTextDocumentParams(T.TextDocumentItem(uri, "python", 1, "x = \n")))
+    broken.workspace_did_change_configuration(T.DidChangeConfigurationParams(
+        settings={"coda": {"model": str(tiny_model_dir)}}))
+    for _ in range(300):  # the good model loads in the background
+        if await inline_items(broken, uri, cursor):
+            break
+        await asyncio.sleep(0.1)
+    assert await inline_items(broken, uri, cursor)
+    # swapping to a model that cannot load: the reason is shown, requests get empty results
+    count = len(broken.messages)
+    broken.workspace_did_change_configuration(T.DidChangeConfigurationParams(
+        settings={"coda": {"model": str(tmp_path / "gone")}}))
+    for _ in range(300):
+        if len(broken.messages) > count:
+            break
+        await asyncio.sleep(0.1)
+    assert "gone" in broken.messages[-1].message and broken.messages[-1].type == T.MessageType.Error
+    assert not await inline_items(broken, uri, T.Position(0, 3))

@@ -2,7 +2,7 @@
 
 import pytest
 
-from coda_lsp.holes import choose_hole, parser_for
+from coda_lsp.holes import choose_hole, parser_for, placeholders_in, scope_at
 from coda_lsp.postprocess import clean, drop_repeated_suffix, first_line, within_block
 
 
@@ -115,3 +115,42 @@ def test_one_line_function_keeps_its_signature():
     source = "class A:\n    def f(self): pass\n"
     start, end, indent = empty_function_at(source, 1, 9, "python")
     assert source[start:end] == "pass" and indent == "\n        "
+
+
+def holes(source: str, language: str) -> str:
+    """The source with each placeholder_in hole written as <kind>."""
+    found = placeholders_in(source, 0, len(source), language)
+    for hole in reversed(found):
+        source = source[:hole.start] + f"<{hole.kind}>" + source[hole.end:]
+    return source
+
+
+PLACEHOLDERS = [
+    ("python", "def f(x):\n    # TODO: double it\n    pass\n\n\ndef g(y):\n    ...\n",
+     "def f(x):\n    # TODO: double it\n<block>\n\n\ndef g(y):\n<block>\n"),
+    ("python", "class A:\n    def m(self): pass\n    def n(self):\n        # TODO sort\n",
+     "class A:\n    def m(self): <line>\n    def n(self):\n        # TODO sort\n<block>"),
+    # a TODO note above real code is not a hole; neither is `pass` inside a string
+    ("python", "def f():\n    # TODO: faster\n    return 1\n\ns = 'pass'\n",
+     "def f():\n    # TODO: faster\n    return 1\n\ns = 'pass'\n"),
+    ("javascript", "function f(a) {\n  // TODO: add\n}\nconst x = 1; // TODO later\n",
+     "function f(a) {\n  // TODO: add\n<block>}\nconst x = 1; // TODO later\n"),
+    ("rust", "fn main() {\n    todo!()\n}\nfn g() -> i32 { unimplemented!() }\n",
+     "fn main() {\n<block>\n}\nfn g() -> i32 { <line> }\n"),
+    ("go", "func f() int {\n\t// TODO\n}\n", "func f() int {\n\t// TODO\n<block>}\n"),
+    # no grammar: the same rules, line by line
+    ("lua", "local function f()\n  -- TODO: body\nend\n", "local function f()\n  -- TODO: body\n<block>end\n"),
+]
+
+
+@pytest.mark.parametrize("language, source, expected", PLACEHOLDERS)
+def test_placeholders(language, source, expected):
+    assert holes(source, language) == expected
+
+
+def test_placeholders_only_inside_the_range_and_scope():
+    source = "def f():\n    pass\n\n\ndef g():\n    pass\n"
+    second = source.index("def g")
+    assert [h.start for h in placeholders_in(source, second, len(source), "python")] == [source.rindex("    pass")]
+    assert scope_at(source, 4, 5, "python") == (second, len(source) - 1)
+    assert scope_at("x = 1\n", 0, 0, "python") == (0, 6)  # no function: the whole text

@@ -6,6 +6,7 @@ import sys
 import pytest
 import pytest_lsp
 from lsprotocol import types as T
+from pygls.exceptions import JsonRpcRequestCancelled
 from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
 
 URI = "file:///project/example.py"
@@ -152,7 +153,7 @@ async def test_implement_function_body(client: LanguageClient):
     actions = await client.text_document_code_action_async(T.CodeActionParams(
         T.TextDocumentIdentifier(uri), T.Range(on_signature, on_signature), T.CodeActionContext([])))
     assert [a.title for a in actions] == ["Regenerate selection", "Rewrite selection with instruction",
-                                          "Implement function body"]
+                                          "Implement function body", "Fill all holes"]
     applied = await client.workspace_execute_command_async(T.ExecuteCommandParams(
         command="coda.implementFunction", arguments=[uri, on_signature]))
     assert applied is True
@@ -237,3 +238,65 @@ async def test_completion_on_the_empty_last_line(client: LanguageClient):
     end = T.Position(1, 0)  # the line after the final newline
     result = await inline(client, uri=uri, position=end)
     assert result.items and all(item.range.start == end for item in result.items)
+
+
+@pytest.mark.asyncio
+async def test_text_that_is_not_valid_unicode_gets_empty_results(client: LanguageClient):
+    await ready(client)
+    uri = "file:///project/surrogate.py"
+    open_document(client, uri, "s = '\ud800'\nx = \n")  # a lone surrogate: legal in JSON, not in UTF-8
+    result = await inline(client, uri=uri, position=T.Position(1, 4))
+    assert result is not None and not result.items
+    actions = await client.text_document_code_action_async(T.CodeActionParams(
+        T.TextDocumentIdentifier(uri), T.Range(T.Position(1, 0), T.Position(1, 4)), T.CodeActionContext([])))
+    assert not actions
+    assert (await inline(client)).items  # the server goes on
+
+
+@pytest.mark.asyncio
+async def test_cancel_request_answers_the_request_cancelled(client: LanguageClient):
+    await ready(client)
+    uri = "file:///project/cancel.py"
+    # a block hole of up to 256 tokens: the random model fills one token per step, so the decode
+    # is still running when the cancel arrives
+    client.workspace_did_change_configuration(T.DidChangeConfigurationParams(settings={"maxNewTokens": 256}))
+    open_document(client, uri, "def g(y):\n    \n")
+    params = T.InlineCompletionParams(
+        context=T.InlineCompletionContext(trigger_kind=T.InlineCompletionTriggerKind.Automatic),
+        text_document=T.TextDocumentIdentifier(uri=uri), position=T.Position(1, 4))
+    pending = asyncio.ensure_future(  # pytest-lsp sends a request only once its coroutine runs
+        client.protocol.send_request_async(T.TEXT_DOCUMENT_INLINE_COMPLETION, params, msg_id="cancel-me"))
+    await asyncio.sleep(0.2)
+    client.protocol.notify(T.CANCEL_REQUEST, T.CancelParams(id="cancel-me"))
+    with pytest.raises(JsonRpcRequestCancelled):
+        await asyncio.wait_for(pending, timeout=10)
+    assert (await inline(client)).items  # the worker is free again
+
+
+@pytest.mark.asyncio
+async def test_fill_all_holes_in_one_edit(client: LanguageClient):
+    await ready(client)
+    edits = record_edits(client)
+    uri = "file:///project/holes.py"
+    source = ("import math\n\n\ndef area(radius):\n    # TODO: the area of a circle\n    pass\n\n\n"
+              "def circumference(radius):\n    ...\n\n\nprint(area(2))\n")
+    open_document(client, uri, source)
+    everything = T.Range(T.Position(0, 0), T.Position(12, 0))
+    actions = await client.text_document_code_action_async(T.CodeActionParams(
+        T.TextDocumentIdentifier(uri), everything, T.CodeActionContext([])))
+    assert "Fill all holes" in [a.title for a in actions]
+    applied = await client.workspace_execute_command_async(T.ExecuteCommandParams(
+        command="coda.fillHoles", arguments=[uri, everything]))
+    assert applied is True and len(edits) == 1
+    changes = edits[0].edit.document_changes[0].edits
+    # the TODO comment stays; `    pass` and `    ...` are the holes, filled in one edit
+    assert [c.range for c in changes] == [T.Range(T.Position(5, 0), T.Position(5, 8)),
+                                          T.Range(T.Position(9, 0), T.Position(9, 7))]
+    assert all(c.new_text.strip() for c in changes)
+    # an empty selection: the holes of the function at the cursor only
+    cursor = T.Range(T.Position(8, 6), T.Position(8, 6))
+    applied = await client.workspace_execute_command_async(T.ExecuteCommandParams(
+        command="coda.fillHoles", arguments=[uri, cursor]))
+    assert applied is True
+    assert [c.range for c in edits[1].edit.document_changes[0].edits] == [
+        T.Range(T.Position(9, 0), T.Position(9, 7))]

@@ -38,6 +38,7 @@ def test_fast_equals_reference_for_infill_rewrite_generate(bundled_tokenizer, se
         both(sampler, sampler.infill, pre, suf, 16, sizes=[16]),
         both(sampler, sampler.rewrite, pre, tok.encode(" math.pi * radius ** 2"), suf),
         both(sampler, sampler.generate, tok.encode("# a function that adds two numbers\n"), 12),
+        both(sampler, sampler.fill_holes, [pre, tok.encode("\n\ndef half(x):\n    return"), suf], [6, 5]),
     ]:
         assert [c.ids for c in fast.candidates] == [c.ids for c in ref.candidates]
         assert fast.stats.steps == ref.stats.steps
@@ -180,6 +181,26 @@ def test_prefix_cache_is_bounded(bundled_tokenizer):
     small = PrefixCache(min_tokens=8, max_bytes=1)
     make_sampler(tok, prefix_cache=small).infill(tok.encode(PREFIX), tok.encode(SUFFIX), 8, sizes=[8])
     assert len(small) == 0 and small.nbytes == 0
+
+
+def test_fill_holes_fills_every_hole_in_one_decode(bundled_tokenizer):
+    tok = bundled_tokenizer
+    sampler = make_sampler(tok, max_context=96)
+    middle = tok.encode("\n\ndef half(x):\n    return")
+    result = sampler.fill_holes([tok.encode(PREFIX), middle, tok.encode(SUFFIX)], [8, 8], n=2,
+                                options=DecodeOptions(sampling=SamplingParams(temperature=1.0), threshold=0.5))
+    assert result.stats.complete and 1 <= len(result.candidates) <= 2
+    for c in result.candidates:
+        assert len(c.fills) == 2 and all(len(ids) <= 8 for ids in c.fill_ids)
+        assert c.fills == [tok.decode(ids) for ids in c.fill_ids]
+    assert result.as_dict()["candidates"][0]["fills"] == result.candidates[0].fills
+    # the pieces between holes stay whole; the outer pieces are cut to fit the context
+    long = sampler.fill_holes([list(range(1000, 1100)), middle, list(range(2000, 2100))], [8, 8])
+    assert long.stats.complete
+    with pytest.raises(ValueError, match="2 holes need 3 context pieces"):
+        sampler.fill_holes([[1], [2]], [4, 4])
+    with pytest.raises(ValueError, match="does not fit"):
+        sampler.fill_holes([[1], list(range(1000, 1090)), [2]], [4, 4])
 
 
 def test_empty_prefix_and_suffix(bundled_tokenizer):
