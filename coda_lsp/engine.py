@@ -84,31 +84,37 @@ class Engine:
         self.settings = settings or Settings()
         self.sampler = None
         self.error: str | None = None
+        self.model_name: str | None = None
         self._worker = ThreadPoolExecutor(1, thread_name_prefix="coda-model")
         self._latest: dict[str, int] = {}
         self._counter = 0
         self._lock = threading.Lock()
-        self.loading = threading.Lock()  # held while a model loads
+        self.loading = threading.Lock()  # held by the one thread that loads models
+        self.load_wanted = threading.Event()  # settings asked for a (re)load
         self._shown: OrderedDict[tuple, list[str]] = OrderedDict()  # context -> completions shown
 
     # -- model -------------------------------------------------------------
 
     def load(self) -> str | None:
-        """Load the configured model; returns an error message instead of raising."""
+        """Load the configured model; returns an error message instead of raising.
+
+        `model_name` is set, before loading starts, to the model this call loads.
+        """
         from coda_core.decode import DecodeOptions
         from coda_core.errors import CodaError
         from coda_core.sampler import Sampler
 
         s = self.settings
-        if not s.model:
+        self.model_name = model = s.model
+        if not model:
             self.error = "no model configured: set `model` in the server's initializationOptions or pass --model"
             return self.error
         try:
-            self.sampler = Sampler.load(s.model, device=s.device, dtype=s.dtype,
+            self.sampler = Sampler.load(model, device=s.device, dtype=s.dtype,
                                         options=DecodeOptions(threshold=s.threshold, block_size=s.block_size))
             self.error = None
         except (CodaError, ValueError, OSError, RuntimeError) as exc:
-            self.sampler, self.error = None, f"coda-lsp could not load the model {s.model}: {exc}"
+            self.sampler, self.error = None, f"coda-lsp could not load the model {model}: {exc}"
         return self.error
 
     # -- requests ----------------------------------------------------------

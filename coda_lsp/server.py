@@ -32,6 +32,9 @@ from .engine import Engine, Settings
 from .holes import Placeholder, empty_function_at, placeholders_in, scope_at
 
 MAX_DOCUMENT_BYTES = 5 * 1024 * 1024
+# Notification to the client, {"state": "loading" | "ready" | "error", "model": str, "message"?: str},
+# sent whenever a model load starts and ends; editors show it in their status line.
+STATUS = "coda/status"
 
 
 class CodaProtocol(LanguageServerProtocol):
@@ -100,17 +103,44 @@ def on_initialize(ls: CodaServer, params: T.InitializeParams) -> None:
 
 @server.feature(T.INITIALIZED)
 def on_initialized(ls: CodaServer, params: T.InitializedParams) -> None:
-    def load():
-        error = ls.engine.load()
-        if error:
-            ls.window_show_message(T.ShowMessageParams(T.MessageType.Error, error))
-    if ls.engine.loading.acquire(blocking=False):  # one load at a time, however often settings change
-        def run():
-            try:
-                load()
-            finally:
-                ls.engine.loading.release()
-        threading.Thread(target=run, name="coda-load", daemon=True).start()
+    _request_load(ls)
+
+
+def _request_load(ls: CodaServer) -> None:
+    """(Re)load the configured model in the background, one load at a time.
+
+    Settings may change while a load runs; the loader then loads again, so the
+    model in use is always the last one asked for.
+    """
+    engine = ls.engine
+    engine.load_wanted.set()
+    if engine.loading.acquire(blocking=False):
+        threading.Thread(target=_loader, args=(ls,), name="coda-load", daemon=True).start()
+
+
+def _loader(ls: CodaServer) -> None:
+    engine = ls.engine
+    while True:
+        try:
+            while engine.load_wanted.is_set():
+                engine.load_wanted.clear()
+                _load_and_report(ls)
+        finally:
+            engine.loading.release()
+        # A request that came after the check above, while the lock was still held, left it to us.
+        if not engine.load_wanted.is_set() or not engine.loading.acquire(blocking=False):
+            return
+
+
+def _load_and_report(ls: CodaServer) -> None:
+    ls.protocol.notify(STATUS, {"state": "loading", "model": ls.engine.settings.model})
+    error = ls.engine.load()
+    model = ls.engine.model_name
+    if error:
+        ls.window_show_message(T.ShowMessageParams(T.MessageType.Error, error))
+        ls.protocol.notify(STATUS, {"state": "error", "model": model, "message": error})
+    else:
+        ls.protocol.notify(STATUS, {"state": "ready", "model": model})
 
 
 @server.feature(T.WORKSPACE_DID_CHANGE_CONFIGURATION)
@@ -122,7 +152,7 @@ def on_configuration(ls: CodaServer, params: T.DidChangeConfigurationParams) -> 
     ls.engine.settings.update(settings)
     new_model = (ls.engine.settings.model, ls.engine.settings.device, ls.engine.settings.dtype)
     if new_model != old_model or ls.engine.sampler is None:
-        on_initialized(ls, T.InitializedParams())
+        _request_load(ls)
 
 
 @server.feature(T.TEXT_DOCUMENT_INLINE_COMPLETION, T.InlineCompletionOptions())

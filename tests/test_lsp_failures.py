@@ -115,6 +115,11 @@ async def inline_items(client: LanguageClient, uri: str, position: T.Position) -
 @pytest.mark.asyncio
 async def test_configuration_swaps_the_model(broken: LanguageClient, tiny_model_dir, tmp_path):
     uri, cursor = "file:///swap.py", T.Position(0, 4)
+    statuses = []
+
+    @broken.feature("coda/status")
+    def on_status(params):
+        statuses.append((params.state, params.model))
     broken.text_document_did_open(T.DidOpenTextDocumentParams(T.TextDocumentItem(uri, "python", 1, "x = \n")))
     broken.workspace_did_change_configuration(T.DidChangeConfigurationParams(
         settings={"coda": {"model": str(tiny_model_dir)}}))
@@ -128,8 +133,11 @@ async def test_configuration_swaps_the_model(broken: LanguageClient, tiny_model_
     broken.workspace_did_change_configuration(T.DidChangeConfigurationParams(
         settings={"coda": {"model": str(tmp_path / "gone")}}))
     for _ in range(300):
-        if len(broken.messages) > count:
+        if len(broken.messages) > count and statuses[-1][0] == "error":
             break
         await asyncio.sleep(0.1)
     assert "gone" in broken.messages[-1].message and broken.messages[-1].type == T.MessageType.Error
+    # the status notifications an editor's status line follows
+    good, gone = str(tiny_model_dir), str(tmp_path / "gone")
+    assert statuses[-4:] == [("loading", good), ("ready", good), ("loading", gone), ("error", gone)]
     assert not await inline_items(broken, uri, T.Position(0, 3))
