@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 import threading
 import uuid
@@ -342,6 +343,17 @@ async def fill_holes(ls: CodaServer, uri: str, selection: T.Range) -> bool:
                                      ls.engine.fill_holes(uri, doc.source, holes, report, stopped))
 
 
+def _check(engine: Engine) -> int:
+    error = engine.load()
+    if error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    model = engine.sampler.model
+    print(f"coda-lsp: model {engine.model_name} loaded ({model.device}, {model.dtype}, "
+          f"{sum(p.numel() for p in model.parameters()) / 1e6:.1f}M parameters)")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     # vscode-languageclient passes --stdio, which pygls' own helpers reject: parse arguments here.
     parser = argparse.ArgumentParser(prog="coda-lsp", description="CoDA language server")
@@ -350,10 +362,13 @@ def main(argv: list[str] | None = None) -> int:
     mode.add_argument("--tcp", action="store_true", help="listen on --host:--port")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=2087)
-    parser.add_argument("--model", help="model directory or hub id (also initializationOptions.model)")
+    parser.add_argument("--model", default=os.environ.get("CODA_MODEL"),
+                        help="model directory or hub id (also initializationOptions.model; default $CODA_MODEL)")
     parser.add_argument("--device", help="cpu, cuda, cuda:N or auto")
     parser.add_argument("--dtype", help="auto, bfloat16, float16 or float32")
     parser.add_argument("--log-file", help="write the server log here (stdout carries the protocol)")
+    parser.add_argument("--check", action="store_true",
+                        help="load the model, say whether that worked, and exit (for editors' health checks)")
     parser.add_argument("--version", action="version", version=f"coda-lsp {__version__}")
     args = parser.parse_args(argv)
     if args.log_file:
@@ -361,6 +376,8 @@ def main(argv: list[str] | None = None) -> int:
     else:
         logging.basicConfig(stream=sys.stderr, level=logging.WARNING)
     server.engine.settings.update({"model": args.model, "device": args.device, "dtype": args.dtype})
+    if args.check:
+        return _check(server.engine)
     if args.tcp:
         server.start_tcp(args.host, args.port)
     else:

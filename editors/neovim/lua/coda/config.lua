@@ -1,0 +1,61 @@
+-- Options of coda.nvim: the defaults, how the user's options merge in, and
+-- which server command to start.
+
+local M = {}
+
+M.defaults = {
+  -- The server: nil means the project's .venv/bin/coda-lsp when there is
+  -- one, else `coda-lsp` on PATH.
+  cmd = nil,
+  -- Sent to the server as initializationOptions (camelCase, as the server reads them).
+  model = nil, -- a model directory or hub id; nil: the server's --model or $CODA_MODEL
+  device = "auto",
+  dtype = "auto",
+  max_new_tokens = 64,
+  threshold = 0.9,
+  context_before = 1536,
+  context_after = 512,
+  filetypes = { "python", "javascript", "javascriptreact", "typescript", "typescriptreact", "go", "rust", "lua" },
+  ghost_text = {
+    enabled = true,
+    debounce_ms = 75,
+    keys = { accept = "<Tab>", accept_word = "<M-Right>", accept_line = "<M-Down>", dismiss = "<C-]>" },
+  },
+}
+
+M.options = vim.deepcopy(M.defaults)
+
+function M.merge(opts)
+  M.options = vim.tbl_deep_extend("force", vim.deepcopy(M.defaults), opts or {})
+  return M.options
+end
+
+--- The command that starts coda-lsp over stdio.
+function M.server_cmd(opts)
+  opts = opts or M.options
+  if opts.cmd then
+    return opts.cmd
+  end
+  local venv = vim.fs.joinpath(vim.fn.getcwd(), ".venv", "bin", "coda-lsp")
+  if vim.fn.executable(venv) == 1 then
+    return { venv, "--stdio" }
+  end
+  return { "coda-lsp", "--stdio" }
+end
+
+--- The server's settings, as initializationOptions and didChangeConfiguration send them.
+function M.server_settings(opts)
+  opts = opts or M.options
+  return {
+    model = opts.model,
+    device = opts.device,
+    dtype = opts.dtype,
+    maxNewTokens = opts.max_new_tokens,
+    threshold = opts.threshold,
+    contextBefore = opts.context_before,
+    contextAfter = opts.context_after,
+    languages = opts.filetypes,
+  }
+end
+
+return M
