@@ -1,0 +1,220 @@
+"""The training objective: where the masks fall, and the loss over them.
+
+Per sequence a noise level t ~ U(eps, 1). Every maskable token becomes
+<|mask|> with probability t, so t is also the expected masked fraction. The
+loss is the cross-entropy at the masked targets weighted by 1/t, summed and
+divided by batch x length (the report's normalisation).
+
+Strategies shape *where* the masks fall without changing the rate t:
+
+  S1 unmaskable prefix  with probability `prefix` a row keeps a random-length
+                        prefix clean (the model learns to continue a prompt).
+  S2 truncated suffix   with probability `suffix` (rows without S1) a
+                        random-length tail becomes pad; pad is never masked
+                        and never in the loss.
+  S3 block masking      with probability `block`, drawn once per batch, rows
+                        mask whole blocks of a size from `block_sizes`: the
+                        row is cut into blocks of k tokens (random offset) and
+                        each block is masked with probability t.
+  S4 syntax masking     ours: with probability `syntax` per row, whole
+                        tree-sitter nodes (a statement, a block, call
+                        arguments, an expression) are masked with
+                        probability t each; the data gives every token its
+                        node id (-1 outside any chosen node).
+
+S3 and S4 are one operation: mask whole segments given a segment id per
+token. SFT masking: the prompt stays clean, the response and its pad tail
+are maskable.
+
+The model predicts token j from hidden state j-1 (see model.prediction_rows),
+so position 0 is never masked.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import torch
+import torch.nn.functional as F
+
+
+@dataclass(frozen=True)
+class MaskingRates:
+    """Probabilities of the strategies S1..S4."""
+
+    prefix: float = 0.0  # S1, per row
+    suffix: float = 0.0  # S2, per row (rows without S1)
+    block: float = 0.0  # S3, per batch
+    syntax: float = 0.0  # S4, per row
+
+    def __post_init__(self):
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"masking rate {f.name} must be in [0, 1], got {value}")
+
+
+@dataclass(frozen=True)
+class MaskingConfig:
+    rates: MaskingRates = MaskingRates()
+    eps: float = 1e-3
+    block_sizes: tuple[int, ...] = (4, 8, 16, 32)
+
+    def __post_init__(self):
+        if not 0.0 <= self.eps < 1.0:
+            raise ValueError(f"eps must be in [0, 1), got {self.eps}")
+        if not self.block_sizes or any(k < 1 for k in self.block_sizes):
+            raise ValueError(f"block_sizes must be positive, got {self.block_sizes}")
+
+
+@dataclass
+class MaskedBatch:
+    input_ids: torch.Tensor  # [B, L] what the model sees: masks, and pad after an S2 cut
+    labels: torch.Tensor  # [B, L] the clean tokens (pad after an S2 cut)
+    targets: torch.Tensor  # [B, L] bool: masked positions, the ones in the loss
+    t: torch.Tensor  # [B] noise level of each row
+    prefix_len: torch.Tensor  # [B] tokens kept clean at the start (S1; 0 without)
+    length: torch.Tensor  # [B] tokens before the S2 cut (L without)
+    strategy: dict[str, torch.Tensor]  # name -> [B] bool, which rows used S1/S2/S3/S4 (for tests and logs)
+
+
+def _uniform(shape, generator, device) -> torch.Tensor:
+    return torch.rand(shape, generator=generator, device=device)
+
+
+def _segment_mask(segments: torch.Tensor, t: torch.Tensor, generator) -> torch.Tensor:
+    """[B, L] bool: each segment (same id in a row) masked as a whole with probability t of its row.
+
+    segments: [B, L] long ids in [0, S); ids < 0 mean "no segment" and get False.
+    """
+    B = segments.shape[0]
+    S = int(segments.max()) + 1 if segments.numel() else 0
+    draws = _uniform((B, max(S, 1)), generator, segments.device)
+    chosen = draws < t[:, None]
+    return torch.where(segments >= 0, chosen.gather(1, segments.clamp_min(0)), False)
+
+
+def _block_segments(B: int, L: int, block_sizes: tuple[int, ...], generator, device) -> torch.Tensor:
+    """[B, L] block ids: each row cut into blocks of its own size k (from block_sizes) at a random offset."""
+    sizes = torch.tensor(block_sizes, device=device)
+    k = sizes[torch.randint(len(block_sizes), (B,), generator=generator, device=device)]
+    offset = (_uniform((B,), generator, device) * k).long()
+    return (torch.arange(L, device=device) + offset[:, None]) // k[:, None]
+
+
+def mask_batch(ids: torch.Tensor, config: MaskingConfig, *, mask_id: int, pad_id: int,
+               node_ids: torch.Tensor | None = None, generator: torch.Generator | None = None) -> MaskedBatch:
+    """Pre-/mid-training masking of token rows ids [B, L]; node_ids [B, L] feed S4 (None: no S4)."""
+    B, L = ids.shape
+    device = ids.device
+    rates = config.rates
+    pos = torch.arange(L, device=device)
+    t = config.eps + (1 - config.eps) * _uniform((B,), generator, device)
+
+    # S1: a clean prefix of 1..L-1 tokens
+    prefix = _uniform((B,), generator, device) < rates.prefix
+    prefix_len = torch.randint(1, max(L, 2), (B,), generator=generator, device=device)
+    clean = prefix[:, None] & (pos < prefix_len[:, None])
+    # S2: rows without S1 keep 1..L-1 tokens, the rest becomes pad
+    suffix = (_uniform((B,), generator, device) < rates.suffix) & ~prefix
+    keep_len = torch.randint(1, max(L, 2), (B,), generator=generator, device=device)
+    cut = suffix[:, None] & (pos >= keep_len[:, None])
+    labels = ids.masked_fill(cut, pad_id)
+    maskable = ~clean & ~cut & (pos > 0)
+
+    # Where the masks fall: tokens, blocks (S3, per batch) or syntax nodes (S4, per row).
+    masked = _uniform((B, L), generator, device) < t[:, None]
+    block = torch.full((B,), bool(_uniform((), generator, device) < rates.block), device=device)
+    if block.any():
+        blocks = _segment_mask(_block_segments(B, L, config.block_sizes, generator, device), t, generator)
+        masked = torch.where(block[:, None], blocks, masked)
+    syntax = torch.zeros(B, dtype=torch.bool, device=device)
+    if node_ids is not None:
+        syntax = _uniform((B,), generator, device) < rates.syntax
+        # tokens outside any node keep their token-level draw
+        nodes = torch.where(node_ids >= 0, _segment_mask(node_ids, t, generator), masked)
+        masked = torch.where(syntax[:, None], nodes, masked)
+        block &= ~syntax
+
+    targets = masked & maskable
+    return MaskedBatch(input_ids=labels.masked_fill(targets, mask_id), labels=labels, targets=targets, t=t,
+                       prefix_len=torch.where(prefix, prefix_len, 0), length=torch.where(suffix, keep_len, L),
+                       strategy={"prefix": prefix, "suffix": suffix, "block": block, "syntax": syntax})
+
+
+def mask_sft(ids: torch.Tensor, prompt_len: torch.Tensor, *, mask_id: int, eps: float = 1e-3,
+             generator: torch.Generator | None = None) -> MaskedBatch:
+    """SFT masking: the prompt (first prompt_len[b] tokens) stays clean; the response and its pad tail
+    are masked at rate t, so the model learns where the answer ends."""
+    B, L = ids.shape
+    device = ids.device
+    t = eps + (1 - eps) * _uniform((B,), generator, device)
+    maskable = torch.arange(L, device=device) >= prompt_len.clamp_min(1)[:, None]
+    targets = (_uniform((B, L), generator, device) < t[:, None]) & maskable
+    none = torch.zeros(B, dtype=torch.bool, device=device)
+    return MaskedBatch(input_ids=ids.masked_fill(targets, mask_id), labels=ids, targets=targets, t=t,
+                       prefix_len=prompt_len, length=torch.full((B,), L, device=device),
+                       strategy={"prefix": none, "suffix": none, "block": none, "syntax": none})
+
+
+def diffusion_loss(logits: torch.Tensor, batch: MaskedBatch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """The 1/t-weighted cross-entropy over masked targets, divided by batch x length.
+
+    logits: [B, L, V] from the model on batch.input_ids; row j-1 predicts token j.
+    Returns the loss and detached metrics: masked-token accuracy and the number of targets.
+    """
+    B, L = batch.labels.shape
+    predicted = logits[:, :-1]  # [B, L-1, V] for tokens 1..L-1
+    labels, targets = batch.labels[:, 1:], batch.targets[:, 1:]
+    ce = F.cross_entropy(predicted.float()[targets], labels[targets], reduction="none")
+    weights = (1.0 / batch.t)[:, None].expand_as(targets)[targets]
+    loss = (ce * weights).sum() / (B * L)
+    with torch.no_grad():
+        n = targets.sum()
+        correct = (predicted[targets].argmax(-1) == labels[targets]).sum()
+        accuracy = correct.float() / n.clamp_min(1)
+    return loss, {"masked_accuracy": accuracy, "targets": n}
+
+
+# -- schedules: the strategy rates over a stage --------------------------------
+
+REPORT_CURRICULUM = (MaskingRates(prefix=0.01, suffix=0.01, block=0.05),
+                     MaskingRates(prefix=0.20, suffix=0.20, block=0.25))
+
+
+def _lerp(a: MaskingRates, b: MaskingRates, x: float) -> MaskingRates:
+    return MaskingRates(**{f.name: getattr(a, f.name) + (getattr(b, f.name) - getattr(a, f.name)) * x
+                           for f in fields(MaskingRates)})
+
+
+@dataclass(frozen=True)
+class MaskingSchedule:
+    """How the rates move through a stage.
+
+    constant    `start` throughout
+    linear      from `start` to `end` over the stage's steps
+    curriculum  the report's per-epoch steps: epoch e of `epochs` uses
+                start + (end - start) * e / (epochs - 1)
+    """
+
+    kind: str = "constant"
+    start: MaskingRates = MaskingRates()
+    end: MaskingRates | None = None
+    epochs: int = 1
+
+    def __post_init__(self):
+        if self.kind not in ("constant", "linear", "curriculum"):
+            raise ValueError(f"unknown masking schedule {self.kind!r}; choose constant, linear or curriculum")
+        if self.kind != "constant" and self.end is None:
+            raise ValueError(f"a {self.kind} masking schedule needs `end` rates")
+        if self.epochs < 1:
+            raise ValueError(f"epochs must be >= 1, got {self.epochs}")
+
+    def rates(self, step: int, total_steps: int) -> MaskingRates:
+        progress = min(max(step / max(total_steps - 1, 1), 0.0), 1.0)
+        if self.kind == "constant":
+            return self.start
+        if self.kind == "linear":
+            return _lerp(self.start, self.end, progress)
+        epoch = min(int(progress * self.epochs), self.epochs - 1)
+        return _lerp(self.start, self.end, epoch / max(self.epochs - 1, 1))
