@@ -124,6 +124,14 @@ def cmd_eval(args) -> None:
     eval_main(args.rest)
 
 
+def cmd_train(args) -> None:
+    from train.cli import main as train_main
+
+    code = train_main(args.rest)
+    if code:
+        sys.exit(code)
+
+
 def cmd_bench_lsp(args) -> None:
     from coda_lsp.bench import bench_lsp
 
@@ -198,6 +206,10 @@ def build_parser() -> argparse.ArgumentParser:
                        "`coda eval check TASK --solutions F --out DIR`, `coda eval compare A B`")
     p.add_argument("rest", nargs=argparse.REMAINDER)
     p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("train", add_help=False, help="train: `coda train prepare|run|export|pipeline ...`")
+    p.add_argument("rest", nargs=argparse.REMAINDER)
+    p.set_defaults(func=cmd_train)
 
     bench = sub.add_parser("bench", help="benchmarks that print figures").add_subparsers(
         dest="bench", required=True, metavar="BENCH")

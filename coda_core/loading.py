@@ -13,6 +13,8 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
+import tempfile
 from pathlib import Path
 
 import torch
@@ -200,3 +202,23 @@ def meta_model(config: CoDAConfig) -> CoDALanguageModel:
     """The architecture without weights: for counting parameters and planning memory."""
     with torch.device("meta"):
         return CoDALanguageModel(config)
+
+
+def save_model_dir(model: CoDALanguageModel, tokenizer, out: str | os.PathLike, max_shard_size: str = "2GB") -> Path:
+    """Write config, sharded safetensors and tokenizer to `out`, which appears whole or not at all:
+    everything goes to a temporary sibling that is renamed into place. `out` must not hold files."""
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise CodaError(f"{out} already exists and is not empty; choose another --out")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        model.save_pretrained(tmp, max_shard_size=max_shard_size, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+        if out.exists():
+            out.rmdir()
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out

@@ -157,22 +157,32 @@ def mask_sft(ids: torch.Tensor, prompt_len: torch.Tensor, *, mask_id: int, eps: 
                        strategy={"prefix": none, "suffix": none, "block": none, "syntax": none})
 
 
+def target_rows(batch: MaskedBatch) -> tuple[torch.Tensor, torch.Tensor]:
+    """(batch index [N], hidden row [N]) whose logits predict the N targets, for the model's
+    `logits_index`: the LM head then runs only where the loss needs it."""
+    b, j = batch.targets.nonzero(as_tuple=True)
+    return b, j - 1
+
+
 def diffusion_loss(logits: torch.Tensor, batch: MaskedBatch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """The 1/t-weighted cross-entropy over masked targets, divided by batch x length.
 
-    logits: [B, L, V] from the model on batch.input_ids; row j-1 predicts token j.
+    logits: either [B, L, V], every position (static shapes, as XLA wants),
+    where row j-1 predicts token j; or [N, V] at `target_rows(batch)`.
     Returns the loss and detached metrics: masked-token accuracy and the number of targets.
     """
     B, L = batch.labels.shape
-    predicted = logits[:, :-1]  # [B, L-1, V] for tokens 1..L-1
-    labels, targets = batch.labels[:, 1:], batch.targets[:, 1:]
-    ce = F.cross_entropy(predicted.float()[targets], labels[targets], reduction="none")
-    weights = (1.0 / batch.t)[:, None].expand_as(targets)[targets]
-    loss = (ce * weights).sum() / (B * L)
+    weight = batch.targets / batch.t[:, None]  # [B, L]: 1/t at targets, 0 elsewhere
+    if logits.dim() == 3:
+        logits, labels, weight = logits[:, :-1].flatten(0, 1), batch.labels[:, 1:].flatten(), weight[:, 1:].flatten()
+    else:
+        labels, weight = batch.labels[batch.targets], weight[batch.targets]
+    ce = F.cross_entropy(logits.float(), labels, reduction="none")
+    loss = (ce * weight).sum() / (B * L)
     with torch.no_grad():
-        n = targets.sum()
-        correct = (predicted[targets].argmax(-1) == labels[targets]).sum()
-        accuracy = correct.float() / n.clamp_min(1)
+        counted = weight > 0
+        n = counted.sum()
+        accuracy = ((logits.argmax(-1) == labels) & counted).sum().float() / n.clamp_min(1)
     return loss, {"masked_accuracy": accuracy, "targets": n}
 
 

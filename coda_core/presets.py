@@ -8,14 +8,13 @@ for tests, demos and quick training runs on a CPU.
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import torch
 
 from .config import CoDAConfig
 from .errors import CodaError
+from .loading import save_model_dir
 from .model import CoDALanguageModel
 from .tokenizer import BUNDLED_TOKENIZER, load_tokenizer
 
@@ -66,16 +65,5 @@ def init_model(preset: str, out: str | os.PathLike, tokenizer: str | os.PathLike
         raise CodaError(f"tokenizer has {len(tok)} tokens but the model vocabulary is {config.vocab_size}")
 
     torch.manual_seed(seed)
-    model = CoDALanguageModel(config)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
-        model.save_pretrained(tmp, max_shard_size=max_shard_size)
-        tok.save_pretrained(tmp)
-        if out.exists():
-            out.rmdir()
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    save_model_dir(CoDALanguageModel(config), tok, out, max_shard_size=max_shard_size)
     return out

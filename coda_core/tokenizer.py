@@ -49,7 +49,7 @@ class SpecialIds:
     eos: int
 
 
-def find_special_ids(config: CoDAConfig, tokenizer: PreTrainedTokenizerBase | None) -> dict[str, int | None]:
+def find_special_ids(config: CoDAConfig | None, tokenizer: PreTrainedTokenizerBase | None) -> dict[str, int | None]:
     """Mask, pad and eos ids: the config's where it names them, else the tokenizer's (None if neither)."""
 
     def pick(from_config, from_tokenizer) -> int | None:
@@ -58,15 +58,11 @@ def find_special_ids(config: CoDAConfig, tokenizer: PreTrainedTokenizerBase | No
         value = from_config if from_config is not None else from_tokenizer
         return None if value is None else int(value)
 
-    tok = tokenizer
-    return {
-        "mask": pick(config.mask_token_id, tok.mask_token_id if tok is not None else None),
-        "pad": pick(config.pad_token_id, tok.pad_token_id if tok is not None else None),
-        "eos": pick(config.eos_token_id, tok.eos_token_id if tok is not None else None),
-    }
+    return {name: pick(getattr(config, f"{name}_token_id", None), getattr(tokenizer, f"{name}_token_id", None))
+            for name in ("mask", "pad", "eos")}
 
 
-def special_ids(config: CoDAConfig, tokenizer: PreTrainedTokenizerBase | None) -> SpecialIds:
+def special_ids(config: CoDAConfig | None, tokenizer: PreTrainedTokenizerBase | None) -> SpecialIds:
     """The ids decoding needs; a ConfigError names any that neither source defines."""
     ids = find_special_ids(config, tokenizer)
     for name, value in ids.items():

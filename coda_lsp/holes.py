@@ -14,21 +14,11 @@ language falls back to line and indentation heuristics, never an error.
 
 from __future__ import annotations
 
-import importlib
 import re
 from dataclasses import dataclass
-from functools import lru_cache
 
-# LSP language id -> (grammar module, function returning the language pointer)
-GRAMMARS = {
-    "python": ("tree_sitter_python", "language"),
-    "javascript": ("tree_sitter_javascript", "language"),
-    "javascriptreact": ("tree_sitter_javascript", "language"),
-    "typescript": ("tree_sitter_typescript", "language_typescript"),
-    "typescriptreact": ("tree_sitter_typescript", "language_tsx"),
-    "go": ("tree_sitter_go", "language"),
-    "rust": ("tree_sitter_rust", "language"),
-}
+from coda_core.syntax import parser_for
+
 CLOSERS = set(")]}>\"'`;,")
 BLOCK_OPENERS = (":", "{", "(", "[", "=>")
 
@@ -38,21 +28,6 @@ class Hole:
     kind: str  # "line", "block" or "none"
     replace_end: int  # character column where the replaced range ends (== cursor column unless closers follow)
     indent: str  # the indentation a block completion starts at
-
-
-@lru_cache(maxsize=None)
-def parser_for(language_id: str):
-    """A tree-sitter parser for the language, or None when no grammar wheel is installed."""
-    spec = GRAMMARS.get(language_id)
-    if spec is None:
-        return None
-    try:
-        from tree_sitter import Language, Parser
-
-        module = importlib.import_module(spec[0])
-        return Parser(Language(getattr(module, spec[1])()))
-    except (ImportError, AttributeError, ValueError):
-        return None
 
 
 def _in_string_or_comment_tree(parser, text: str, line: int, col: int, lines: list[str]) -> bool:

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from coda_core.masking import (REPORT_CURRICULUM, MaskingConfig, MaskingRates, MaskingSchedule,
-                               diffusion_loss, mask_batch, mask_sft)
+                               diffusion_loss, mask_batch, mask_sft, target_rows)
 
 MASK, PAD = 99, 0
 
@@ -149,3 +149,13 @@ def test_schedules():
         MaskingSchedule("linear", start)
     with pytest.raises(ValueError, match="must be in"):
         MaskingRates(prefix=1.5)
+
+
+def test_loss_at_target_rows_equals_the_full_loss():
+    batch = draw(MaskingRates(suffix=0.5), B=4, L=32)
+    logits = torch.randn(4, 32, 100)
+    full, full_metrics = diffusion_loss(logits, batch)
+    b, rows = target_rows(batch)
+    gathered, metrics = diffusion_loss(logits[b, rows], batch)
+    assert torch.allclose(full, gathered) and metrics["targets"] == full_metrics["targets"]
+    assert torch.isclose(metrics["masked_accuracy"], full_metrics["masked_accuracy"])

@@ -1,0 +1,99 @@
+"""Training checkpoints: written atomically, the last N kept, restored exactly, never unpickled.
+
+A checkpoint is a folder `step-000123/` holding
+
+    model.safetensors      the parameters
+    optimizer.safetensors  every tensor of the optimizer state ("state.<param>.<name>")
+    rng.safetensors        the torch RNG states (CPU, and the masking generator)
+    trainer.json           step, data position, the optimizer's non-tensor state, the recipe's fingerprint
+
+It is written to a temporary sibling and renamed into place, so a run killed
+at any moment leaves either the whole checkpoint or none of it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from coda_core.errors import CheckpointError
+
+PREFIX = "step-"
+
+
+def _flatten_optimizer(state: dict) -> tuple[dict[str, torch.Tensor], dict]:
+    tensors, scalars = {}, {"param_groups": state["param_groups"], "state": {}}
+    for param, values in state["state"].items():
+        for name, value in values.items():
+            if isinstance(value, torch.Tensor):
+                tensors[f"state.{param}.{name}"] = value.detach().contiguous().cpu()
+            else:
+                scalars["state"].setdefault(str(param), {})[name] = value
+    return tensors, scalars
+
+
+def _unflatten_optimizer(tensors: dict[str, torch.Tensor], scalars: dict) -> dict:
+    state: dict[int, dict] = {}
+    for key, value in tensors.items():
+        _, param, name = key.split(".", 2)
+        state.setdefault(int(param), {})[name] = value
+    for param, values in scalars["state"].items():
+        state.setdefault(int(param), {}).update(values)
+    return {"state": state, "param_groups": scalars["param_groups"]}
+
+
+def save(folder: Path, step: int, model_state: dict[str, torch.Tensor], optimizer_state: dict,
+         rng: dict[str, torch.Tensor], trainer: dict, keep: int) -> Path:
+    """Write checkpoint `step` under `folder`, then drop all but the newest `keep`."""
+    folder.mkdir(parents=True, exist_ok=True)
+    final = folder / f"{PREFIX}{step:09d}"
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=folder))
+    try:
+        save_file({k: v.detach().contiguous().cpu() for k, v in model_state.items()}, tmp / "model.safetensors")
+        tensors, scalars = _flatten_optimizer(optimizer_state)
+        save_file(tensors, tmp / "optimizer.safetensors")
+        save_file(rng, tmp / "rng.safetensors")
+        (tmp / "trainer.json").write_text(json.dumps({**trainer, "step": step, "optimizer": scalars}, indent=1))
+        for file in tmp.iterdir():  # on disk before the rename makes the checkpoint visible
+            with open(file, "rb") as f:
+                os.fsync(f.fileno())
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    for old in checkpoints(folder)[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def checkpoints(folder: Path) -> list[Path]:
+    """Complete checkpoints under `folder`, oldest first (temporary folders are not listed)."""
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if p.is_dir() and p.name.startswith(PREFIX))
+
+
+def latest(folder: Path) -> Path | None:
+    found = checkpoints(folder)
+    return found[-1] if found else None
+
+
+def load(path: Path) -> tuple[dict[str, torch.Tensor], dict, dict[str, torch.Tensor], dict]:
+    """(model state, optimizer state, rng states, trainer.json) of a checkpoint folder."""
+    try:
+        trainer = json.loads((path / "trainer.json").read_text())
+        model = load_file(path / "model.safetensors")
+        optimizer = _unflatten_optimizer(load_file(path / "optimizer.safetensors"), trainer.pop("optimizer"))
+        rng = load_file(path / "rng.safetensors")
+    except (OSError, json.JSONDecodeError, KeyError, SafetensorError) as exc:
+        raise CheckpointError(f"checkpoint {path} is unreadable: {exc}") from None
+    return model, optimizer, rng, trainer

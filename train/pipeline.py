@@ -1,0 +1,99 @@
+"""`coda train pipeline PIPELINE.yaml`: prepare the data, then pre-train -> mid-train -> SFT.
+
+    out: runs/tiny-cpu                  # relative to the working directory
+    tokenizer: null                     # default: the bundled Qwen3 tokenizer
+    data:                               # prepared once into <out>/data/<name>
+      code: {src: [../../coda_core], languages: [python], seq_len: 128}
+      chat: {src: [data/tiny-sft.jsonl], seq_len: 192}
+    stages:                             # in order; each starts from the previous stage's export
+      - {recipe: tiny-pretrain.yaml, data: code}
+      - {recipe: tiny-midtrain.yaml, data: code}
+      - {recipe: tiny-sft.yaml, data: chat}
+
+Input paths are relative to the pipeline file, stage recipes' to theirs.
+A stage whose export exists is skipped, so a rerun after a failure carries
+on; a stage with checkpoints but no export resumes from its newest one.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from coda_core.tokenizer import BUNDLED_TOKENIZER, load_tokenizer
+
+from .data import MANIFEST, prepare
+from .recipe import RecipeError, load_recipe
+from .trainer import run_recipe
+
+KEYS = {"out", "tokenizer", "data", "stages"}
+DATA_KEYS = {"src", "languages", "seq_len", "seed"}
+STAGE_KEYS = {"recipe", "data", "set"}
+
+
+def _check_keys(values: dict, known: set[str], where: str, prefix: str = "") -> None:
+    if not isinstance(values, dict):
+        raise RecipeError(f"{where}: {prefix.rstrip('.') or 'the pipeline'} must be a mapping")
+    for key in values:
+        if key not in known:
+            raise RecipeError(f"{where}: unknown key {prefix + key!r}; known: {', '.join(sorted(known))}")
+
+
+def load_pipeline(path: str | Path) -> dict:
+    path = Path(path)
+    try:
+        spec = yaml.safe_load(path.read_text()) or {}
+    except OSError as exc:
+        raise RecipeError(f"cannot read pipeline {path}: {exc.strerror or exc}") from None
+    except yaml.YAMLError as exc:
+        raise RecipeError(f"{path}: not valid YAML: {exc}") from None
+    _check_keys(spec, KEYS, str(path))
+    for name, data in spec.get("data", {}).items():
+        _check_keys(data, DATA_KEYS, str(path), f"data.{name}.")
+        if not data.get("src"):
+            raise RecipeError(f"{path}: data.{name}.src is empty")
+    if not spec.get("stages"):
+        raise RecipeError(f"{path}: no stages")
+    for i, stage in enumerate(spec["stages"]):
+        _check_keys(stage, STAGE_KEYS, str(path), f"stages[{i}].")
+        if "recipe" not in stage:
+            raise RecipeError(f"{path}: stages[{i}] names no recipe")
+        if stage.get("data") not in spec.get("data", {}):
+            raise RecipeError(f"{path}: stages[{i}].data {stage.get('data')!r} is not one of data: "
+                              f"{', '.join(spec.get('data', {}))}")
+    return spec
+
+
+def run_pipeline(path: str | Path, out: str | None = None, progress: bool = True) -> list[dict]:
+    path = Path(path)
+    spec = load_pipeline(path)
+    here = path.parent
+    out_dir = Path(out or spec.get("out", "runs/pipeline"))
+    tokenizer_dir = str(here / spec["tokenizer"]) if spec.get("tokenizer") else str(BUNDLED_TOKENIZER)
+
+    prepared = {}
+    for name, data in spec["data"].items():
+        target = out_dir / "data" / name
+        if not (target / MANIFEST).exists():
+            prepare([str(here / src) for src in data["src"]], load_tokenizer(tokenizer_dir), target,
+                    seq_len=int(data.get("seq_len", 1024)), seed=int(data.get("seed", 0)),
+                    languages=set(data["languages"]) if data.get("languages") else None, progress=progress)
+        prepared[name] = target.resolve()
+
+    summaries, previous = [], None
+    for stage in spec["stages"]:
+        recipe_path = here / stage["recipe"]
+        overrides = [f"data.train={prepared[stage['data']]}", f"model.tokenizer={Path(tokenizer_dir).resolve()}"]
+        recipe = load_recipe(recipe_path, overrides + list(stage.get("set", [])))
+        recipe.out = str(out_dir / recipe.stage)
+        if previous is not None:  # start from the previous stage's export
+            recipe.model.init, recipe.model.path = "checkpoint", str(Path(previous).resolve())
+            recipe.model.tokenizer = None
+        export = Path(recipe.out) / "export"
+        if (export / "config.json").exists():
+            summaries.append({"stage": recipe.stage, "skipped": "already exported", "export": str(export)})
+        else:
+            summaries.append(run_recipe(recipe.validate(), resume=True, progress=progress))
+        previous = export
+    return summaries

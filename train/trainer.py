@@ -1,0 +1,311 @@
+"""One training stage: `coda train run RECIPE.yaml [--resume]`.
+
+    model init -> backend.prepare (parallelism from outside) -> optimizer
+    loop: rows -> masking (CPU, its own generator) -> forward -> 1/t-weighted
+          loss -> backward (x grad_accum) -> clip -> step -> metrics
+    every eval_every: validation loss on fixed masked batches
+    every checkpoint_every and at the end: an atomic checkpoint
+    at the end: `<out>/export` (the model format) and `<out>/loss.png`
+
+Everything a resumed run needs is in the checkpoint: parameters, optimizer
+state, step, the data position and both RNG states. A resumed run therefore
+ends with the same parameters as one that was never interrupted (on the same
+machine; a test kills one with SIGKILL to check).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import time
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from coda_core.config import CoDAConfig
+from coda_core.errors import CheckpointError, CodaError
+from coda_core.masking import diffusion_loss, mask_batch, mask_sft, target_rows
+from coda_core.model import CoDALanguageModel
+from coda_core.tokenizer import BUNDLED_TOKENIZER, load_tokenizer, special_ids
+
+from . import checkpoint
+from .data import Dataset, DataError, ShardReader
+from .parallel import TorchBackend, XlaBackend, checkpoint_layers
+from .recipe import Recipe
+
+
+def lr_at(step: int, recipe: Recipe) -> float:
+    """Warmup from 0, then cosine or linear decay to min_ratio x lr at the last step."""
+    spec, peak, total = recipe.lr_schedule, recipe.optimizer.lr, recipe.train.steps
+    if step < spec.warmup_steps:
+        return peak * (step + 1) / spec.warmup_steps
+    if spec.decay == "constant":
+        return peak
+    progress = (step - spec.warmup_steps) / max(total - 1 - spec.warmup_steps, 1)
+    progress = min(max(progress, 0.0), 1.0)
+    shape = 0.5 * (1 + math.cos(math.pi * progress)) if spec.decay == "cosine" else 1 - progress
+    return peak * (spec.min_ratio + (1 - spec.min_ratio) * shape)
+
+
+def build_optimizer(model: torch.nn.Module, recipe: Recipe) -> torch.optim.Optimizer:
+    spec = recipe.optimizer
+    if spec.name == "adafactor":  # as published for CoDA
+        return torch.optim.Adafactor(model.parameters(), lr=spec.lr, weight_decay=spec.weight_decay)
+    return torch.optim.AdamW(model.parameters(), lr=spec.lr, weight_decay=spec.weight_decay,
+                             betas=tuple(spec.betas))
+
+
+def make_backend(recipe: Recipe):
+    b = recipe.backend
+    if b.name == "xla":
+        return XlaBackend(b.mesh.fsdp, b.mesh.tensor)
+    return TorchBackend(b.device)
+
+
+def init_model(recipe: Recipe) -> tuple[CoDALanguageModel, object, str]:
+    """The stage's starting model, its tokenizer and the tokenizer's folder."""
+    from coda_core.loading import load_model, resolve_model_dir
+    from coda_core.presets import preset_config
+
+    spec = recipe.model
+    if spec.init == "preset":
+        torch.manual_seed(recipe.train.seed)
+        model = CoDALanguageModel(preset_config(spec.preset))
+        tokenizer_dir = recipe.resolve(spec.tokenizer) or str(BUNDLED_TOKENIZER)
+    else:
+        path = recipe.resolve(spec.path)
+        model = load_model(path, device="cpu", dtype=torch.float32)
+        tokenizer_dir = recipe.resolve(spec.tokenizer) or str(resolve_model_dir(path, weights=False))
+    return model.float().train(), load_tokenizer(tokenizer_dir), tokenizer_dir
+
+
+def fingerprint(recipe: Recipe, config: CoDAConfig, seq_len: int) -> dict:
+    """What a checkpoint must share with the run that resumes it."""
+    shape = {k: getattr(config, k) for k in ("hidden_size", "num_hidden_layers", "num_attention_heads",
+                                             "num_key_value_heads", "intermediate_size", "vocab_size")}
+    return {"stage": recipe.stage, "model": shape, "optimizer": recipe.optimizer.name,
+            "batch_size": recipe.train.batch_size, "seq_len": seq_len}
+
+
+class Trainer:
+    def __init__(self, recipe: Recipe, progress: bool = True):
+        self.recipe = recipe
+        self.out = Path(recipe.out)  # outputs are relative to the working directory
+        self.progress = progress
+        self.backend = make_backend(recipe)
+        model, self.tokenizer, self.tokenizer_dir = init_model(recipe)
+        self.config = model.config
+        self.ids = special_ids(model.config, self.tokenizer)
+        self.schedule, self.masking = recipe.masking.build()
+
+        self.train_data = Dataset(recipe.resolve(recipe.data.train))
+        expected = "sft" if recipe.stage == "sft" else "text"
+        if self.train_data.kind != expected:
+            raise DataError(f"{recipe.data.train} holds {self.train_data.kind} data, but stage {recipe.stage} "
+                            f"needs {expected} data ({'prompt/response records' if expected == 'sft' else 'code'})")
+        if self.train_data.manifest["vocab_size"] > self.config.vocab_size:
+            raise DataError(f"{recipe.data.train} was tokenized with {self.train_data.manifest['vocab_size']} "
+                            f"tokens, more than the model's vocabulary of {self.config.vocab_size}")
+        if recipe.train.seq_len and recipe.train.seq_len != self.train_data.seq_len:
+            raise DataError(f"{recipe.data.train} holds rows of {self.train_data.seq_len} tokens, but the recipe's "
+                            f"train.seq_len is {recipe.train.seq_len}")
+        train_rows, valid_rows, self.valid_data = self._split()
+        host, hosts = self.backend.data_shard
+        t = recipe.train
+        self.reader = ShardReader(self.train_data, t.batch_size, seed=t.seed, host=host, hosts=hosts, rows=train_rows)
+        self.valid = ShardReader(self.valid_data, min(t.batch_size, len(valid_rows)), seed=t.seed + 1,
+                                 rows=valid_rows)
+
+        if t.activation_checkpointing:
+            checkpoint_layers(model)
+        self.model = self.backend.prepare(model)
+        self.optimizer = build_optimizer(self.model, recipe)
+        self.generator = torch.Generator().manual_seed(t.seed)  # masking draws, on the CPU
+        self.step = 0
+        self.metrics_file = self.out / "metrics.jsonl"
+
+    def _split(self):
+        spec = self.recipe.data
+        if spec.valid:
+            valid = Dataset(self.recipe.resolve(spec.valid))
+            return range(len(self.train_data)), range(len(valid)), valid
+        n = len(self.train_data)
+        held = min(spec.valid_sequences, n // 5)
+        if held < 1:
+            raise DataError(f"{spec.train}: {n} rows are too few to hold some out for validation; "
+                            "add data or set data.valid")
+        return range(n - held), range(n - held, n), self.train_data
+
+    # -- one batch ---------------------------------------------------------------
+
+    def _masked(self, rows, generator: torch.Generator, step: int):
+        if self.recipe.stage == "sft":
+            return mask_sft(rows.ids, rows.prompt_len, mask_id=self.ids.mask, eps=self.masking.eps,
+                            generator=generator)
+        rates = self.schedule.rates(step, self.recipe.train.steps)
+        config = type(self.masking)(rates=rates, eps=self.masking.eps, block_sizes=self.masking.block_sizes)
+        return mask_batch(rows.ids, config, mask_id=self.ids.mask, pad_id=self.ids.pad, node_ids=rows.nodes,
+                          generator=generator)
+
+    def _loss(self, batch):
+        device = self.backend.to_device
+        for name in ("input_ids", "labels", "targets", "t"):
+            setattr(batch, name, device(getattr(batch, name)))
+        with torch.autocast(self.backend.device.type, dtype=torch.bfloat16, enabled=self.recipe.train.bf16):
+            if self.backend.full_logits:
+                logits = self.model(batch.input_ids).logits
+            else:
+                logits = self.model(batch.input_ids, logits_index=target_rows(batch)).logits
+        return diffusion_loss(logits, batch)
+
+    def train_step(self) -> dict:
+        t = self.recipe.train
+        lr = lr_at(self.step, self.recipe)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        start = time.perf_counter()
+        losses, accuracies, tokens = [], [], 0
+        for _ in range(t.grad_accum):
+            rows = self.reader.next()
+            loss, metrics = self._loss(self._masked(rows, self.generator, self.step))
+            (loss / t.grad_accum).backward()
+            losses.append(loss.detach())
+            accuracies.append(metrics["masked_accuracy"])
+            tokens += rows.ids.numel()
+        norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), t.grad_clip if t.grad_clip else float("inf"))
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.backend.step_done()  # XLA: the whole step runs here, as one compiled graph
+        self.step += 1
+        # Reading values after step_done keeps XLA from cutting the step's graph early.
+        loss, accuracy = float(torch.stack(losses).mean()), float(torch.stack(accuracies).mean())
+        seconds = time.perf_counter() - start
+        return {"step": self.step, "loss": loss, "masked_accuracy": accuracy, "lr": lr,
+                "grad_norm": float(norm), "tokens_per_s": tokens / seconds, "epoch": self.reader.epoch_progress}
+
+    @torch.no_grad()
+    def evaluate(self) -> dict:
+        """Validation loss on the same masked batches every time (a fixed generator), in eval mode."""
+        self.model.eval()
+        generator = torch.Generator().manual_seed(12345)
+        state = self.valid.state()
+        self.valid.load_state({"epoch": 0, "cursor": 0})
+        losses, accuracies = [], []
+        for _ in range(self.recipe.train.eval_batches):
+            loss, metrics = self._loss(self._masked(self.valid.next(), generator, self.step))
+            losses.append(float(loss))
+            accuracies.append(float(metrics["masked_accuracy"]))
+        self.valid.load_state(state)
+        self.model.train()
+        return {"step": self.step, "valid_loss": sum(losses) / len(losses),
+                "valid_accuracy": sum(accuracies) / len(accuracies)}
+
+    # -- checkpoints ---------------------------------------------------------------
+
+    def save(self) -> Path:
+        state = self.backend.state_dict(self.model)
+        rng = {"torch_cpu": torch.get_rng_state(), "masking": self.generator.get_state()}
+        trainer = {"data": self.reader.state(), "tokenizer_dir": self.tokenizer_dir,
+                   "fingerprint": fingerprint(self.recipe, self.config, self.train_data.seq_len),
+                   "config": self.config.to_dict()}
+        return checkpoint.save(self.out / "checkpoints", self.step, state, self.optimizer.state_dict(), rng, trainer,
+                               keep=self.recipe.train.keep_checkpoints)
+
+    def resume(self) -> bool:
+        """Restore the newest checkpoint under <out>/checkpoints; False when there is none."""
+        path = checkpoint.latest(self.out / "checkpoints")
+        if path is None:
+            return False
+        model_state, optimizer_state, rng, trainer = checkpoint.load(path)
+        mine = fingerprint(self.recipe, self.config, self.train_data.seq_len)
+        theirs = trainer.get("fingerprint", {})
+        for key in mine:
+            if theirs.get(key) != mine[key]:
+                raise CheckpointError(f"cannot resume from {path}: its {key} is {theirs.get(key)!r}, this recipe's "
+                                      f"is {mine[key]!r}; use another `out`, or the recipe it was written with")
+        target = self.model
+        missing, unexpected = _load_into(target, model_state)
+        if missing or unexpected:
+            raise CheckpointError(f"cannot resume from {path}: parameters missing {missing[:3]}, "
+                                  f"unexpected {unexpected[:3]}")
+        try:
+            self.optimizer.load_state_dict(optimizer_state)
+        except (ValueError, KeyError) as exc:
+            raise CheckpointError(f"cannot resume from {path}: optimizer state does not fit: {exc}") from None
+        torch.set_rng_state(rng["torch_cpu"])
+        self.generator.set_state(rng["masking"])
+        self.reader.load_state(trainer["data"])
+        self.step = int(trainer["step"])
+        return True
+
+    # -- the stage -----------------------------------------------------------------
+
+    def log(self, record: dict) -> None:
+        if self.backend.is_main:
+            with open(self.metrics_file, "a") as f:
+                f.write(json.dumps(record) + "\n")
+
+    def run(self, resume: bool = False) -> dict:
+        t = self.recipe.train
+        self.out.mkdir(parents=True, exist_ok=True)
+        resumed = self.resume() if resume else False
+        if not resumed:
+            self.metrics_file.unlink(missing_ok=True)
+            first_eval = self.evaluate()
+            self.log(first_eval)
+        bar = tqdm(total=t.steps, initial=self.step, desc=f"{self.recipe.stage}", unit="step",
+                   disable=not (self.progress and self.backend.is_main))
+        while self.step < t.steps:
+            record = self.train_step()
+            bar.update(1)
+            bar.set_postfix(loss=f"{record['loss']:.3f}")
+            if self.step % t.log_every == 0:
+                self.log(record)
+            if t.eval_every and self.step % t.eval_every == 0 and self.step < t.steps:
+                self.log(self.evaluate())
+            if t.checkpoint_every and self.step % t.checkpoint_every == 0 and self.step < t.steps:
+                self.save()
+        bar.close()
+        final_eval = self.evaluate()
+        self.log(final_eval)
+        self.save()
+        summary = {"stage": self.recipe.stage, "steps": self.step, "out": str(self.out), **final_eval}
+        if self.backend.is_main:
+            from .export import export_checkpoint
+            from .plots import loss_curve
+
+            export = self.out / "export"
+            if export.exists():  # a rerun of the stage replaces its export
+                shutil.rmtree(export)
+            export_checkpoint(checkpoint.latest(self.out / "checkpoints"), export)
+            loss_curve(self.metrics_file, self.out / "loss.png", title=f"{self.recipe.stage}: {self.out}")
+            summary["export"] = str(export)
+            records = [json.loads(line) for line in self.metrics_file.read_text().splitlines()]
+            evals = [r for r in records if "valid_loss" in r]
+            steps = [r for r in records if "tokens_per_s" in r]
+            summary["first_valid_loss"] = evals[0]["valid_loss"]
+            summary["tokens_per_s_median"] = sorted(r["tokens_per_s"] for r in steps)[len(steps) // 2] if steps else None
+        return summary
+
+
+def _load_into(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> tuple[list[str], list[str]]:
+    """Load a checkpoint's (unwrapped) parameter names into a possibly wrapped model."""
+    names = {name.replace(".layer.", ".", 1) if ".layers." in name else name: name
+             for name in model.state_dict()}
+    missing = sorted(set(names) - set(state))
+    unexpected = sorted(set(state) - set(names))
+    if missing or unexpected:
+        return missing, unexpected
+    model.load_state_dict({names[k]: v for k, v in state.items()})
+    return [], []
+
+
+def run_recipe(recipe: Recipe, resume: bool = False, progress: bool = True) -> dict:
+    try:
+        return Trainer(recipe, progress=progress).run(resume=resume)
+    except (OSError, ValueError) as exc:
+        if isinstance(exc, CodaError):
+            raise
+        raise CodaError(f"{recipe.source or 'recipe'}: {exc}") from exc
