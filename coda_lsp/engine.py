@@ -17,7 +17,7 @@ import re
 import threading
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from .holes import Placeholder, choose_hole, parser_for
 from .postprocess import clean

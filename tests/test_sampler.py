@@ -3,7 +3,6 @@
 import time
 
 import pytest
-import torch
 
 from coda_core.decode import DecodeOptions
 from coda_core.prefix_cache import PrefixCache

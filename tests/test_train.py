@@ -1,0 +1,235 @@
+"""`coda train`: data preparation, recipes, checkpoints and resume, export, the tiny CPU pipeline, dry runs."""
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from coda_core.tokenizer import BUNDLED_TOKENIZER, load_tokenizer
+
+ROOT = Path(__file__).resolve().parents[1]
+RECIPES = ROOT / "train" / "recipes"
+CODA = [sys.executable, "-m", "coda_core.cli"]
+
+
+def coda(*args, cwd=None, check=True, timeout=900):
+    result = subprocess.run([*CODA, *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=timeout,
+                            env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    if check:
+        assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+@pytest.fixture(scope="module")
+def code_data(tmp_path_factory):
+    """This package's own Python sources, prepared in short rows."""
+    from train.data import prepare
+
+    out = tmp_path_factory.mktemp("data") / "code"
+    prepare([str(ROOT / "coda_core")], load_tokenizer(BUNDLED_TOKENIZER), out, seq_len=64, languages={"python"},
+            progress=False)
+    return out
+
+
+def write_recipe(path: Path, data: Path, out: Path, **train) -> Path:
+    settings = {"steps": 8, "batch_size": 2, "seed": 0, "eval_batches": 1, "checkpoint_every": 1,
+                "keep_checkpoints": 3, **train}
+    path.write_text(json.dumps({  # JSON is YAML
+        "stage": "pretrain", "model": {"init": "preset", "preset": "tiny"},
+        "data": {"train": str(data), "valid_sequences": 4},
+        "masking": {"schedule": "linear", "start": {"block": 0.5, "syntax": 0.3}, "end": {"prefix": 0.2, "suffix": 0.2}},
+        "optimizer": {"name": "adamw", "lr": 3e-3}, "train": settings,
+        "backend": {"name": "torch", "device": "cpu"}, "out": str(out)}))
+    return path
+
+
+# -- data ------------------------------------------------------------------------
+
+
+def test_prepare_dedups_packs_and_records_checksums(tmp_path, code_data):
+    from train.data import Dataset, prepare
+
+    manifest = json.loads((code_data / "manifest.json").read_text())
+    assert manifest["kind"] == "text" and manifest["seq_len"] == 64 and manifest["rows"] > 50
+    shard = manifest["shards"][0]
+    assert {"tokens", "nodes"} <= shard.keys() and len(shard["tokens"]["sha256"]) == 64
+    data = Dataset(code_data)
+    assert data.tokens.shape == (manifest["rows"], 64) and (data.nodes >= -1).all()
+    assert (data.nodes >= 0).any(), "python code gets syntax-node ids for S4"
+    # exact duplicates are dropped
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in ("a.py", "b.py"):
+        (src / name).write_text("def f(x):\n    return x + 1\n" * 20)
+    stats = prepare([str(src)], load_tokenizer(BUNDLED_TOKENIZER), tmp_path / "out", seq_len=32,
+                    progress=False)["stats"]
+    assert stats["documents"] == 1 and stats["duplicates"] == 1
+
+
+def test_reader_shards_by_host_and_worker_and_resumes_exactly(code_data):
+    from train.data import Dataset, ShardReader
+
+    data = Dataset(code_data)
+    readers = [ShardReader(data, 2, host=h, hosts=2, worker=w, workers=2) for h in (0, 1) for w in (0, 1)]
+    seen = [set(r.mine.tolist()) for r in readers]
+    assert set().union(*seen) == set(range(len(data))) and sum(map(len, seen)) == len(data)
+    reader = ShardReader(data, 4, seed=3)
+    for _ in range(5):
+        reader.next()
+    state = reader.state()
+    expected = [reader.next().ids for _ in range(30)]  # crosses an epoch boundary
+    reader.load_state(state)
+    assert all(torch.equal(a, reader.next().ids) for a in expected)
+
+
+def test_sft_records_keep_prompt_lengths_and_drop_long_examples(tmp_path):
+    from train.data import Dataset, prepare
+
+    records = tmp_path / "chat.jsonl"
+    records.write_text("\n".join(json.dumps({"prompt": f"Say {i}", "response": f"{i}" * (1 if i else 300)})
+                                 for i in range(6)))
+    manifest = prepare([str(records)], load_tokenizer(BUNDLED_TOKENIZER), tmp_path / "sft", seq_len=48,
+                       progress=False)
+    assert manifest["kind"] == "sft" and manifest["stats"]["dropped_long"] == 1 and manifest["rows"] == 5
+    data = Dataset(tmp_path / "sft")
+    assert (data.prompt_len > 5).all() and (data.prompt_len < 48).all()
+
+
+# -- bad input ----------------------------------------------------------------------
+
+
+def test_bad_data_and_recipes_get_clear_errors(tmp_path, code_data):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = coda("train", "prepare", "--src", empty, "--tokenizer", BUNDLED_TOKENIZER, "--out", tmp_path / "d",
+                  check=False)
+    assert result.returncode == 2 and "no training rows" in result.stderr and "Traceback" not in result.stderr
+    result = coda("train", "prepare", "--src", tmp_path / "missing", "--tokenizer", BUNDLED_TOKENIZER,
+                  "--out", tmp_path / "d", check=False)
+    assert result.returncode == 2 and "does not exist" in result.stderr
+
+    recipe = write_recipe(tmp_path / "r.yaml", code_data, tmp_path / "run")
+    values = json.loads(recipe.read_text())
+    values["train"]["stpes"] = 3
+    recipe.write_text(json.dumps(values))
+    result = coda("train", "run", recipe, check=False)
+    assert result.returncode == 2 and "'train.stpes'" in result.stderr and str(recipe) in result.stderr
+
+    result = coda("train", "run", write_recipe(tmp_path / "m.yaml", tmp_path / "nodata", tmp_path / "run"),
+                  check=False)
+    assert result.returncode == 2 and "not prepared data" in result.stderr
+
+
+def test_a_corrupted_shard_is_named(tmp_path, code_data):
+    import shutil
+
+    from train.data import DataError, Dataset
+
+    copy = tmp_path / "copy"
+    shutil.copytree(code_data, copy)
+    shard = sorted(copy.glob("tokens-*.bin"))[0]
+    raw = bytearray(shard.read_bytes())
+    raw[100] ^= 0xFF
+    shard.write_bytes(bytes(raw))
+    with pytest.raises(DataError, match=f"{shard.name} is corrupt"):
+        Dataset(copy)
+
+
+# -- checkpoints: kill, resume, export -------------------------------------------------
+
+
+def test_killed_run_resumes_to_the_same_parameters(tmp_path, code_data):
+    straight = write_recipe(tmp_path / "straight.yaml", code_data, tmp_path / "straight")
+    coda("train", "run", straight)
+    interrupted = write_recipe(tmp_path / "interrupted.yaml", code_data, tmp_path / "interrupted")
+    stop_after = random.Random().randint(2, 6)
+    process = subprocess.Popen([*CODA, "train", "run", str(interrupted)], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    checkpoints = tmp_path / "interrupted" / "checkpoints"
+    deadline = time.monotonic() + 300
+    while not (checkpoints / f"step-{stop_after:09d}").exists():
+        assert process.poll() is None and time.monotonic() < deadline, "the run ended before it could be killed"
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not (tmp_path / "interrupted" / "export").exists()
+    coda("train", "run", interrupted, "--resume")
+
+    final = "checkpoints/step-000000008/model.safetensors"
+    a, b = load_file(tmp_path / "straight" / final), load_file(tmp_path / "interrupted" / final)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    # only the newest keep_checkpoints are kept, and no temporary folder is left behind
+    assert [p.name for p in sorted(checkpoints.iterdir())] == [f"step-{s:09d}" for s in (6, 7, 8)]
+
+    # resuming with a recipe the checkpoint does not fit is refused, naming what differs
+    values = json.loads(interrupted.read_text())
+    values["train"]["batch_size"] = 4
+    interrupted.write_text(json.dumps(values))
+    result = coda("train", "run", interrupted, "--resume", check=False)
+    assert result.returncode == 2 and "batch_size" in result.stderr and "cannot resume" in result.stderr
+
+
+def test_export_opens_with_load_model(tmp_path, code_data):
+    from coda_core.loading import load_model
+
+    coda("train", "run", write_recipe(tmp_path / "r.yaml", code_data, tmp_path / "run", steps=2))
+    out = tmp_path / "exported"
+    coda("train", "export", tmp_path / "run" / "checkpoints" / "step-000000002", "--out", out)
+    model = load_model(out)
+    state = load_file(tmp_path / "run" / "checkpoints" / "step-000000002" / "model.safetensors")
+    assert torch.equal(model.state_dict()["lm_head.weight"], state["lm_head.weight"])
+    result = coda("train", "export", tmp_path, "--out", tmp_path / "x", check=False)
+    assert result.returncode == 2 and "not a training checkpoint" in result.stderr
+
+
+# -- the pipeline ---------------------------------------------------------------------
+
+
+def test_tiny_cpu_pipeline_end_to_end(tmp_path):
+    from coda_core.sampler import Sampler
+
+    result = coda("train", "pipeline", RECIPES / "tiny-cpu.yaml", cwd=tmp_path, timeout=1200)
+    summaries = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [s["stage"] for s in summaries] == ["pretrain", "midtrain", "sft"]
+    for s in summaries:
+        assert s["valid_loss"] < s["first_valid_loss"], f"validation loss did not fall in {s['stage']}"
+        stage = tmp_path / "runs" / "tiny-cpu" / s["stage"]
+        assert (stage / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        records = [json.loads(line) for line in (stage / "metrics.jsonl").read_text().splitlines()]
+        assert {"loss", "masked_accuracy", "tokens_per_s", "lr", "grad_norm"} <= records[1].keys()
+    sampler = Sampler.load(str(tmp_path / "runs" / "tiny-cpu" / "sft" / "export"))
+    tok = sampler.tokenizer
+    assert sampler.infill(tok.encode("def add(a, b):\n    return"), tok.encode("\n"), 8).stats.complete
+    # a rerun finds every stage exported and skips it
+    again = coda("train", "pipeline", RECIPES / "tiny-cpu.yaml", cwd=tmp_path)
+    assert all(json.loads(line).get("skipped") for line in again.stdout.splitlines())
+
+
+# -- dry runs of the shipped TPU recipes ---------------------------------------------------
+
+
+@pytest.mark.parametrize("recipe", sorted(p.name for p in RECIPES.glob("coda-1.7b-*.yaml")))
+def test_shipped_tpu_recipes_pass_the_dry_run(recipe):
+    report = json.loads(coda("train", "run", RECIPES / recipe, "--dry-run", "--json").stdout)
+    assert report["fits"] and report["backend"] == "xla"
+    assert report["mesh"]["devices"] == {"v4-1024": 512, "v5p-64": 32}[recipe.split("-")[2] + "-" +
+                                                                        recipe.split("-")[3]]
+    assert 1.5e9 < report["parameters"] < 2.5e9
+    specs = {p["name"]: p["spec"] for p in report["sharding"]}
+    assert specs["model.layers.0.self_attn.q_proj.weight"] == ["fsdp", None]
+    assert report["memory_gib"]["total"] <= 0.9 * report["hbm_gib"]
+
+
+def test_dry_run_reports_a_recipe_that_does_not_fit(tmp_path):
+    recipe = RECIPES / "coda-1.7b-v4-1024-pretrain.yaml"
+    result = coda("train", "run", recipe, "--dry-run", "--set", "train.activation_checkpointing=false",
+                  "--set", "train.batch_size=2048", check=False)
+    assert result.returncode == 2 and "does not fit" in result.stderr
