@@ -233,3 +233,17 @@ def test_dry_run_reports_a_recipe_that_does_not_fit(tmp_path):
     result = coda("train", "run", recipe, "--dry-run", "--set", "train.activation_checkpointing=false",
                   "--set", "train.batch_size=2048", check=False)
     assert result.returncode == 2 and "does not fit" in result.stderr
+
+
+def test_fsdp2_under_torchrun_trains_checkpoints_and_resumes(tmp_path, code_data):
+    """Two CPU processes (gloo) with every decoder layer and the root wrapped by fully_shard."""
+    recipe = write_recipe(tmp_path / "r.yaml", code_data, tmp_path / "run", steps=2, checkpoint_every=1)
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "coda_core.cli"]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    for extra in ([], ["--resume", "--set", "train.steps=3"]):
+        result = subprocess.run([*torchrun, "train", "run", str(recipe), *extra], capture_output=True, text=True,
+                                env=env, timeout=600)
+        assert result.returncode == 0, result.stderr[-3000:]
+    assert len([line for line in result.stdout.splitlines() if line.startswith("{")]) == 1  # rank 0 reports
+    state = load_file(tmp_path / "run" / "checkpoints" / "step-000000003" / "model.safetensors")
+    assert state["lm_head.weight"].shape[0] == 151936  # whole tensors, gathered from both ranks

@@ -3,7 +3,8 @@
 A checkpoint is a folder `step-000123/` holding
 
     model.safetensors      the parameters
-    optimizer.safetensors  every tensor of the optimizer state ("state.<param>.<name>")
+    optimizer.safetensors  every tensor of the optimizer state ("state/<param>/<name>"; <param> is an
+                           index, or a parameter name when the state came from FSDP2)
     rng.safetensors        the torch RNG states (CPU, and the masking generator)
     trainer.json           step, data position, the optimizer's non-tensor state, the recipe's fingerprint
 
@@ -33,19 +34,22 @@ def _flatten_optimizer(state: dict) -> tuple[dict[str, torch.Tensor], dict]:
     for param, values in state["state"].items():
         for name, value in values.items():
             if isinstance(value, torch.Tensor):
-                tensors[f"state.{param}.{name}"] = value.detach().contiguous().cpu()
+                tensors[f"state/{param}/{name}"] = value.detach().contiguous().cpu()
             else:
                 scalars["state"].setdefault(str(param), {})[name] = value
     return tensors, scalars
 
 
 def _unflatten_optimizer(tensors: dict[str, torch.Tensor], scalars: dict) -> dict:
-    state: dict[int, dict] = {}
-    for key, value in tensors.items():
-        _, param, name = key.split(".", 2)
-        state.setdefault(int(param), {})[name] = value
+    def key(param: str):
+        return int(param) if param.isdigit() else param
+
+    state: dict = {}
+    for name_path, value in tensors.items():
+        _, param, name = name_path.split("/", 2)
+        state.setdefault(key(param), {})[name] = value
     for param, values in scalars["state"].items():
-        state.setdefault(int(param), {}).update(values)
+        state.setdefault(key(param), {}).update(values)
     return {"state": state, "param_groups": scalars["param_groups"]}
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from coda_core.errors import CodaError
@@ -34,7 +35,9 @@ def cmd_run(args) -> None:
         return
     from .trainer import run_recipe
 
-    print(json.dumps(run_recipe(recipe, resume=args.resume)))
+    summary = run_recipe(recipe, resume=args.resume)
+    if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, one summary
+        print(json.dumps(summary))
 
 
 def cmd_export(args) -> None:

@@ -117,6 +117,7 @@ class TorchBackend:
         pass
 
     def state_dict(self, model: nn.Module) -> dict[str, torch.Tensor]:
+        """The full model state on the CPU (gathered from every rank under FSDP2: call it on all ranks)."""
         if self.world > 1:
             from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
 
@@ -124,6 +125,34 @@ class TorchBackend:
         else:
             state = model.state_dict()
         return unwrap_state_dict(state)
+
+    def optimizer_state(self, model: nn.Module, optimizer) -> dict:
+        if self.world > 1:  # DTensor shards -> full tensors, keyed by parameter name
+            from torch.distributed.checkpoint.state_dict import StateDictOptions, get_optimizer_state_dict
+
+            return get_optimizer_state_dict(model, optimizer,
+                                            options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+        return optimizer.state_dict()
+
+    def load_optimizer_state(self, model: nn.Module, optimizer, state: dict) -> None:
+        if self.world > 1:
+            from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
+
+            set_optimizer_state_dict(model, optimizer, state, options=StateDictOptions(full_state_dict=True))
+        else:
+            optimizer.load_state_dict(state)
+
+    def load_model_state(self, model: nn.Module, state: dict[str, torch.Tensor]) -> None:
+        if self.world > 1:
+            from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict
+
+            set_model_state_dict(model, state, options=StateDictOptions(full_state_dict=True))
+        else:
+            model.load_state_dict(state)
+
+    def barrier(self) -> None:
+        if self.world > 1:
+            torch.distributed.barrier()
 
     def sharding(self, model: nn.Module) -> dict[str, str]:
         return {name: f"replicated on {self.device}" for name, _ in model.named_parameters()}
@@ -171,6 +200,18 @@ class XlaBackend:
 
     def state_dict(self, model: nn.Module) -> dict[str, torch.Tensor]:
         return unwrap_state_dict({k: v.cpu() for k, v in model.state_dict().items()})
+
+    def optimizer_state(self, model: nn.Module, optimizer) -> dict:
+        return optimizer.state_dict()
+
+    def load_optimizer_state(self, model: nn.Module, optimizer, state: dict) -> None:
+        optimizer.load_state_dict(state)
+
+    def load_model_state(self, model: nn.Module, state: dict[str, torch.Tensor]) -> None:
+        model.load_state_dict(state)
+
+    def barrier(self) -> None:
+        pass
 
     def sharding(self, model: nn.Module) -> dict[str, str]:
         out = {}

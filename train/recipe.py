@@ -92,6 +92,9 @@ class LrScheduleSpec:
 
 @dataclass
 class TrainSpec:
+    """batch_size: rows per optimizer micro-step, for the whole mesh on the xla backend (one SPMD
+    program) and per process under torchrun (each rank reads its own rows)."""
+
     steps: int = 100
     seq_len: int | None = None  # None: the data's; when set, the data must match (dry runs need it)
     batch_size: int = 8

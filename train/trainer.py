@@ -205,13 +205,19 @@ class Trainer:
     # -- checkpoints ---------------------------------------------------------------
 
     def save(self) -> Path:
+        """Write a checkpoint (every rank gathers, the main one writes)."""
         state = self.backend.state_dict(self.model)
-        rng = {"torch_cpu": torch.get_rng_state(), "masking": self.generator.get_state()}
-        trainer = {"data": self.reader.state(), "tokenizer_dir": self.tokenizer_dir,
-                   "fingerprint": fingerprint(self.recipe, self.config, self.train_data.seq_len),
-                   "config": self.config.to_dict()}
-        return checkpoint.save(self.out / "checkpoints", self.step, state, self.optimizer.state_dict(), rng, trainer,
-                               keep=self.recipe.train.keep_checkpoints)
+        optimizer_state = self.backend.optimizer_state(self.model, self.optimizer)
+        path = self.out / "checkpoints"
+        if self.backend.is_main:
+            rng = {"torch_cpu": torch.get_rng_state(), "masking": self.generator.get_state()}
+            trainer = {"data": self.reader.state(), "tokenizer_dir": self.tokenizer_dir,
+                       "fingerprint": fingerprint(self.recipe, self.config, self.train_data.seq_len),
+                       "config": self.config.to_dict()}
+            path = checkpoint.save(path, self.step, state, optimizer_state, rng, trainer,
+                                   keep=self.recipe.train.keep_checkpoints)
+        self.backend.barrier()
+        return path
 
     def resume(self) -> bool:
         """Restore the newest checkpoint under <out>/checkpoints; False when there is none."""
@@ -225,14 +231,13 @@ class Trainer:
             if theirs.get(key) != mine[key]:
                 raise CheckpointError(f"cannot resume from {path}: its {key} is {theirs.get(key)!r}, this recipe's "
                                       f"is {mine[key]!r}; use another `out`, or the recipe it was written with")
-        target = self.model
-        missing, unexpected = _load_into(target, model_state)
+        missing, unexpected = _load_into(self.model, model_state, self.backend)
         if missing or unexpected:
             raise CheckpointError(f"cannot resume from {path}: parameters missing {missing[:3]}, "
                                   f"unexpected {unexpected[:3]}")
         try:
-            self.optimizer.load_state_dict(optimizer_state)
-        except (ValueError, KeyError) as exc:
+            self.backend.load_optimizer_state(self.model, self.optimizer, optimizer_state)
+        except (ValueError, KeyError, RuntimeError) as exc:
             raise CheckpointError(f"cannot resume from {path}: optimizer state does not fit: {exc}") from None
         torch.set_rng_state(rng["torch_cpu"])
         self.generator.set_state(rng["masking"])
@@ -290,7 +295,7 @@ class Trainer:
         return summary
 
 
-def _load_into(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> tuple[list[str], list[str]]:
+def _load_into(model: torch.nn.Module, state: dict[str, torch.Tensor], backend) -> tuple[list[str], list[str]]:
     """Load a checkpoint's (unwrapped) parameter names into a possibly wrapped model."""
     names = {name.replace(".layer.", ".", 1) if ".layers." in name else name: name
              for name in model.state_dict()}
@@ -298,7 +303,7 @@ def _load_into(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> tuple[
     unexpected = sorted(set(state) - set(names))
     if missing or unexpected:
         return missing, unexpected
-    model.load_state_dict({names[k]: v for k, v in state.items()})
+    backend.load_model_state(model, {names[k]: v for k, v in state.items()})
     return [], []
 
 
