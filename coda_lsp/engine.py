@@ -38,11 +38,15 @@ class Settings:
     complete_in_comments: bool = False
 
     def update(self, options: dict | None) -> None:
+        """Apply editor settings. null resets a setting to its default (`languages`: every language),
+        except `model`, where it keeps the model the server was started with."""
+        defaults = Settings()
         for key, value in (options or {}).items():
             # accept snake_case, kebab-case and the camelCase editors send
             name = re.sub(r"(?<!^)(?=[A-Z])", "_", key).replace("-", "_").lower()
-            if hasattr(self, name) and value is not None:
-                setattr(self, name, value)
+            if not hasattr(self, name) or (value is None and name == "model"):
+                continue
+            setattr(self, name, getattr(defaults, name) if value is None else value)
 
 
 @dataclass(frozen=True)

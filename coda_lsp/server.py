@@ -39,8 +39,25 @@ STATUS = "coda/status"
 
 
 class CodaProtocol(LanguageServerProtocol):
-    """pygls drops a request whose params do not deserialize, leaving the client waiting
-    forever; here it is answered with the JSON-RPC error instead."""
+    """Two fixes to pygls 2.1's request handling.
+
+    A request whose params do not deserialize is dropped by pygls, leaving the
+    client waiting forever; here it is answered with the JSON-RPC error.
+
+    `workspace/executeCommand` runs the command in a task of its own, so a
+    `$/cancelRequest` cancels only the request's outer future and the command
+    runs on; commands register their task here, and a cancel cancels it too.
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.command_tasks: dict = {}  # request id -> the task running its command
+
+    def _handle_cancel_notification(self, msg_id):
+        task = self.command_tasks.pop(msg_id, None)
+        if task is not None:
+            task.cancel()
+        super()._handle_cancel_notification(msg_id)
 
     def structure_message(self, data):
         try:
@@ -244,35 +261,60 @@ def _holes_in(doc, selection: T.Range) -> list[Placeholder]:
     return placeholders_in(doc.source, start, end, doc.language_id or "")
 
 
+class _CommandRun:
+    """One command's cancellable work-done progress, and its cancellation by either route:
+    the progress bar's cancel button, or `$/cancelRequest` for the executeCommand request."""
+
+    def __init__(self, ls: CodaServer, title: str):
+        self.ls, self.title = ls, title
+        self.token = f"coda-{uuid.uuid4()}"
+        self.cancelled = threading.Event()  # read by the model thread between denoising steps
+        self.request = ls.protocol.msg_id
+        self.progress = False
+        self.loop = asyncio.get_running_loop()
+
+    async def start(self) -> None:
+        self.ls.protocol.command_tasks[self.request] = asyncio.current_task()
+        try:
+            await self.ls.work_done_progress.create_async(self.token)
+            self.progress = True
+        except Exception:  # a client without window.workDoneProgress: run without a progress bar
+            return
+        self.ls.work_done_progress.begin(self.token, T.WorkDoneProgressBegin(title=f"CoDA: {self.title}",
+                                                                             cancellable=True))
+
+    def stopped(self) -> bool:
+        return self.cancelled.is_set() or (self.progress and self.ls.work_done_progress.tokens[self.token].cancelled())
+
+    def report(self, step: int, text: str) -> None:  # called from the model thread
+        if self.progress:
+            self.loop.call_soon_threadsafe(self.ls.work_done_progress.report, self.token,
+                                           T.WorkDoneProgressReport(message=f"step {step}: {text[:60]}"))
+
+    def finish(self) -> None:
+        self.ls.protocol.command_tasks.pop(self.request, None)
+        if self.progress:
+            message = "cancelled" if self.stopped() else "done"
+            self.ls.work_done_progress.end(self.token, T.WorkDoneProgressEnd(message=message))
+
+
 async def _edit_with_progress(ls: CodaServer, uri: str, doc, ranges: list[T.Range], title: str, work) -> bool:
     """Run `work(on_progress, should_stop)` under cancellable work-done progress and apply what it
     returns, one new text per range (None leaves that range alone), as one undoable edit."""
     version = doc.version
     client_ranges = [doc.range_to_client_units(rng) for rng in ranges]
-    token = f"coda-{uuid.uuid4()}"
+    run = _CommandRun(ls, title)
     try:
-        await ls.work_done_progress.create_async(token)
-        progress = True
-    except Exception:  # a client without window.workDoneProgress: run without a progress bar
-        progress = False
-    if progress:
-        ls.work_done_progress.begin(token, T.WorkDoneProgressBegin(title=f"CoDA: {title}", cancellable=True))
-    loop = asyncio.get_running_loop()
-    stopped = lambda: progress and ls.work_done_progress.tokens[token].cancelled()
-
-    def report(step: int, text: str) -> None:  # called from the model thread
-        if progress:
-            loop.call_soon_threadsafe(ls.work_done_progress.report, token,
-                                      T.WorkDoneProgressReport(message=f"step {step}: {text[:60]}"))
-
-    try:
-        new_texts = await work(report, stopped)
+        await run.start()
+        new_texts = await work(run.report, run.stopped)
+    except asyncio.CancelledError:
+        run.cancelled.set()  # the decode in the model thread stops at its next step
+        raise
     except ValueError as exc:  # e.g. the code between holes does not fit the model's context
         ls.window_show_message(T.ShowMessageParams(T.MessageType.Warning, f"CoDA: {exc}"))
         new_texts = None
     finally:
-        if progress:
-            ls.work_done_progress.end(token, T.WorkDoneProgressEnd(message="done"))
+        run.finish()
     if isinstance(new_texts, str):
         new_texts = [new_texts]
     edits = [T.TextEdit(range=rng, new_text=text) for rng, text in zip(client_ranges, new_texts or [])

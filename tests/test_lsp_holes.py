@@ -154,3 +154,14 @@ def test_placeholders_only_inside_the_range_and_scope():
     assert [h.start for h in placeholders_in(source, second, len(source), "python")] == [source.rindex("    pass")]
     assert scope_at(source, 4, 5, "python") == (second, len(source) - 1)
     assert scope_at("x = 1\n", 0, 0, "python") == (0, 6)  # no function: the whole text
+
+
+def test_settings_accept_editor_spellings_and_null_resets():
+    from coda_lsp.engine import Settings
+
+    s = Settings(model="models/tiny")
+    s.update({"maxNewTokens": 16, "context-before": 100, "languages": ["python"], "unknownKey": 1})
+    assert (s.max_new_tokens, s.context_before, s.languages) == (16, 100, ["python"])
+    s.update({"languages": None, "maxNewTokens": None, "model": None})
+    assert s.languages is None and s.max_new_tokens == 64  # defaults again
+    assert s.model == "models/tiny"  # null keeps the model the server was started with

@@ -300,3 +300,29 @@ async def test_fill_all_holes_in_one_edit(client: LanguageClient):
     assert applied is True
     assert [c.range for c in edits[1].edit.document_changes[0].edits] == [
         T.Range(T.Position(9, 0), T.Position(9, 7))]
+
+
+@pytest.mark.asyncio
+async def test_cancelling_a_command_stops_its_decode(client: LanguageClient):
+    await ready(client)
+    edits = record_edits(client)
+    uri = "file:///project/long.py"
+    body = "".join(f"    total += values[{i}] * {i}\n" for i in range(40))
+    open_document(client, uri, "def weighted(values):\n    total = 0\n" + body + "    return total\n")
+    selection = T.Range(T.Position(2, 0), T.Position(41, 0))  # ~400 tokens: hundreds of one-token steps
+    pending = asyncio.ensure_future(client.protocol.send_request_async(
+        T.WORKSPACE_EXECUTE_COMMAND, T.ExecuteCommandParams(command="coda.regenerateSelection",
+                                                            arguments=[uri, selection]), msg_id="stop-me"))
+    for _ in range(200):  # wait until the decode is under way
+        if any(isinstance(v, T.WorkDoneProgressReport) for reports in client.progress_reports.values()
+               for v in reports):
+            break
+        await asyncio.sleep(0.05)
+    client.protocol.notify(T.CANCEL_REQUEST, T.CancelParams(id="stop-me"))
+    with pytest.raises(JsonRpcRequestCancelled):
+        await asyncio.wait_for(pending, timeout=30)
+    await asyncio.sleep(1.0)
+    reports = next(iter(client.progress_reports.values()))
+    end = next(i for i, v in enumerate(reports) if isinstance(v, T.WorkDoneProgressEnd))
+    assert len(reports) - end - 1 <= 1, "the decode went on reporting steps after the cancel"
+    assert not edits

@@ -1,0 +1,93 @@
+// What the language server is told about the user's `coda.*` settings.
+//
+// The server reads the same options at `initialize` (initializationOptions) and
+// on `workspace/didChangeConfiguration` (as `{coda: {...}}`), under camelCase
+// keys. Only the options it knows are sent: the `coda.server.*`,
+// `coda.inlineCompletions.*` and `coda.completionItems.*` settings belong to
+// this extension.
+
+/** The part of `vscode.WorkspaceConfiguration` read here, so this module needs no editor to run. */
+export interface ConfigurationReader {
+  get<T>(section: string): T | undefined;
+}
+
+/** The settings section this extension contributes, and the key the server looks under. */
+export const SECTION = 'coda';
+
+export interface ServerSettings {
+  model: string | null;
+  device: string;
+  dtype: string;
+  maxNewTokens: number;
+  threshold: number;
+  blockSize: number;
+  contextBefore: number;
+  contextAfter: number;
+  candidates: number;
+  languages: string[] | null;
+  completeInComments: boolean;
+}
+
+/**
+ * The defaults repeat the ones declared in package.json: a reader without the
+ * extension's manifest behind it (as in tests) still yields what the server
+ * would use on its own.
+ */
+const DEFAULTS: ServerSettings = {
+  model: null,
+  device: 'auto',
+  dtype: 'auto',
+  maxNewTokens: 64,
+  threshold: 0.9,
+  blockSize: 32,
+  contextBefore: 1536,
+  contextAfter: 512,
+  candidates: 3,
+  languages: null,
+  completeInComments: false,
+};
+
+/** The server's options from the `coda` section of the configuration. */
+export function serverSettings(config: ConfigurationReader): ServerSettings {
+  const read = <K extends keyof ServerSettings>(key: K): ServerSettings[K] =>
+    config.get<ServerSettings[K]>(key) ?? DEFAULTS[key];
+  return {
+    // An empty path in the settings UI means "not set"; the server reports the
+    // missing model itself instead of trying to load "".
+    model: read('model')?.trim() || null,
+    device: read('device'),
+    dtype: read('dtype'),
+    maxNewTokens: read('maxNewTokens'),
+    threshold: read('threshold'),
+    blockSize: read('blockSize'),
+    contextBefore: read('contextBefore'),
+    contextAfter: read('contextAfter'),
+    candidates: read('candidates'),
+    languages: read('languages'),
+    completeInComments: read('completeInComments'),
+  };
+}
+
+/** The two completion features, each switched by `coda.<feature>.enabled`. */
+export type Feature = 'inlineCompletions' | 'completionItems';
+
+/**
+ * Completion items are off by default: VS Code asks for them on nearly every
+ * keystroke, next to the inline completion, and the server answers only the
+ * newest request per document, so the two would keep cancelling each other.
+ */
+const FEATURE_DEFAULTS: Record<Feature, boolean> = { inlineCompletions: true, completionItems: false };
+
+export function featureEnabled(config: ConfigurationReader, feature: Feature): boolean {
+  return config.get<boolean>(`${feature}.enabled`) ?? FEATURE_DEFAULTS[feature];
+}
+
+/** Whether a configuration change touches anything the server reads. */
+export function affectsServerSettings(affects: (section: string) => boolean): boolean {
+  return (Object.keys(DEFAULTS) as (keyof ServerSettings)[]).some((key) => affects(`${SECTION}.${key}`));
+}
+
+/** The `workspace/didChangeConfiguration` params the server expects. */
+export function configurationParams(settings: ServerSettings): { settings: { coda: ServerSettings } } {
+  return { settings: { coda: settings } };
+}
