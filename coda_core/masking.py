@@ -3,20 +3,22 @@
 Per sequence a noise level t ~ U(eps, 1). Every maskable token becomes
 <|mask|> with probability t, so t is also the expected masked fraction. The
 loss is the cross-entropy at the masked targets weighted by 1/t, summed and
-divided by batch x length (the report's normalisation).
+divided by batch x length (the report's normalisation) or, selectable, by the
+number of masked targets.
 
 Strategies shape *where* the masks fall without changing the rate t:
 
-  S1 unmaskable prefix  with probability `prefix` a row keeps a random-length
-                        prefix clean (the model learns to continue a prompt).
-  S2 truncated suffix   with probability `suffix` (rows without S1) a
-                        random-length tail becomes pad; pad is never masked
-                        and never in the loss.
+  S1 unmaskable prefix  with probability `prefix`, drawn once per batch, every
+                        row keeps a random-length prefix clean (the model
+                        learns to continue a prompt).
+  S2 truncated suffix   with probability `suffix`, drawn once per batch (a
+                        batch without S1), every row's random-length tail
+                        becomes pad; pad is never masked and never in the loss.
   S3 block masking      with probability `block`, drawn once per batch, rows
                         mask whole blocks of a size from `block_sizes`: the
                         row is cut into blocks of k tokens (random offset) and
                         each block is masked with probability t.
-  S4 syntax masking     ours: with probability `syntax` per row, whole
+  S4 syntax masking     ours: with probability `syntax`, per row, whole
                         tree-sitter nodes (a statement, a block, call
                         arguments, an expression) are masked with
                         probability t each; the data gives every token its
@@ -42,8 +44,8 @@ import torch.nn.functional as F
 class MaskingRates:
     """Probabilities of the strategies S1..S4."""
 
-    prefix: float = 0.0  # S1, per row
-    suffix: float = 0.0  # S2, per row (rows without S1)
+    prefix: float = 0.0  # S1, per batch
+    suffix: float = 0.0  # S2, per batch (batches without S1)
     block: float = 0.0  # S3, per batch
     syntax: float = 0.0  # S4, per row
 
@@ -111,12 +113,15 @@ def mask_batch(ids: torch.Tensor, config: MaskingConfig, *, mask_id: int, pad_id
     pos = torch.arange(L, device=device)
     t = config.eps + (1 - config.eps) * _uniform((B,), generator, device)
 
+    def per_batch(rate: float) -> torch.Tensor:  # [B] bool, the same for every row
+        return torch.full((B,), bool(_uniform((), generator, device) < rate), device=device)
+
     # S1: a clean prefix of 1..L-1 tokens
-    prefix = _uniform((B,), generator, device) < rates.prefix
+    prefix = per_batch(rates.prefix)
     prefix_len = torch.randint(1, max(L, 2), (B,), generator=generator, device=device)
     clean = prefix[:, None] & (pos < prefix_len[:, None])
-    # S2: rows without S1 keep 1..L-1 tokens, the rest becomes pad
-    suffix = (_uniform((B,), generator, device) < rates.suffix) & ~prefix
+    # S2: in a batch without S1, rows keep 1..L-1 tokens and the rest becomes pad
+    suffix = per_batch(rates.suffix) & ~prefix
     keep_len = torch.randint(1, max(L, 2), (B,), generator=generator, device=device)
     cut = suffix[:, None] & (pos >= keep_len[:, None])
     labels = ids.masked_fill(cut, pad_id)
@@ -124,7 +129,7 @@ def mask_batch(ids: torch.Tensor, config: MaskingConfig, *, mask_id: int, pad_id
 
     # Where the masks fall: tokens, blocks (S3, per batch) or syntax nodes (S4, per row).
     masked = _uniform((B, L), generator, device) < t[:, None]
-    block = torch.full((B,), bool(_uniform((), generator, device) < rates.block), device=device)
+    block = per_batch(rates.block)
     if block.any():
         blocks = _segment_mask(_block_segments(B, L, config.block_sizes, generator, device), t, generator)
         masked = torch.where(block[:, None], blocks, masked)
@@ -164,8 +169,13 @@ def target_rows(batch: MaskedBatch) -> tuple[torch.Tensor, torch.Tensor]:
     return b, j - 1
 
 
-def diffusion_loss(logits: torch.Tensor, batch: MaskedBatch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """The 1/t-weighted cross-entropy over masked targets, divided by batch x length.
+NORMALIZATIONS = ("batch_length", "masked")
+
+
+def diffusion_loss(logits: torch.Tensor, batch: MaskedBatch,
+                   normalize: str = "batch_length") -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """The 1/t-weighted cross-entropy over masked targets, divided by batch x length (as published;
+    normalize="batch_length") or by the number of masked targets (normalize="masked").
 
     logits: either [B, L, V], every position (static shapes, as XLA wants),
     where row j-1 predicts token j; or [N, V] at `target_rows(batch)`.
@@ -178,7 +188,10 @@ def diffusion_loss(logits: torch.Tensor, batch: MaskedBatch) -> tuple[torch.Tens
     else:
         labels, weight = batch.labels[batch.targets], weight[batch.targets]
     ce = F.cross_entropy(logits.float(), labels, reduction="none")
-    loss = (ce * weight).sum() / (B * L)
+    if normalize not in NORMALIZATIONS:
+        raise ValueError(f"unknown loss normalization {normalize!r}; choose {' or '.join(NORMALIZATIONS)}")
+    denominator = B * L if normalize == "batch_length" else batch.targets.sum().clamp_min(1)
+    loss = (ce * weight).sum() / denominator
     with torch.no_grad():
         counted = weight > 0
         n = counted.sum()

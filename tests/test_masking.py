@@ -69,9 +69,13 @@ def test_s2_pads_are_never_in_the_loss():
     assert torch.allclose(diffusion_loss(noisy, batch)[0], loss)
 
 
-def test_s1_and_s2_never_share_a_row():
-    batch = draw(MaskingRates(prefix=0.5, suffix=1.0))
-    assert not (batch.strategy["prefix"] & batch.strategy["suffix"]).any()
+def test_s1_and_s2_are_drawn_per_batch_and_never_together():
+    for seed in range(40):
+        batch = draw(MaskingRates(prefix=0.5, suffix=1.0), B=4, L=32, seed=seed)
+        for name in ("prefix", "suffix", "block"):
+            assert batch.strategy[name].all() or not batch.strategy[name].any()  # one draw per batch
+        assert not (batch.strategy["prefix"] & batch.strategy["suffix"]).any()
+        assert batch.strategy["prefix"].any() or batch.strategy["suffix"].any()  # no S1: S2 (rate 1)
 
 
 def runs(row: torch.Tensor) -> list[tuple[int, int]]:
@@ -134,6 +138,8 @@ def test_loss_is_weighted_by_one_over_t_and_normalised_by_batch_times_length():
     loss, metrics = diffusion_loss(logits, batch)
     assert torch.isclose(loss, torch.log(torch.tensor(100.0)) / 0.25 / 16)
     assert metrics["targets"] == 1
+    per_target, _ = diffusion_loss(logits, batch, normalize="masked")
+    assert torch.isclose(per_target, torch.log(torch.tensor(100.0)) / 0.25)
 
 
 def test_schedules():

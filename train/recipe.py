@@ -11,7 +11,7 @@
       valid: null              # default: the last `valid_sequences` sequences of train
       valid_sequences: 16
     masking: {schedule: constant, start: {prefix: 0.1, suffix: 0.1, block: 0.5, syntax: 0.2}, end: null,
-              epochs: 1, eps: 0.001, block_sizes: [4, 8, 16, 32]}
+              epochs: 1, eps: 0.001, block_sizes: [4, 8, 16, 32], loss_normalization: batch_length}
     optimizer: {name: adamw, lr: 3.0e-4, weight_decay: 0.01, betas: [0.9, 0.95]}
     lr_schedule: {warmup_steps: 10, decay: cosine, min_ratio: 0.1}
     train: {steps: 100, batch_size: 8, grad_accum: 1, bf16: false, grad_clip: 1.0, seed: 0,
@@ -35,7 +35,7 @@ from typing import Any
 import yaml
 
 from coda_core.errors import CodaError
-from coda_core.masking import MaskingConfig, MaskingRates, MaskingSchedule
+from coda_core.masking import NORMALIZATIONS, MaskingConfig, MaskingRates, MaskingSchedule
 
 STAGES = ("pretrain", "midtrain", "sft")
 
@@ -67,6 +67,7 @@ class MaskingSpec:
     epochs: int = 1
     eps: float = 1e-3
     block_sizes: list[int] = field(default_factory=lambda: [4, 8, 16, 32])
+    loss_normalization: str = "batch_length"  # batch_length (as published) | masked
 
     def build(self) -> tuple[MaskingSchedule, MaskingConfig]:
         start = MaskingRates(**self.start)
@@ -164,6 +165,8 @@ class Recipe:
         if min(t.steps, t.batch_size, t.grad_accum, t.keep_checkpoints, t.log_every) < 1:
             raise RecipeError(f"{where}: train.steps, batch_size, grad_accum, keep_checkpoints and log_every "
                               "must be >= 1")
+        if self.masking.loss_normalization not in NORMALIZATIONS:
+            raise RecipeError(f"{where}: masking.loss_normalization must be one of {', '.join(NORMALIZATIONS)}")
         try:
             self.masking.build()
         except (TypeError, ValueError) as exc:

@@ -158,7 +158,7 @@ class Trainer:
                 logits = self.model(batch.input_ids).logits
             else:
                 logits = self.model(batch.input_ids, logits_index=target_rows(batch)).logits
-        return diffusion_loss(logits, batch)
+        return diffusion_loss(logits, batch, self.recipe.masking.loss_normalization)
 
     def train_step(self) -> dict:
         t = self.recipe.train
