@@ -13,13 +13,12 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
-import tempfile
 from pathlib import Path
 
 import torch
 from safetensors import SafetensorError, safe_open
 
+from .atomic import atomic_directory
 from .config import CoDAConfig, load_config
 from .errors import CheckpointError, CodaError, ModelNotFoundError, UnsafeCheckpointError
 from .model import CoDALanguageModel
@@ -205,20 +204,9 @@ def meta_model(config: CoDAConfig) -> CoDALanguageModel:
 
 
 def save_model_dir(model: CoDALanguageModel, tokenizer, out: str | os.PathLike, max_shard_size: str = "2GB") -> Path:
-    """Write config, sharded safetensors and tokenizer to `out`, which appears whole or not at all:
-    everything goes to a temporary sibling that is renamed into place. `out` must not hold files."""
-    out = Path(out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise CodaError(f"{out} already exists and is not empty; choose another --out")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    """Write config, sharded safetensors and tokenizer to `out`, which appears whole or not at all.
+    `out` must not hold files."""
+    with atomic_directory(out) as tmp:
         model.save_pretrained(tmp, max_shard_size=max_shard_size, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
-        if out.exists():
-            out.rmdir()
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return out
+    return Path(out)

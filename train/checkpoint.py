@@ -17,13 +17,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from coda_core.atomic import atomic_directory
 from coda_core.errors import CheckpointError
 
 PREFIX = "step-"
@@ -56,10 +56,8 @@ def _unflatten_optimizer(tensors: dict[str, torch.Tensor], scalars: dict) -> dic
 def save(folder: Path, step: int, model_state: dict[str, torch.Tensor], optimizer_state: dict,
          rng: dict[str, torch.Tensor], trainer: dict, keep: int) -> Path:
     """Write checkpoint `step` under `folder`, then drop all but the newest `keep`."""
-    folder.mkdir(parents=True, exist_ok=True)
     final = folder / f"{PREFIX}{step:09d}"
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=folder))
-    try:
+    with atomic_directory(final, replace=True) as tmp:
         save_file({k: v.detach().contiguous().cpu() for k, v in model_state.items()}, tmp / "model.safetensors")
         tensors, scalars = _flatten_optimizer(optimizer_state)
         save_file(tensors, tmp / "optimizer.safetensors")
@@ -68,12 +66,6 @@ def save(folder: Path, step: int, model_state: dict[str, torch.Tensor], optimize
         for file in tmp.iterdir():  # on disk before the rename makes the checkpoint visible
             with open(file, "rb") as f:
                 os.fsync(f.fileno())
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     for old in checkpoints(folder)[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
     return final

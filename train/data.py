@@ -21,9 +21,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
@@ -32,6 +29,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from coda_core.atomic import atomic_directory
 from coda_core.errors import CodaError
 
 from coda_core.syntax import LANGUAGE_BY_SUFFIX, node_ids_for
@@ -150,8 +148,7 @@ def prepare(sources: list[str], tokenizer, out: str | Path, *, seq_len: int = 10
         raise DataError(f"no training rows from {', '.join(sources)}: {stats['documents']} documents, "
                         f"{stats['tokens']} tokens (a row holds {seq_len}); add data or lower --seq-len")
     order = np.random.default_rng(seed).permutation(len(rows))
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent if out.parent.exists() else None))
-    try:
+    with atomic_directory(out) as tmp:
         shards = _write_shards(tmp, np.asarray(rows, dtype=np.uint32)[order],
                                np.asarray(prompt_lens, dtype=np.uint32)[order] if sft else None,
                                _renumber(np.asarray(nodes, dtype=np.int32)[order]) if not sft else None)
@@ -159,13 +156,6 @@ def prepare(sources: list[str], tokenizer, out: str | Path, *, seq_len: int = 10
                     "tokenizer": getattr(tokenizer, "name_or_path", ""), "vocab_size": len(tokenizer),
                     "shards": shards, "stats": stats}
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
-        out.parent.mkdir(parents=True, exist_ok=True)
-        if out.exists():
-            out.rmdir()
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return manifest
 
 

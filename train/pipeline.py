@@ -19,12 +19,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
-
 from coda_core.tokenizer import BUNDLED_TOKENIZER, load_tokenizer
 
 from .data import MANIFEST, prepare
-from .recipe import RecipeError, load_recipe
+from .recipe import RecipeError, load_recipe, read_yaml
 from .trainer import run_recipe
 
 KEYS = {"out", "tokenizer", "data", "stages"}
@@ -42,12 +40,7 @@ def _check_keys(values: dict, known: set[str], where: str, prefix: str = "") -> 
 
 def load_pipeline(path: str | Path) -> dict:
     path = Path(path)
-    try:
-        spec = yaml.safe_load(path.read_text()) or {}
-    except OSError as exc:
-        raise RecipeError(f"cannot read pipeline {path}: {exc.strerror or exc}") from None
-    except yaml.YAMLError as exc:
-        raise RecipeError(f"{path}: not valid YAML: {exc}") from None
+    spec = read_yaml(path, "pipeline")
     _check_keys(spec, KEYS, str(path))
     for name, data in spec.get("data", {}).items():
         _check_keys(data, DATA_KEYS, str(path), f"data.{name}.")

@@ -217,14 +217,22 @@ def _override(values: dict, assignment: str, where: str) -> None:
     node[parts[-1]] = yaml.safe_load(raw)
 
 
-def load_recipe(path: str | Path, overrides: list[str] = ()) -> Recipe:
-    path = Path(path)
+def read_yaml(path: Path, what: str) -> dict:
+    """A YAML file's mapping, or a RecipeError that names the file."""
     try:
         values = yaml.safe_load(path.read_text()) or {}
     except OSError as exc:
-        raise RecipeError(f"cannot read recipe {path}: {exc.strerror or exc}") from None
+        raise RecipeError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
     except yaml.YAMLError as exc:
         raise RecipeError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(values, dict):
+        raise RecipeError(f"{path}: a {what} is a mapping of keys, not a {type(values).__name__}")
+    return values
+
+
+def load_recipe(path: str | Path, overrides: list[str] = ()) -> Recipe:
+    path = Path(path)
+    values = read_yaml(path, "recipe")
     for assignment in overrides:
         _override(values, assignment, str(path))
     recipe = _build(Recipe, values, str(path), "")
