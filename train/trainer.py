@@ -19,6 +19,7 @@ import json
 import math
 import shutil
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -144,8 +145,7 @@ class Trainer:
         if self.recipe.stage == "sft":
             return mask_sft(rows.ids, rows.prompt_len, mask_id=self.ids.mask, eps=self.masking.eps,
                             generator=generator)
-        rates = self.schedule.rates(step, self.recipe.train.steps)
-        config = type(self.masking)(rates=rates, eps=self.masking.eps, block_sizes=self.masking.block_sizes)
+        config = replace(self.masking, rates=self.schedule.rates(step, self.recipe.train.steps))
         return mask_batch(rows.ids, config, mask_id=self.ids.mask, pad_id=self.ids.pad, node_ids=rows.nodes,
                           generator=generator)
 
