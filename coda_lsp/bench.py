@@ -7,7 +7,9 @@ inline-completion request every 30 ms, each new request cancelling the
 previous one with `$/cancelRequest`. After each typed line it pauses, as
 people do, so the last request of the line can finish. Latency is measured
 from a request to its answer, over the answered requests (those that came
-back with items); superseded ones are counted apart.
+back with items, and the last request of each line, which nothing
+supersedes, even when the model had nothing to suggest); superseded ones are
+counted apart. Timing starts once the server reports the model ready.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from pathlib import Path
 
 from lsprotocol import types as T
 from pygls.lsp.client import LanguageClient
+
+from coda_core.errors import CodaError
 
 TYPED_LINES = [
     "    total = sum(values) / len(values)",
@@ -41,6 +45,13 @@ def bench_file(lines: int = 2000) -> str:
 
 async def _replay(model: str, interval: float, pause: float) -> dict:
     client = LanguageClient("coda-bench", "1")
+    loaded = asyncio.get_running_loop().create_future()
+
+    @client.feature("coda/status")
+    def on_status(status) -> None:
+        if status.state in ("ready", "error") and not loaded.done():
+            loaded.set_result(status)
+
     await client.start_io(sys.executable, "-m", "coda_lsp.server", "--stdio")
     await client.initialize_async(T.InitializeParams(
         capabilities=T.ClientCapabilities(), initialization_options={"model": model}))
@@ -62,16 +73,13 @@ async def _replay(model: str, interval: float, pause: float) -> dict:
         future.add_done_callback(lambda _: done.setdefault("at", time.perf_counter()))
         return msg_id, future, sent, done
 
-    # The server loads the model in the background: wait until it answers with items.
-    deadline = time.perf_counter() + 120
-    while time.perf_counter() < deadline:
-        *_, future, _, _ = await request(insert_line - 1, len(text.split("\n")[insert_line - 1]))
-        result = await future
-        if result is not None and result.items:
-            break
-        await asyncio.sleep(0.2)
-    else:
-        raise RuntimeError("the server never answered with a completion (model not loaded?)")
+    # The server loads the model in the background.
+    try:
+        status = await asyncio.wait_for(loaded, timeout=300)
+    except asyncio.TimeoutError:
+        raise CodaError(f"coda-lsp did not load {model} within 300 s") from None
+    if status.state == "error":
+        raise CodaError(status.message)
 
     answered, superseded = [], 0
     for typed in TYPED_LINES:
@@ -93,15 +101,15 @@ async def _replay(model: str, interval: float, pause: float) -> dict:
             pending.append(await request(insert_line, col + 1))
             await asyncio.sleep(interval)
         await asyncio.sleep(pause)
-        for msg_id, future, sent, done in pending:
+        for i, (msg_id, future, sent, done) in enumerate(pending):
             try:
                 result = await asyncio.wait_for(asyncio.shield(future), timeout=60)
             except Exception:  # a cancelled request is answered with an error
                 superseded += 1
                 continue
-            if result is not None and result.items:
+            if (result is not None and result.items) or i == len(pending) - 1:
                 answered.append(done["at"] - sent)
-            else:
+            else:  # answered empty because a newer request replaced it
                 superseded += 1
         insert_line += 1
     await client.shutdown_async(None)
