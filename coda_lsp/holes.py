@@ -243,10 +243,13 @@ def _placeholders_tree(parser, text: str, start: int, end: int) -> list[Placehol
     lo, hi = len(text[:start].encode("utf-8")), len(text[:end].encode("utf-8"))
     out = []
 
+    def body_of(node) -> str:
+        return source[node.start_byte:node.end_byte].decode("utf-8", "replace").strip().rstrip(";")
+
     def visit(node) -> None:
         if node.end_byte <= lo or node.start_byte >= hi:
             return
-        body = source[node.start_byte:node.end_byte].decode("utf-8", "replace").strip().rstrip(";")
+        body = body_of(node)
         inside = lo <= node.start_byte and node.end_byte <= hi
         if inside and node.type in ("pass_statement", "expression_statement", "macro_invocation") \
                 and body in PLACEHOLDER_STATEMENTS:
@@ -264,9 +267,6 @@ def _placeholders_tree(parser, text: str, start: int, end: int) -> list[Placehol
             return
         for child in node.children:
             visit(child)
-
-    def body_of(node) -> str:
-        return source[node.start_byte:node.end_byte].decode("utf-8", "replace").strip().rstrip(";")
 
     visit(parser.parse(source).root_node)
     return out
