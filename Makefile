@@ -7,8 +7,11 @@
 #   editors/vscode/node_modules   the VS Code extension's npm packages (npm ci);
 # then runs pytest and the extension's build and unit tests. Nothing installed
 # by hand is needed; pip's and npm's caches make reruns fast.
-# `make demo` trains the tiny model through all three stages on this CPU and
-# completes code with it.
+# `make demo` shows the bundled coda-mini model completing code: `coda infill` on
+# two holes, then a scripted editor session against the real language server.
+# `make model` rebuilds coda-mini from this machine's own sources (corpus,
+# tokenizer, pre-train -> mid-train -> SFT; hours on a CPU, every finished step is
+# kept, so a rerun carries on) and ships it into coda_core/assets/coda-mini.
 
 PYTHON ?= python3
 VENV   := .venv
@@ -19,7 +22,7 @@ XLA_STAMP := $(XLA_VENV)/.installed-stamp
 VSCODE := editors/vscode
 NPM_STAMP := $(VSCODE)/node_modules/.installed-stamp
 
-.PHONY: test test-python test-vscode demo bench clean
+.PHONY: test test-python test-vscode demo model bench clean
 
 test: test-python test-vscode
 
@@ -30,8 +33,13 @@ test-vscode: $(NPM_STAMP)
 	cd $(VSCODE) && npm run build && npm test
 
 demo: $(STAMP)
-	$(VENV)/bin/coda train pipeline train/recipes/tiny-cpu.yaml
-	$(VENV)/bin/coda infill examples/area.py:5:12 --model runs/tiny-cpu/sft/export --max-new-tokens 16 --json
+	$(VENV)/bin/coda infill examples/area.py:5:12 --max-new-tokens 16
+	$(VENV)/bin/coda infill examples/stats.py:13:13 --max-new-tokens 16
+	$(VENV)/bin/python -m coda_lsp.demo examples/editor_session.py
+
+model: $(STAMP)
+	$(VENV)/bin/coda train pipeline train/recipes/mini-cpu.yaml
+	$(VENV)/bin/coda train ship runs/coda-mini
 
 bench: $(STAMP)
 	$(VENV)/bin/coda bench forward

@@ -156,48 +156,76 @@ def bench_sample_shape(prefix: int = 1024, suffix: int = 256, hole: int = 32, st
     }
 
 
-def real_code_holes(count: int, tokenizer, prefix_tokens: int = 1024, suffix_tokens: int = 256):
-    """Deterministic line holes cut from real code: this package's own Python sources.
-
-    Each hole is the code of one non-blank line (after its indentation); the
-    prefix and suffix around it are trimmed to the token budgets on line
-    boundaries. Yields (name, prefix_ids, suffix_ids, expected_text).
-    """
+def _source_texts(source: str | None) -> list[tuple[str, str]]:
+    """(name, text) of the Python files to cut holes from: this package's own sources by default,
+    a folder of .py files, or a JSONL corpus of {"text", "source"} records (`coda train corpus`)."""
+    import json
     from pathlib import Path
 
-    files = sorted(Path(__file__).parent.glob("*.py"))
+    if source is None:
+        return [(p.name, p.read_text(encoding="utf-8")) for p in sorted(Path(__file__).parent.glob("*.py"))]
+    path = Path(source)
+    if path.is_dir():
+        return [(str(p.relative_to(path)), p.read_text(encoding="utf-8")) for p in sorted(path.rglob("*.py"))]
+    with open(path, encoding="utf-8") as f:
+        records = [json.loads(line) for line in f if line.strip()]
+    return [(f"{r.get('source', path.name)}#{i}", r["text"]) for i, r in enumerate(records)]
+
+
+def real_code_holes(count: int, tokenizer, prefix_tokens: int = 1024, suffix_tokens: int = 256,
+                    source: str | None = None):
+    """Deterministic line holes cut from real code (see _source_texts), spread over the files.
+
+    Each hole is the code of one non-blank, non-comment line (after its
+    indentation); the prefix and suffix around it are trimmed to the token
+    budgets. Yields (name, prefix_ids, suffix_ids, expected_text, (before, after)).
+    """
+    texts = _source_texts(source)
+    per_file = max(1, -(-count // max(len(texts), 1)))  # enough holes per file to reach `count`
     holes = []
-    for file in files:
-        lines = file.read_text(encoding="utf-8").splitlines(keepends=True)
+    for name, text in texts:
+        lines = text.splitlines(keepends=True)
         candidates = [i for i, line in enumerate(lines) if line.strip() and not line.lstrip().startswith("#")
                       and len(line.strip()) >= 12]
-        for i in candidates[len(candidates) // 4:: max(1, len(candidates) // 3)][:3]:
+        step = max(1, len(candidates) // per_file)
+        for i in candidates[step // 2::step][:per_file]:
             indent = len(lines[i]) - len(lines[i].lstrip())
             before = "".join(lines[:i]) + lines[i][:indent]
             after = "".join(lines[i + 1:])
             expected = lines[i][indent:].rstrip("\n")
             pre = tokenizer.encode(before)[-prefix_tokens:]
             suf = tokenizer.encode("\n" + after)[:suffix_tokens]
-            holes.append((f"{file.name}:{i + 1}", pre, suf, expected))
+            holes.append((f"{name}:{i + 1}", pre, suf, expected, (before, after)))
     return holes[:count]
 
 
+def _parses(before: str, line: str, after: str) -> bool:
+    import ast
+
+    try:
+        ast.parse(before + line + "\n" + after)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return False
+    return True
+
+
 def bench_sample_model(model_path: str, holes: int = 20, hole: int = 32, threshold: float = 0.9,
-                       device: str = "auto", dtype: str = "auto") -> dict:
-    """Reference vs fast on holes cut from real code, with a trained model."""
+                       device: str = "auto", dtype: str = "auto", source: str | None = None) -> dict:
+    """Reference vs fast on line holes cut from real code (`source`, see _source_texts), with a trained
+    model: speed, agreement, first-line exact match and whether the file still parses."""
     sampler = Sampler.load(model_path, device=device, dtype=dtype)
     tokenizer = sampler.tokenizer
     fast_opts = DecodeOptions(threshold=threshold, block_size=hole)
     ref_opts = DecodeOptions(steps=hole, eps=1e-3)
     rows = []
-    for name, pre, suf, expected in real_code_holes(holes, tokenizer):
+    for name, pre, suf, expected, around in real_code_holes(holes, tokenizer, source=source):
         ref = sampler.infill(pre, suf, hole, sizes=[hole], strategy="reference", options=ref_opts)
         fast = sampler.infill(pre, suf, hole, sizes=[hole], options=fast_opts, reuse_prefix=False)
         # prefix reuse: warm the cache with the previous keystroke (one token less), then ask again
         sampler.prefix_cache.clear()
         sampler.infill(pre[:-1], suf, hole, sizes=[hole], options=fast_opts)
         reused = sampler.infill(pre, suf, hole, sizes=[hole], options=fast_opts)
-        rows.append(dict(name=name, ref=ref, fast=fast, reused=reused, expected=expected))
+        rows.append(dict(name=name, ref=ref, fast=fast, reused=reused, expected=expected, around=around))
     n = len(rows)
     first_line = lambda text: text.split("\n", 1)[0].strip()
     fast_tokens = sum(r["fast"].stats.tokens for r in rows)
@@ -218,6 +246,11 @@ def bench_sample_model(model_path: str, holes: int = 20, hole: int = 32, thresho
         "reused_prefix_tokens_median": statistics.median(r["reused"].stats.reused_prefix for r in rows) if n else 0,
         "ref_line_exact": round(sum(first_line(r["ref"].text) == r["expected"].strip() for r in rows) / max(n, 1), 3),
         "fast_line_exact": round(sum(first_line(r["fast"].text) == r["expected"].strip() for r in rows) / max(n, 1), 3),
+        "ref_parses": round(sum(_parses(r["around"][0], first_line(r["ref"].text), r["around"][1]) for r in rows)
+                            / max(n, 1), 3),
+        "fast_parses": round(sum(_parses(r["around"][0], first_line(r["fast"].text), r["around"][1]) for r in rows)
+                             / max(n, 1), 3),
+        "source": source or "coda_core/*.py",
     }
 
 
@@ -239,5 +272,6 @@ def format_sample(r: dict) -> str:
         f"  wall time per hole (median): reference {r['ref_ms_median']:.1f} ms, fast {r['fast_ms_median']:.1f} ms "
         f"(total speedup {r['wall_speedup']:.2f}x)",
         f"  agreement fast vs reference: {r['agreement']:.0%}; prefix reuse vs fresh: {r['reuse_agreement']:.0%}",
-        f"  first line exact: reference {r['ref_line_exact']:.0%}, fast {r['fast_line_exact']:.0%}",
+        f"  first line exact: reference {r['ref_line_exact']:.1%}, fast {r['fast_line_exact']:.1%}",
+        f"  file still parses: reference {r['ref_parses']:.1%}, fast {r['fast_parses']:.1%}",
     ])

@@ -9,18 +9,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import sys
 from pathlib import Path
 
+from .bundled import DEFAULT_MODEL_HELP, default_model
 from .errors import CodaError
 
 
 def cmd_info(args) -> None:
     from .info import format_info, model_info
 
-    info = model_info(args.model)
+    info = model_info(args.model or default_model())
     print(json.dumps(info) if args.json else format_info(info))
 
 
@@ -68,11 +68,10 @@ def make_sampler(args):
     from .sampler import Sampler
     from .sampling import SamplingParams
 
-    if not args.model:
-        raise CodaError("no model: pass --model DIR (or set CODA_MODEL); `coda init-model` makes a small random one")
     options = DecodeOptions(alg=args.alg, threshold=args.threshold, block_size=args.block_size, steps=args.steps,
                             sampling=SamplingParams(args.temperature, args.top_p, args.top_k))
-    return Sampler.load(args.model, device=args.device, dtype=args.dtype, strategy=args.strategy, options=options)
+    return Sampler.load(args.model or default_model(), device=args.device, dtype=args.dtype,
+                        strategy=args.strategy, options=options)
 
 
 def print_result(result, as_json: bool) -> None:
@@ -107,7 +106,7 @@ def cmd_bench_sample(args) -> None:
     from .loading import resolve_dtype
 
     if args.model:
-        result = bench_sample_model(args.model, holes=args.holes, threshold=args.threshold)
+        result = bench_sample_model(args.model, holes=args.holes, threshold=args.threshold, source=args.source)
     else:
         from .loading import resolve_device
 
@@ -135,14 +134,13 @@ def cmd_train(args) -> None:
 def cmd_bench_lsp(args) -> None:
     from coda_lsp.bench import bench_lsp
 
-    if not args.model:
-        raise CodaError("no model: pass --model DIR (or set CODA_MODEL)")
-    result = bench_lsp(args.model, interval=args.interval_ms / 1000)
+    model = args.model or default_model()
+    result = bench_lsp(model, interval=args.interval_ms / 1000)
     if args.json:
         print(json.dumps(result))
     else:
         print(f"coda-lsp while typing {result['keystrokes']} keystrokes, {result['interval_ms']:.0f} ms apart "
-              f"({args.model}): p50 {result['p50_ms']} ms, p95 {result['p95_ms']} ms over {result['answered']} "
+              f"({model}): p50 {result['p50_ms']} ms, p95 {result['p95_ms']} ms over {result['answered']} "
               f"answered requests ({result['superseded']} superseded or cancelled)")
 
 
@@ -163,7 +161,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("info", help="describe a model directory (no weights needed)")
-    p.add_argument("model", metavar="MODEL", help="model directory or hub repo id")
+    p.add_argument("model", metavar="MODEL", nargs="?",
+                   help=f"coda-mini, a model directory or hub repo id ({DEFAULT_MODEL_HELP})")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_info)
 
@@ -175,8 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_init_model)
 
     def sampler_options(p):
-        p.add_argument("--model", default=os.environ.get("CODA_MODEL"), help="model directory or hub id "
-                       "(default: $CODA_MODEL)")
+        p.add_argument("--model", help=f"coda-mini, a model directory or hub id ({DEFAULT_MODEL_HELP})")
         p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
         p.add_argument("--dtype", default="auto", help="auto (default), bfloat16, float16 or float32")
         p.add_argument("--strategy", choices=["fast", "reference"], default="fast")
@@ -221,11 +219,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_bench_forward)
 
     p = bench.add_parser("sample", help="reference vs fast sampler, side by side")
-    p.add_argument("--model", help="a trained model: end-to-end figures on holes cut from real code "
-                   "(default: per-step cost on the CoDA-v0 shape with random weights)")
+    p.add_argument("--model", help="a trained model (coda-mini, a directory or hub id): end-to-end figures on "
+                   "holes cut from real code (without it: per-step cost on the CoDA-v0 shape, random weights)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--holes", type=int, default=20, help="with --model: holes to decode")
     p.add_argument("--threshold", type=float, default=0.9, help="with --model: the fast sampler's tau")
+    p.add_argument("--source", help="with --model: cut the holes from this folder of .py files or JSONL corpus "
+                   "(e.g. runs/coda-mini/corpus/bench.jsonl, the held-out packages; default: coda_core's sources)")
     p.add_argument("--steps", type=int, default=3, help="without --model: steps timed per sampler")
     p.add_argument("--dtype", default="bfloat16", help="without --model: bfloat16 (default), float32 or auto")
     p.add_argument("--preset", choices=list(PRESETS), default="coda-v0", help=argparse.SUPPRESS)
@@ -236,7 +236,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_bench_sample)
 
     p = bench.add_parser("lsp", help="inline-completion latency of coda-lsp while typing into a 2,000-line file")
-    p.add_argument("--model", default=os.environ.get("CODA_MODEL"), help="model directory (default: $CODA_MODEL)")
+    p.add_argument("--model", help=f"coda-mini, a model directory or hub id ({DEFAULT_MODEL_HELP})")
     p.add_argument("--interval-ms", type=float, default=30.0, help="time between keystrokes")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_bench_lsp)

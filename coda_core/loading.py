@@ -5,7 +5,8 @@ safetensors only (never pickle, never remote code) and checks every tensor's
 name and shape against the architecture before anything is assigned, so a bad
 checkpoint fails with one clear `CheckpointError` instead of a half-loaded
 model. Qwen3 autoregressive checkpoints load too: same keys, and a tied
-Qwen3 head is copied into CoDA's untied `lm_head`.
+Qwen3 head is copied into CoDA's untied `lm_head`. A bundled model's name
+(`coda-mini`, see `coda_core.bundled`) opens the folder that ships in the package.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 
 from .atomic import atomic_directory
+from .bundled import BUNDLED_MODELS, DEFAULT_MODEL, bundled_model_dir, default_model, is_bundled  # noqa: F401
 from .config import CoDAConfig, load_config
 from .errors import CheckpointError, CodaError, ModelNotFoundError, UnsafeCheckpointError
 from .model import CoDALanguageModel
@@ -78,13 +80,21 @@ def _hub_offline() -> bool:
 
 
 def resolve_model_dir(name_or_path: str | os.PathLike, *, weights: bool = True) -> Path:
-    """A local directory for `name_or_path`: the path itself, or a hub snapshot.
+    """A local directory for `name_or_path`: a bundled model, the path itself, or a hub snapshot.
+
+    A bundled model's bare name (the string "coda-mini") is the folder shipped
+    in the package, even when the working directory holds a folder of that
+    name; write ./coda-mini (or pass a Path) for that one. It never touches the
+    network, and a bundled folder that is missing or has no weights is a
+    ModelNotFoundError (a broken install).
 
     A hub repo id (`org/name`) is looked up in the local Hugging Face cache
     first and downloaded only when it is missing and the hub is reachable;
     the user asked for a hub model, so that download is theirs. With
     `weights=False` only config and tokenizer files are fetched.
     """
+    if is_bundled(name_or_path):
+        return bundled_model_dir(name_or_path)
     path = Path(name_or_path).expanduser()
     if path.is_dir():
         return path
@@ -171,7 +181,7 @@ def load_model(name_or_path: str | os.PathLike, device: str | torch.device = "cp
                dtype: str | torch.dtype = "auto") -> CoDALanguageModel:
     """Open a CoDA (or Qwen3) checkpoint as a CoDALanguageModel in eval mode.
 
-    name_or_path: a model directory or a hub repo id (see resolve_model_dir).
+    name_or_path: a bundled model's name, a model directory or a hub repo id (see resolve_model_dir).
     device: "cpu", "cuda", "cuda:1", ... or "auto" (CUDA when available).
     dtype: a dtype or its name, or "auto" (see default_dtype).
     """

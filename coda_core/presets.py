@@ -3,6 +3,11 @@
 `coda-v0` is the released CoDA-v0 architecture; `tiny` and `small` keep its
 tokenizer (and so its vocabulary and special ids) with a much smaller body,
 for tests, demos and quick training runs on a CPU.
+
+The `mini-*` shapes are coda-mini's family: a body sized for CPU training,
+and the vocabulary and special ids of the tokenizer they are trained with
+(`coda train tokenizer`), since Qwen3's 151,936 rows would be most of the
+model and most of its cost.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from .config import CoDAConfig
 from .errors import CodaError
 from .loading import save_model_dir
 from .model import CoDALanguageModel
-from .tokenizer import BUNDLED_TOKENIZER, load_tokenizer
+from .tokenizer import BUNDLED_TOKENIZER, load_tokenizer, special_ids
 
 # Fields every preset shares with CoDA-v0: vocabulary, special ids, RoPE, norms.
 _CODA_V0_COMMON = dict(
@@ -43,10 +48,34 @@ PRESETS: dict[str, dict] = {
 }
 
 
-def preset_config(name: str) -> CoDAConfig:
+# coda-mini's family. 6 query / 2 KV heads of 64 like the small Qwen3 models; RoPE theta and
+# positions for the 512-token rows they train on (the sampler fits its canvas to
+# max_position_embeddings).
+_MINI_COMMON = dict(rope_theta=10000.0, rms_norm_eps=1e-6, max_position_embeddings=512,
+                    tie_word_embeddings=False, head_dim=64)
+MINI_PRESETS: dict[str, dict] = {
+    "mini-s": dict(hidden_size=256, intermediate_size=768, num_hidden_layers=4,
+                   num_attention_heads=4, num_key_value_heads=2),
+    "mini": dict(hidden_size=384, intermediate_size=1024, num_hidden_layers=6,
+                 num_attention_heads=6, num_key_value_heads=2),
+    "mini-l": dict(hidden_size=512, intermediate_size=1536, num_hidden_layers=8,
+                   num_attention_heads=8, num_key_value_heads=2),
+}
+PRESETS.update(MINI_PRESETS)
+
+
+def preset_config(name: str, tokenizer=None) -> CoDAConfig:
+    """The config of preset `name`; a mini-* preset takes vocabulary and special ids from `tokenizer`."""
     if name not in PRESETS:
         raise CodaError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
-    return CoDAConfig(**_CODA_V0_COMMON, **PRESETS[name], architectures=["CoDALanguageModel"])
+    if name not in MINI_PRESETS:
+        return CoDAConfig(**_CODA_V0_COMMON, **PRESETS[name], architectures=["CoDALanguageModel"])
+    if tokenizer is None:
+        raise CodaError(f"preset {name} takes its vocabulary from a tokenizer; give one (model.tokenizer in a recipe)")
+    ids = special_ids(None, tokenizer)
+    vocab = -(-len(tokenizer) // 64) * 64  # rows in multiples of 64 keep the LM head's matmul aligned
+    return CoDAConfig(vocab_size=vocab, mask_token_id=ids.mask, pad_token_id=ids.pad, eos_token_id=ids.eos,
+                      **_MINI_COMMON, **PRESETS[name], architectures=["CoDALanguageModel"])
 
 
 def init_model(preset: str, out: str | os.PathLike, tokenizer: str | os.PathLike | None = None,
@@ -59,8 +88,8 @@ def init_model(preset: str, out: str | os.PathLike, tokenizer: str | os.PathLike
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise CodaError(f"{out} already exists and is not empty; choose another --out")
-    config = preset_config(preset)
     tok = load_tokenizer(tokenizer or BUNDLED_TOKENIZER)
+    config = preset_config(preset, tok)
     if len(tok) > config.vocab_size:
         raise CodaError(f"tokenizer has {len(tok)} tokens but the model vocabulary is {config.vocab_size}")
 

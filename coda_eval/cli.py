@@ -1,6 +1,6 @@
 """`coda eval`: evaluate a model, check given solutions, compare two runs.
 
-    coda eval TASK --model M [sampler options] [--n-samples K] [--limit N] --out DIR
+    coda eval TASK [--model M] [sampler options] [--n-samples K] [--limit N] --out DIR
     coda eval check TASK --solutions FILE.jsonl --out DIR
     coda eval compare A.jsonl B.jsonl [--json]
 """
@@ -13,6 +13,7 @@ import os
 import statistics
 from collections import defaultdict
 
+from coda_core.bundled import DEFAULT_MODEL_HELP, default_model
 from coda_core.errors import CodaError
 
 from .metrics import bootstrap_ci
@@ -53,13 +54,14 @@ def cmd_run(args) -> None:
                           steps=args.steps if args.steps is not None else options.steps,
                           sampling=SamplingParams(args.temperature, options.sampling.top_p, options.sampling.top_k)
                           if args.temperature is not None else options.sampling)
-    sampler = Sampler.load(args.model, device=args.device, dtype=args.dtype,
+    model = args.model or default_model()
+    sampler = Sampler.load(model, device=args.device, dtype=args.dtype,
                            strategy=args.strategy or preset.strategy, options=options)
     rows = generate(problems, sampler, max_new_tokens=args.max_new_tokens or preset.max_new_tokens,
                     samples=args.n_samples, chat=args.chat, seed=args.seed)
     execute(problems, rows, _limits(args), args.workers)
     summary = summarize(args.task, rows)
-    out = write_run(args.out, rows, summary, {"model": str(args.model), "preset": args.preset})
+    out = write_run(args.out, rows, summary, {"model": str(model), "preset": args.preset})
     print(json.dumps(summary) if args.json else (out / "summary.md").read_text())
 
 
@@ -153,7 +155,7 @@ def build_parser(kind: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="coda eval", description="evaluate a model: generate, execute, score. "
                                 "Also: `coda eval check TASK ...` and `coda eval compare A B`.")
     p.add_argument("task", choices=TASKS)
-    p.add_argument("--model", required=True)
+    p.add_argument("--model", help=f"coda-mini, a model directory or hub id ({DEFAULT_MODEL_HELP})")
     p.add_argument("--device", default="auto")
     p.add_argument("--dtype", default="auto")
     p.add_argument("--preset", choices=list(PRESETS), default="fast")

@@ -52,6 +52,10 @@ async def _replay(model: str, interval: float, pause: float) -> dict:
         if status.state in ("ready", "error") and not loaded.done():
             loaded.set_result(status)
 
+    @client.feature(T.WINDOW_SHOW_MESSAGE)
+    def on_message(params) -> None:
+        pass  # a load error comes with coda/status too, and is reported from there in one line
+
     await client.start_io(sys.executable, "-m", "coda_lsp.server", "--stdio")
     await client.initialize_async(T.InitializeParams(
         capabilities=T.ClientCapabilities(), initialization_options={"model": model}))

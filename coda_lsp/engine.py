@@ -17,7 +17,9 @@ import re
 import threading
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from coda_core.bundled import default_model
 
 from .holes import Placeholder, choose_hole, parser_for
 from .postprocess import clean
@@ -25,7 +27,8 @@ from .postprocess import clean
 
 @dataclass
 class Settings:
-    model: str | None = None
+    # $CODA_MODEL, else the bundled coda-mini: an editor that names no model still gets one.
+    model: str = field(default_factory=default_model)
     device: str = "auto"
     dtype: str = "auto"
     max_new_tokens: int = 64
@@ -39,12 +42,12 @@ class Settings:
 
     def update(self, options: dict | None) -> None:
         """Apply editor settings. null resets a setting to its default (`languages`: every language),
-        except `model`, where it keeps the model the server was started with."""
+        except `model`, where null or "" keeps the model the server was started with."""
         defaults = Settings()
         for key, value in (options or {}).items():
             # accept snake_case, kebab-case and the camelCase editors send
             name = re.sub(r"(?<!^)(?=[A-Z])", "_", key).replace("-", "_").lower()
-            if not hasattr(self, name) or (value is None and name == "model"):
+            if not hasattr(self, name) or (name == "model" and not value):
                 continue
             setattr(self, name, getattr(defaults, name) if value is None else value)
 
@@ -110,9 +113,6 @@ class Engine:
 
         s = self.settings
         self.model_name = model = s.model
-        if not model:
-            self.error = "no model configured: set `model` in the server's initializationOptions or pass --model"
-            return self.error
         try:
             self.sampler = Sampler.load(model, device=s.device, dtype=s.dtype,
                                         options=DecodeOptions(threshold=s.threshold, block_size=s.block_size))

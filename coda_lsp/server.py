@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import os
 import sys
 import threading
 import uuid
@@ -28,6 +27,7 @@ from pygls.lsp.server import LanguageServer
 from pygls.protocol import LanguageServerProtocol
 
 from coda_core import __version__
+from coda_core.bundled import DEFAULT_MODEL_HELP
 
 from .engine import Engine, Settings
 from .holes import Placeholder, empty_function_at, placeholders_in, scope_at
@@ -404,8 +404,8 @@ def main(argv: list[str] | None = None) -> int:
     mode.add_argument("--tcp", action="store_true", help="listen on --host:--port")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=2087)
-    parser.add_argument("--model", default=os.environ.get("CODA_MODEL"),
-                        help="model directory or hub id (also initializationOptions.model; default $CODA_MODEL)")
+    parser.add_argument("--model", help="coda-mini, a model directory or hub id (also initializationOptions.model; "
+                        f"{DEFAULT_MODEL_HELP})")
     parser.add_argument("--device", help="cpu, cuda, cuda:N or auto")
     parser.add_argument("--dtype", help="auto, bfloat16, float16 or float32")
     parser.add_argument("--log-file", help="write the server log here (stdout carries the protocol)")

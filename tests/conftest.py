@@ -22,6 +22,17 @@ def coda_v0_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
+def coda_mini_dir() -> Path:
+    """The bundled coda-mini model (coda_core/assets/coda-mini), which the package ships."""
+    from coda_core.loading import BUNDLED_MODELS
+
+    folder = BUNDLED_MODELS["coda-mini"]
+    assert (folder / "config.json").is_file() and any(folder.glob("*.safetensors")), (
+        f"the bundled coda-mini model is expected at {folder} (build it with `make model`)")
+    return folder
+
+
+@pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory) -> Path:
     """A `coda init-model --preset tiny` directory, made once per test session."""
     from coda_core.presets import init_model

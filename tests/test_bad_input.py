@@ -187,3 +187,71 @@ def test_decode_options_are_validated():
                 dict(factor=0), dict(threshold=0), dict(refresh="sometimes"), dict(alg="random")):
         with pytest.raises(ValueError):
             DecodeOptions(**bad)
+
+
+# -- bundled models: "coda-mini" names the folder inside the package -----------------------------
+
+def _no_hub(monkeypatch):
+    """Make any hub lookup fail the test: a bundled name must never reach it."""
+    import huggingface_hub
+
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"the hub was asked for {args} {kwargs}")
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", refuse)
+
+
+def test_coda_mini_resolves_to_the_package_folder_without_the_hub(coda_mini_dir, monkeypatch):
+    from pathlib import Path
+
+    import coda_core
+    from coda_core.loading import BUNDLED_MODELS, DEFAULT_MODEL, resolve_model_dir
+
+    _no_hub(monkeypatch)
+    # the folder a non-editable install finds beside the code (pyproject.toml ships it as package data)
+    assert BUNDLED_MODELS["coda-mini"] == Path(coda_core.__file__).parent / "assets" / "coda-mini" == coda_mini_dir
+    assert DEFAULT_MODEL == "coda-mini"
+    assert resolve_model_dir("coda-mini") == coda_mini_dir
+    assert resolve_model_dir("coda-mini", weights=False) == coda_mini_dir
+
+
+def test_a_local_folder_named_like_a_bundled_model_needs_a_path(tiny_model_dir, tmp_path, monkeypatch):
+    """The bare name is the bundled model even with ./coda-mini in the cwd; ./coda-mini or a Path is local."""
+    from pathlib import Path
+
+    from coda_core.loading import BUNDLED_MODELS, resolve_model_dir
+
+    _no_hub(monkeypatch)
+    # the tiny model stands in for the bundled one, so this runs before the real folder is built
+    monkeypatch.setitem(BUNDLED_MODELS, "coda-mini", tiny_model_dir)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "coda-mini").mkdir()
+    assert resolve_model_dir("coda-mini") == tiny_model_dir
+    assert resolve_model_dir("./coda-mini").resolve() == (tmp_path / "coda-mini").resolve()
+    assert resolve_model_dir(Path("coda-mini")).resolve() == (tmp_path / "coda-mini").resolve()
+
+
+def test_a_missing_or_weightless_bundled_model_is_a_broken_install(saved, tmp_path, monkeypatch):
+    from coda_core.info import model_info
+    from coda_core.loading import BUNDLED_MODELS
+
+    _no_hub(monkeypatch)
+    monkeypatch.setitem(BUNDLED_MODELS, "coda-mini", tmp_path / "gone")
+    for load in (load_model, model_info):
+        with pytest.raises(ModelNotFoundError, match="bundled model coda-mini is missing or incomplete") as err:
+            load("coda-mini")
+        assert "reinstall" in str(err.value) and "\n" not in str(err.value)
+    (saved / "model.safetensors").unlink()  # config and tokenizer but no weights: broken too
+    monkeypatch.setitem(BUNDLED_MODELS, "coda-mini", saved)
+    with pytest.raises(ModelNotFoundError, match="reinstall"):
+        load_model("coda-mini")
+
+
+def test_default_model_is_coda_model_else_coda_mini(monkeypatch):
+    from coda_core.loading import default_model
+
+    monkeypatch.delenv("CODA_MODEL", raising=False)
+    assert default_model() == "coda-mini"
+    monkeypatch.setenv("CODA_MODEL", "")  # set but empty counts as unset
+    assert default_model() == "coda-mini"
+    monkeypatch.setenv("CODA_MODEL", "models/tiny")
+    assert default_model() == "models/tiny"

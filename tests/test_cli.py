@@ -1,6 +1,7 @@
 """The `coda` command line contracts: info, init-model, bench forward, error handling."""
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -11,8 +12,11 @@ import pytest
 CODA = Path(sys.executable).with_name("coda")
 
 
-def coda(*args, env=None):
+def coda(*args, env=None, default_model=False):
+    """Run `coda`; default_model=True runs it with $CODA_MODEL unset, so the bundled coda-mini is the default."""
     full_env = {**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})}
+    if default_model:
+        full_env.pop("CODA_MODEL", None)
     return subprocess.run([str(CODA), *map(str, args)], capture_output=True, text=True, env=full_env,
                           stdin=subprocess.DEVNULL, timeout=600)
 
@@ -148,3 +152,69 @@ def test_bench_sample_contract_keys(tiny_model_dir):
     figures = json.loads(model.stdout)
     assert {"tokens_per_forward", "wall_speedup", "agreement"} <= figures.keys()
     assert figures["holes"] == 2 and 0 <= figures["agreement"] <= 1
+
+
+# -- the default model: $CODA_MODEL, else the bundled coda-mini -----------------------------------
+
+def answer(result) -> tuple:
+    """What a greedy infill decided, without its timings."""
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout)
+    return out["text"], [c["text"] for c in out["candidates"]], out["forwards"]
+
+
+def test_info_coda_mini(coda_mini_dir):
+    from safetensors import safe_open
+
+    from coda_core.tokenizer import load_tokenizer
+
+    result = coda("info", "coda-mini", "--json")
+    assert result.returncode == 0, result.stderr
+    info = json.loads(result.stdout)
+    assert info["path"] == str(coda_mini_dir) and info["tokenizer"] is True
+    stored = 0  # every tensor in the weights: CoDA's head is untied, so lm_head is stored too
+    for file in coda_mini_dir.glob("*.safetensors"):
+        with safe_open(file, framework="pt") as reader:
+            stored += sum(math.prod(reader.get_slice(key).get_shape()) for key in reader.keys())
+    assert info["parameters"] == stored
+    mask = load_tokenizer(coda_mini_dir).convert_tokens_to_ids("<|mask|>")
+    ids = info["special_ids"]
+    assert ids["mask"] == mask and len({ids["mask"], ids["pad"], ids["eos"]}) == 3
+    # no MODEL at all: the default, described in text
+    text = coda("info", default_model=True)
+    assert text.returncode == 0, text.stderr
+    assert str(coda_mini_dir) in text.stdout and f"{info['parameters']:,}" in text.stdout
+
+
+def test_infill_without_a_model_uses_coda_mini(coda_mini_dir, tmp_path):
+    path = tmp_path / "ex.py"
+    path.write_text(SOURCE)
+    default = coda("infill", f"{path}:5:12", "--max-new-tokens", "4", "--json", default_model=True)
+    named = coda("infill", f"{path}:5:12", "--max-new-tokens", "4", "--json", "--model", coda_mini_dir)
+    assert answer(default) == answer(named)
+
+
+def test_infill_without_a_model_uses_coda_model(tiny_model_dir, tmp_path):
+    path = tmp_path / "ex.py"
+    path.write_text(SOURCE)
+    default = coda("infill", f"{path}:5:12", "--max-new-tokens", "4", "--json", env={"CODA_MODEL": str(tiny_model_dir)})
+    named = coda("infill", f"{path}:5:12", "--max-new-tokens", "4", "--json", "--model", tiny_model_dir)
+    assert answer(default) == answer(named)
+
+
+@pytest.mark.parametrize("args", [
+    ["info"],
+    ["infill", "{path}:5:12"],
+    ["rewrite", "{path}:4-5"],
+    ["eval", "humaneval", "--limit", "1", "--out", "{out}"],
+    ["bench", "lsp"],
+])
+def test_every_model_command_defaults_to_coda_model(args, tmp_path):
+    # A model that does not exist: each command must fail naming it, so each read $CODA_MODEL.
+    path = tmp_path / "ex.py"
+    path.write_text(SOURCE)
+    missing = tmp_path / "no-such-model"
+    result = coda(*[a.format(path=path, out=tmp_path / "run") for a in args], env={"CODA_MODEL": str(missing)})
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith("coda: error: ") and str(missing) in result.stderr
+    assert "Traceback" not in result.stderr

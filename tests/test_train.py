@@ -178,14 +178,19 @@ def test_killed_run_resumes_to_the_same_parameters(tmp_path, code_data):
 
 
 def test_export_opens_with_load_model(tmp_path, code_data):
-    from coda_core.loading import load_model
+    from coda_core.loading import default_dtype, load_model
 
     coda("train", "run", write_recipe(tmp_path / "r.yaml", code_data, tmp_path / "run", steps=2))
     out = tmp_path / "exported"
     coda("train", "export", tmp_path / "run" / "checkpoints" / "step-000000002", "--out", out)
-    model = load_model(out)
     state = load_file(tmp_path / "run" / "checkpoints" / "step-000000002" / "model.safetensors")
-    assert torch.equal(model.state_dict()["lm_head.weight"], state["lm_head.weight"])
+    exact = load_model(out, dtype="float32")  # the export keeps the checkpoint's fp32 weights bit for bit
+    assert torch.equal(exact.state_dict()["lm_head.weight"], state["lm_head.weight"])
+    # dtype=auto is bf16 on a CPU that computes it natively (AVX512-BF16, AMX) and fp32 elsewhere:
+    # the weights are then the checkpoint's, rounded once to that dtype.
+    auto = load_model(out)
+    assert auto.lm_head.weight.dtype == default_dtype(torch.device("cpu"))
+    assert torch.equal(auto.state_dict()["lm_head.weight"], state["lm_head.weight"].to(auto.lm_head.weight.dtype))
     result = coda("train", "export", tmp_path, "--out", tmp_path / "x", check=False)
     assert result.returncode == 2 and "not a training checkpoint" in result.stderr
 

@@ -20,6 +20,36 @@ def cmd_prepare(args) -> None:
     print(json.dumps({"out": args.out, "rows": manifest["rows"], "kind": manifest["kind"], **manifest["stats"]}))
 
 
+def cmd_corpus(args) -> None:
+    from .corpus import build_corpus, format_manifest
+
+    manifest = build_corpus(args.out, max_chars_per_package=args.max_chars_per_package,
+                            decontaminate=not args.no_decontaminate)
+    print(json.dumps({"out": args.out, **manifest["splits"], "sft_pairs": manifest["sft_pairs"],
+                      "dropped": manifest["dropped"]}) if args.json else format_manifest(manifest))
+
+
+def cmd_tokenizer(args) -> None:
+    from .tokenizer import build_tokenizer, measure_vocab_sizes
+
+    if args.measure:
+        for row in measure_vocab_sizes(args.corpus, [int(v) for v in args.measure.split(",")],
+                                       max_chars=args.max_chars):
+            print(json.dumps(row))
+        return
+    if not args.out:
+        raise CodaError("coda train tokenizer needs --out (or --measure SIZES)")
+    print(json.dumps(build_tokenizer(args.corpus, args.out, args.vocab_size, max_chars=args.max_chars)))
+
+
+def cmd_bench(args) -> None:
+    from .bench import bench_train, format_bench
+
+    result = bench_train(args.recipe, args.variants.split(","), rounds=args.rounds, warmup=args.warmup,
+                         overrides=args.set)
+    print(json.dumps(result) if args.json else format_bench(result))
+
+
 def cmd_run(args) -> None:
     from .recipe import load_recipe
 
@@ -46,6 +76,12 @@ def cmd_export(args) -> None:
     print(json.dumps({"out": str(export_checkpoint(args.checkpoint, args.out))}))
 
 
+def cmd_ship(args) -> None:
+    from .ship import ship
+
+    print(json.dumps(ship(args.run, out=args.out)))
+
+
 def cmd_pipeline(args) -> None:
     from .pipeline import run_pipeline
 
@@ -66,6 +102,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--languages", help="keep only these, e.g. python,rust (by file suffix)")
     p.set_defaults(func=cmd_prepare)
 
+    p = sub.add_parser("corpus", help="build a licensed, deduplicated, decontaminated Python corpus from the "
+                                      "standard library and this environment's installed packages")
+    p.add_argument("--out", required=True, help="the corpus folder to write (must not exist)")
+    p.add_argument("--max-chars-per-package", type=int, default=6_000_000,
+                   help="keep at most this many characters of one package (spreads the corpus over packages)")
+    p.add_argument("--no-decontaminate", action="store_true", help="keep files that share 13-grams with HumanEval")
+    p.add_argument("--json", action="store_true", help="one JSON object")
+    p.set_defaults(func=cmd_corpus)
+
+    p = sub.add_parser("tokenizer", help="train a byte-level BPE with CoDA's special tokens on a corpus")
+    p.add_argument("--corpus", required=True, help="a folder written by `coda train corpus`")
+    p.add_argument("--out", help="the tokenizer folder to write (must not exist)")
+    p.add_argument("--vocab-size", type=int, default=8192)
+    p.add_argument("--max-chars", type=int, default=40_000_000, help="train on about this many characters")
+    p.add_argument("--measure", metavar="SIZES", help="instead: held-out characters per token for each size, "
+                                                      "e.g. 4096,8192,16384")
+    p.set_defaults(func=cmd_tokenizer)
+
     p = sub.add_parser("run", help="run one stage from a recipe")
     p.add_argument("recipe")
     p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in the recipe's out")
@@ -77,6 +131,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="with --dry-run: one JSON object")
     p.set_defaults(func=cmd_run)
 
+    p = sub.add_parser("bench", help="training tokens/s of a recipe in fp32/bf16, eager/compiled, side by side")
+    p.add_argument("recipe")
+    p.add_argument("--variants", default="fp32,bf16,fp32+compile,bf16+compile",
+                   help="comma-separated: fp32, bf16, fp32+compile, bf16+compile (the first is the baseline)")
+    p.add_argument("--rounds", type=int, default=10, help="timed rounds (one step of each variant per round)")
+    p.add_argument("--warmup", type=int, default=3, help="untimed rounds first (compilation happens here)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a recipe value")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_bench)
+
     p = sub.add_parser("export", help="write a checkpoint as a model directory load_model opens")
     p.add_argument("checkpoint", help="<out>/checkpoints/step-NNNNNNNNN")
     p.add_argument("--out", required=True)
@@ -86,6 +150,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("pipeline")
     p.add_argument("--out", help="override the pipeline's out folder")
     p.set_defaults(func=cmd_pipeline)
+    p = sub.add_parser("ship", help="make a finished pipeline's model the bundled coda-mini (bf16, with its "
+                                    "training summary and loss curves)")
+    p.add_argument("run", nargs="?", default="runs/coda-mini", help="the pipeline's out folder")
+    p.add_argument("--out", help="default: the package's coda_core/assets/coda-mini")
+    p.set_defaults(func=cmd_ship)
     return parser
 
 

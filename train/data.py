@@ -53,6 +53,7 @@ class Document:
     text: str
     language: str | None  # tree-sitter language id, when known
     prompt: str | None = None  # SFT records only
+    group: str | None = None  # a record's `source` (its package), for per-source counts
 
 
 def _documents(sources: list[str], languages: set[str] | None) -> Iterator[Document]:
@@ -87,7 +88,8 @@ def _records(path: Path) -> Iterator[Document]:
         if "prompt" in record and "response" in record:
             yield Document(where, str(record["response"]), None, prompt=str(record["prompt"]))
         elif "text" in record or "content" in record:
-            yield Document(where, str(record.get("text", record.get("content"))), record.get("language"))
+            yield Document(where, str(record.get("text", record.get("content"))), record.get("language"),
+                           group=record.get("source"))
         else:
             raise DataError(f"{where}: a record needs `text` (or `content`), or `prompt` and `response`")
 
@@ -104,6 +106,7 @@ def prepare(sources: list[str], tokenizer, out: str | Path, *, seq_len: int = 10
     ids = special_ids(None, tokenizer)
     seen: set[str] = set()
     stats = {"documents": 0, "duplicates": 0, "filtered": 0, "dropped_long": 0, "tokens": 0}
+    by_source: dict[str, dict[str, int]] = {}
     rows, prompt_lens, nodes = [], [], []
     buffer, node_buffer, next_node = [], [], 0
     sft = None
@@ -138,6 +141,10 @@ def prepare(sources: list[str], tokenizer, out: str | Path, *, seq_len: int = 10
         node_of = [n + next_node if n >= 0 else -1 for n in node_of]
         next_node = max([next_node - 1, *node_of]) + 1
         stats["tokens"] += len(tokens)
+        if doc.group is not None:
+            counts = by_source.setdefault(doc.group, {"documents": 0, "tokens": 0})
+            counts["documents"] += 1
+            counts["tokens"] += len(tokens)
         buffer += tokens
         node_buffer += node_of
         while len(buffer) >= seq_len:
@@ -155,6 +162,8 @@ def prepare(sources: list[str], tokenizer, out: str | Path, *, seq_len: int = 10
         manifest = {"kind": "sft" if sft else "text", "seq_len": seq_len, "rows": len(rows), "seed": seed,
                     "tokenizer": getattr(tokenizer, "name_or_path", ""), "vocab_size": len(tokenizer),
                     "shards": shards, "stats": stats}
+        if by_source:
+            manifest["by_source"] = by_source
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
     return manifest
 

@@ -67,6 +67,13 @@ def checkpoint_layers(model: nn.Module) -> None:
         layers[i] = _Checkpointed(layer)
 
 
+def compile_layers(model: nn.Module) -> None:
+    """torch.compile each decoder layer in place (names and state dict unchanged). Per layer, not the
+    whole model: the layers have static shapes, while the LM head runs on a varying number of rows."""
+    for layer in model.model.layers:
+        layer.compile()
+
+
 def unwrap_state_dict(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Parameter names as the model format has them (without activation-checkpoint wrappers)."""
     return {k.replace(".layer.", ".", 1) if ".layers." in k and ".layer." in k else k: v for k, v in state.items()}

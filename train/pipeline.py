@@ -1,18 +1,23 @@
-"""`coda train pipeline PIPELINE.yaml`: prepare the data, then pre-train -> mid-train -> SFT.
+"""`coda train pipeline PIPELINE.yaml`: build the data, then pre-train -> mid-train -> SFT.
 
     out: runs/tiny-cpu                  # relative to the working directory
-    tokenizer: null                     # default: the bundled Qwen3 tokenizer
+    corpus: {max_chars_per_package: 6000000}   # optional: `coda train corpus` into <out>/corpus
+    tokenizer: null                     # default: the bundled Qwen3 tokenizer; a path (relative to
+                                        # this file), or {vocab_size: 8192}: a BPE trained on
+                                        # <out>/corpus into <out>/tokenizer
     data:                               # prepared once into <out>/data/<name>
       code: {src: [../../coda_core], languages: [python], seq_len: 128}
-      chat: {src: [data/tiny-sft.jsonl], seq_len: 192}
+      chat: {src: ["{out}/corpus/sft.jsonl"], seq_len: 192}   # {out}: the pipeline's out
     stages:                             # in order; each starts from the previous stage's export
-      - {recipe: tiny-pretrain.yaml, data: code}
+      - {recipe: tiny-pretrain.yaml, data: code, valid: code-valid}   # valid: held-out data (optional)
       - {recipe: tiny-midtrain.yaml, data: code}
       - {recipe: tiny-sft.yaml, data: chat}
 
 Input paths are relative to the pipeline file, stage recipes' to theirs.
-A stage whose export exists is skipped, so a rerun after a failure carries
-on; a stage with checkpoints but no export resumes from its newest one.
+Every step whose output exists is skipped, so a rerun after a failure
+carries on: the corpus, the tokenizer, prepared data, and a stage whose
+export exists; a stage with checkpoints but no export resumes from its
+newest one.
 """
 
 from __future__ import annotations
@@ -25,9 +30,11 @@ from .data import MANIFEST, prepare
 from .recipe import RecipeError, load_recipe, read_yaml
 from .trainer import run_recipe
 
-KEYS = {"out", "tokenizer", "data", "stages"}
+KEYS = {"out", "corpus", "tokenizer", "data", "stages"}
+CORPUS_KEYS = {"max_chars_per_package", "max_sft", "decontaminate"}
+TOKENIZER_KEYS = {"vocab_size", "max_chars"}
 DATA_KEYS = {"src", "languages", "seq_len", "seed"}
-STAGE_KEYS = {"recipe", "data", "set"}
+STAGE_KEYS = {"recipe", "data", "valid", "set"}
 
 
 def _check_keys(values: dict, known: set[str], where: str, prefix: str = "") -> None:
@@ -46,16 +53,40 @@ def load_pipeline(path: str | Path) -> dict:
         _check_keys(data, DATA_KEYS, str(path), f"data.{name}.")
         if not data.get("src"):
             raise RecipeError(f"{path}: data.{name}.src is empty")
+    if spec.get("corpus") is not None:
+        _check_keys(spec["corpus"], CORPUS_KEYS, str(path), "corpus.")
+    if isinstance(spec.get("tokenizer"), dict):
+        _check_keys(spec["tokenizer"], TOKENIZER_KEYS, str(path), "tokenizer.")
+        if spec.get("corpus") is None:
+            raise RecipeError(f"{path}: a tokenizer trained by the pipeline ({{vocab_size: ...}}) needs a corpus")
     if not spec.get("stages"):
         raise RecipeError(f"{path}: no stages")
     for i, stage in enumerate(spec["stages"]):
         _check_keys(stage, STAGE_KEYS, str(path), f"stages[{i}].")
         if "recipe" not in stage:
             raise RecipeError(f"{path}: stages[{i}] names no recipe")
-        if stage.get("data") not in spec.get("data", {}):
-            raise RecipeError(f"{path}: stages[{i}].data {stage.get('data')!r} is not one of data: "
-                              f"{', '.join(spec.get('data', {}))}")
+        for key in ("data", "valid"):
+            if (key == "data" or key in stage) and stage.get(key) not in spec.get("data", {}):
+                raise RecipeError(f"{path}: stages[{i}].{key} {stage.get(key)!r} is not one of data: "
+                                  f"{', '.join(spec.get('data', {}))}")
     return spec
+
+
+def _tokenizer_dir(spec: dict, here: Path, out_dir: Path, progress: bool) -> str:
+    """The pipeline's tokenizer folder, building the corpus and training the BPE first when asked."""
+    if spec.get("corpus") is not None and not (out_dir / "corpus" / "manifest.json").exists():
+        from .corpus import build_corpus
+
+        build_corpus(out_dir / "corpus", progress=progress, **spec["corpus"])
+    tokenizer = spec.get("tokenizer")
+    if isinstance(tokenizer, dict):
+        target = out_dir / "tokenizer"
+        if not (target / "tokenizer.json").exists():
+            from .tokenizer import build_tokenizer
+
+            build_tokenizer(out_dir / "corpus", target, **tokenizer)
+        return str(target)
+    return str(here / tokenizer) if tokenizer else str(BUNDLED_TOKENIZER)
 
 
 def run_pipeline(path: str | Path, out: str | None = None, progress: bool = True) -> list[dict]:
@@ -63,13 +94,16 @@ def run_pipeline(path: str | Path, out: str | None = None, progress: bool = True
     spec = load_pipeline(path)
     here = path.parent
     out_dir = Path(out or spec.get("out", "runs/pipeline"))
-    tokenizer_dir = str(here / spec["tokenizer"]) if spec.get("tokenizer") else str(BUNDLED_TOKENIZER)
+    tokenizer_dir = _tokenizer_dir(spec, here, out_dir, progress)
+
+    def source(src: str) -> str:
+        return src.replace("{out}", str(out_dir)) if src.startswith("{out}") else str(here / src)
 
     prepared = {}
     for name, data in spec["data"].items():
         target = out_dir / "data" / name
         if not (target / MANIFEST).exists():
-            prepare([str(here / src) for src in data["src"]], load_tokenizer(tokenizer_dir), target,
+            prepare([source(src) for src in data["src"]], load_tokenizer(tokenizer_dir), target,
                     seq_len=int(data.get("seq_len", 1024)), seed=int(data.get("seed", 0)),
                     languages=set(data["languages"]) if data.get("languages") else None, progress=progress)
         prepared[name] = target.resolve()
@@ -78,6 +112,8 @@ def run_pipeline(path: str | Path, out: str | None = None, progress: bool = True
     for stage in spec["stages"]:
         recipe_path = here / stage["recipe"]
         overrides = [f"data.train={prepared[stage['data']]}", f"model.tokenizer={Path(tokenizer_dir).resolve()}"]
+        if stage.get("valid"):
+            overrides.append(f"data.valid={prepared[stage['valid']]}")
         recipe = load_recipe(recipe_path, overrides + list(stage.get("set", [])))
         recipe.out = str(out_dir / recipe.stage)
         if previous is not None:  # start from the previous stage's export

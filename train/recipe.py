@@ -109,6 +109,10 @@ class TrainSpec:
     keep_checkpoints: int = 2
     log_every: int = 1
     activation_checkpointing: bool = False  # recompute each decoder layer in the backward pass
+    # diffusion: the masked objective. causal: next-token prediction with causal attention, an AR
+    # phase before diffusion adaptation (validation is always the masked loss, to compare the two).
+    objective: str = "diffusion"
+    compile: bool = False  # torch.compile each decoder layer (fused norms, RoPE and SiLU)
 
 
 @dataclass
@@ -165,6 +169,10 @@ class Recipe:
         if min(t.steps, t.batch_size, t.grad_accum, t.keep_checkpoints, t.log_every) < 1:
             raise RecipeError(f"{where}: train.steps, batch_size, grad_accum, keep_checkpoints and log_every "
                               "must be >= 1")
+        if t.objective not in ("diffusion", "causal"):
+            raise RecipeError(f"{where}: train.objective must be diffusion or causal, got {t.objective!r}")
+        if t.objective == "causal" and self.stage != "pretrain":
+            raise RecipeError(f"{where}: train.objective causal is for a pretrain stage (the AR phase)")
         if self.masking.loss_normalization not in NORMALIZATIONS:
             raise RecipeError(f"{where}: masking.loss_normalization must be one of {', '.join(NORMALIZATIONS)}")
         try:

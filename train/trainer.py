@@ -23,6 +23,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from tqdm import tqdm
 
 from coda_core.config import CoDAConfig
@@ -33,7 +34,7 @@ from coda_core.tokenizer import BUNDLED_TOKENIZER, load_tokenizer, special_ids
 
 from . import checkpoint
 from .data import Dataset, DataError, ShardReader
-from .parallel import TorchBackend, XlaBackend, checkpoint_layers
+from .parallel import TorchBackend, XlaBackend, checkpoint_layers, compile_layers
 from .recipe import Recipe
 
 
@@ -72,9 +73,10 @@ def init_model(recipe: Recipe) -> tuple[CoDALanguageModel, object, str]:
 
     spec = recipe.model
     if spec.init == "preset":
-        torch.manual_seed(recipe.train.seed)
-        model = CoDALanguageModel(preset_config(spec.preset))
         tokenizer_dir = recipe.resolve(spec.tokenizer) or str(BUNDLED_TOKENIZER)
+        tokenizer = load_tokenizer(tokenizer_dir)
+        torch.manual_seed(recipe.train.seed)
+        return CoDALanguageModel(preset_config(spec.preset, tokenizer)).float().train(), tokenizer, tokenizer_dir
     else:
         path = recipe.resolve(spec.path)
         model = load_model(path, device="cpu", dtype=torch.float32)
@@ -121,6 +123,8 @@ class Trainer:
 
         if t.activation_checkpointing:
             checkpoint_layers(model)
+        if t.compile:
+            compile_layers(model)
         self.model = self.backend.prepare(model)
         self.optimizer = build_optimizer(self.model, recipe)
         self.generator = torch.Generator().manual_seed(t.seed)  # masking draws, on the CPU
@@ -160,19 +164,34 @@ class Trainer:
                 logits = self.model(batch.input_ids, logits_index=target_rows(batch)).logits
         return diffusion_loss(logits, batch, self.recipe.masking.loss_normalization)
 
+    def _causal_loss(self, rows):
+        """Next-token cross-entropy with causal attention: the AR phase's objective."""
+        ids = self.backend.to_device(rows.ids)
+        with torch.autocast(self.backend.device.type, dtype=torch.bfloat16, enabled=self.recipe.train.bf16):
+            logits = self.model(ids, causal=True).logits[:, :-1]
+        labels = ids[:, 1:]
+        loss = F.cross_entropy(logits.flatten(0, 1).float(), labels.flatten())
+        with torch.no_grad():
+            accuracy = (logits.argmax(-1) == labels).float().mean()
+        return loss, {"masked_accuracy": accuracy, "targets": torch.tensor(labels.numel())}
+
     def train_step(self) -> dict:
         t = self.recipe.train
         lr = lr_at(self.step, self.recipe)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         start = time.perf_counter()
-        losses, accuracies, tokens = [], [], 0
+        losses, accuracies, targets, tokens = [], [], [], 0
         for _ in range(t.grad_accum):
             rows = self.reader.next()
-            loss, metrics = self._loss(self._masked(rows, self.generator, self.step))
+            if t.objective == "causal":
+                loss, metrics = self._causal_loss(rows)
+            else:
+                loss, metrics = self._loss(self._masked(rows, self.generator, self.step))
             (loss / t.grad_accum).backward()
             losses.append(loss.detach())
             accuracies.append(metrics["masked_accuracy"])
+            targets.append(metrics["targets"])
             tokens += rows.ids.numel()
         norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), t.grad_clip if t.grad_clip else float("inf"))
         self.optimizer.step()
@@ -183,6 +202,7 @@ class Trainer:
         loss, accuracy = float(torch.stack(losses).mean()), float(torch.stack(accuracies).mean())
         seconds = time.perf_counter() - start
         return {"step": self.step, "loss": loss, "masked_accuracy": accuracy, "lr": lr,
+                "targets": int(torch.stack(targets).sum()),
                 "grad_norm": float(norm), "tokens_per_s": tokens / seconds, "epoch": self.reader.epoch_progress}
 
     @torch.no_grad()

@@ -52,8 +52,9 @@ export function serverSettings(config: ConfigurationReader): ServerSettings {
   const read = <K extends keyof ServerSettings>(key: K): ServerSettings[K] =>
     config.get<ServerSettings[K]>(key) ?? DEFAULTS[key];
   return {
-    // An empty path in the settings UI means "not set"; the server reports the
-    // missing model itself instead of trying to load "".
+    // An empty path in the settings UI means "not set", sent as null: the server
+    // then keeps its own default (its --model, else $CODA_MODEL, else the bundled
+    // coda-mini) rather than trying to load "".
     model: read('model')?.trim() || null,
     device: read('device'),
     dtype: read('dtype'),

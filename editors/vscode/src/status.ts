@@ -140,7 +140,8 @@ export function describe(status: Status): StatusView {
     parts.push('inline off');
   }
   const tooltip = [
-    `Model: ${status.model ?? 'none configured (set coda.model)'}`,
+    // null while a server starts with coda.model empty: it loads its default, and names it once it reports.
+    `Model: ${status.model ?? "the server's default (coda-mini)"}`,
     `State: ${WORDS[state]}`,
     ...(status.message ? [status.message] : []),
     ...(status.latencyMs !== undefined ? [`Last inline completion: ${formatLatency(status.latencyMs)}`] : []),

@@ -251,11 +251,20 @@ describe('status bar', () => {
     assert.equal(statusBar().visible, true);
   });
 
+  it("with coda.model empty, sends a null model and shows the server's default, coda-mini", async () => {
+    const ws = await activate({ 'coda.model': '' });
+    await waitFor(ready, 'the model to be ready');
+    assert.equal(received(ws, 'initialize')[0].params.initializationOptions.model, null);
+    assert.deepEqual(states(), ['starting', 'loading model', 'ready']);
+    assert.equal(statusBar().text, '$(sparkle) CoDA coda-mini: ready');
+    assert.match(String(statusBar().tooltip), /Model: coda-mini/);
+  });
+
   it("shows the server's error when the model cannot be loaded", async () => {
-    await activate({ 'coda.model': '' });
+    await activate({ 'coda.model': 'models/missing' });
     await waitFor(() => statusBar().text.includes(': error'), 'the error');
     assert.deepEqual(states(), ['starting', 'loading model', 'error']);
-    assert.match(String(statusBar().tooltip), /no model configured/);
+    assert.match(String(statusBar().tooltip), /could not load the model models\/missing/);
     assert.equal((statusBar().backgroundColor as mock.ThemeColor).id, 'statusBarItem.errorBackground');
   });
 
@@ -390,13 +399,13 @@ describe('commands', () => {
   });
 
   it('refuse to run before the model is loaded, and say why', async () => {
-    const ws = await activate({ 'coda.model': '' });
+    const ws = await activate({ 'coda.model': 'models/missing' });
     await waitFor(() => statusBar().text.includes(': error'), 'the error');
     openEditor(ws, [1, 8], [1, 8]);
     await vscode.commands.executeCommand('coda.editor.implementFunction');
     assert.deepEqual(received(ws, 'workspace/executeCommand'), []);
     assert.equal(editor.messages[0].level, 'warning');
-    assert.match(editor.messages[0].text, /not available.*no model configured/);
+    assert.match(editor.messages[0].text, /not available.*could not load the model models\/missing/);
   });
 
   it('Toggle Inline Completions turns them off and on again', async () => {

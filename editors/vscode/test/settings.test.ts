@@ -80,7 +80,7 @@ describe('serverSettings', () => {
     ]);
   });
 
-  it('sends an empty or blank model as no model', () => {
+  it("sends an empty or blank model as null: the server keeps its default (coda-mini)", () => {
     assert.equal(serverSettings(section({ model: '' })).model, null);
     assert.equal(serverSettings(section({ model: '  ' })).model, null);
     assert.equal(serverSettings(section({ model: ' models/tiny ' })).model, 'models/tiny');

@@ -100,11 +100,13 @@ suite('describe', () => {
     assert.match(describe(status).tooltip, /Inline completions: off/);
   });
 
-  it('asks for a model when none is configured', () => {
+  it("names the server's default while a server with no model configured starts", () => {
     const status = new Status();
-    status.reported({ state: 'error', model: null, message: 'no model configured' });
-    assert.equal(describe(status).text, '$(error) CoDA: error');
-    assert.match(describe(status).tooltip, /set coda\.model/);
+    status.starting(null);
+    assert.equal(describe(status).text, '$(sync~spin) CoDA: starting');
+    assert.match(describe(status).tooltip, /Model: the server's default \(coda-mini\)/);
+    status.reported({ state: 'ready', model: 'coda-mini' });
+    assert.equal(describe(status).text, '$(sparkle) CoDA coda-mini: ready');
   });
 });
 

@@ -8,7 +8,9 @@ M.defaults = {
   -- one, else `coda-lsp` on PATH.
   cmd = nil,
   -- Sent to the server as initializationOptions (camelCase, as the server reads them).
-  model = nil, -- a model directory or hub id; nil: the server's --model or $CODA_MODEL
+  -- "coda-mini", a model directory or hub id; nil: the server's default, which is its
+  -- --model, else $CODA_MODEL, else coda-mini, the small model bundled with the server.
+  model = nil,
   device = "auto",
   dtype = "auto",
   max_new_tokens = 64,

@@ -49,12 +49,10 @@ function M.check()
   end
   health.ok("server starts: " .. vim.trim(version.stdout))
 
-  local model = ((vim.lsp.config.coda or {}).init_options or {}).model or config.options.model or vim.env.CODA_MODEL
-  if not model then
-    health.warn("no model configured", { "pass `model` to require('coda').setup(), or set $CODA_MODEL" })
-    return
-  end
-  local check = run(vim.list_extend(vim.deepcopy(base), { "--check", "--model", model }), 300000)
+  -- With no model configured the server loads its default ($CODA_MODEL, else the bundled coda-mini): check that one.
+  local model = ((vim.lsp.config.coda or {}).init_options or {}).model or config.options.model
+  local check_args = model and { "--check", "--model", model } or { "--check" }
+  local check = run(vim.list_extend(vim.deepcopy(base), check_args), 300000)
   if check and check.code == 0 then
     health.ok(vim.trim(check.stdout))
   else

@@ -22,8 +22,11 @@ function M.statusline(bufnr)
     return ""
   end
   local status = M.get(client.id)
-  local model = status.model and vim.fs.basename(status.model) or "no model"
-  return string.format("CoDA: %s (%s)", status.state, model)
+  -- The server names its model in every status; before the first one there is no name to show.
+  if not status.model then
+    return string.format("CoDA: %s", status.state)
+  end
+  return string.format("CoDA: %s (%s)", status.state, vim.fs.basename(status.model))
 end
 
 return M

@@ -1,0 +1,128 @@
+"""coda-mini: the corpus builder, the tokenizer, and the bundled model itself."""
+
+import email.message
+import json
+
+import pytest
+import torch
+
+from train.corpus import Package, build_corpus, licence_of, split_of, sft_pairs
+from train.tokenizer import SPECIAL_TOKENS, as_transformers, train_bpe
+
+
+def metadata(**fields) -> email.message.Message:
+    meta = email.message.Message()
+    for key, value in fields.items():
+        for item in value if isinstance(value, list) else [value]:
+            meta[key.replace("_", "-")] = item
+    return meta
+
+
+@pytest.mark.parametrize("fields, permissive", [
+    ({"License_Expression": "MIT"}, True),
+    ({"License_Expression": "Apache-2.0 AND BSD-3-Clause"}, True),
+    ({"License_Expression": "Apache-2.0 WITH LLVM-exception"}, True),
+    ({"License_Expression": "MIT OR GPL-3.0-only"}, True),  # an OR needs one permissive choice
+    ({"License_Expression": "MPL-2.0 AND MIT"}, False),  # an AND needs every part permissive
+    ({"License_Expression": "GPL-3.0-or-later"}, False),
+    ({"Classifier": ["License :: OSI Approved :: BSD License"]}, True),
+    ({"Classifier": ["License :: OSI Approved :: GNU General Public License v3 (GPLv3)"]}, False),
+    ({"License": "BSD 3-Clause License\n\nCopyright (c) ..."}, True),
+    ({"License": "LGPL"}, False),
+    ({}, False),  # no licence at all is not a licence to train on
+])
+def test_licences_are_read_from_metadata(fields, permissive):
+    assert licence_of(metadata(**fields))[1] is permissive
+
+
+HUMANEVAL_0 = '''from typing import List
+
+
+def has_close_elements(numbers: List[float], threshold: float) -> bool:
+    """ Check if in given list of numbers, are any two numbers closer to each other than
+    given threshold.
+    """
+    for idx, elem in enumerate(numbers):
+        for idx2, elem2 in enumerate(numbers):
+            if idx != idx2:
+                distance = abs(elem - elem2)
+                if distance < threshold:
+                    return True
+
+    return False
+'''
+
+
+def package(tmp_path, name, licence, permissive, files: dict[str, str]) -> Package:
+    folder = tmp_path / name.replace("/", "_")
+    folder.mkdir()
+    for filename, text in files.items():
+        (folder / filename).write_text(text)
+    return Package(name, licence, permissive, sorted(folder.iterdir()))
+
+
+def test_corpus_refuses_copyleft_drops_humaneval_and_duplicates(tmp_path):
+    code = "def scale(values, factor):\n    \"\"\"Multiply every value by factor.\"\"\"\n    out = []\n" \
+           "    for v in values:\n        out.append(v * factor)\n    return out\n"
+    # Find package names that land in train, so the records below are where the test looks.
+    names = [n for n in (f"dist/p{i}" for i in range(100)) if split_of(n) == "train"][:2]
+    near = "# a comment\n" + code.replace("    ", "  ")  # the same code but for a comment and indentation
+    packages = [
+        package(tmp_path, names[0], "MIT", True, {"a.py": code, "copy.py": code, "near.py": near,
+                                                  "leak.py": HUMANEVAL_0, "broken.py": "def (:\n"}),
+        package(tmp_path, names[1], "GPL-3.0-only", False, {"b.py": "x = 1\n"}),
+    ]
+    manifest = build_corpus(tmp_path / "corpus", packages, progress=False)
+    assert manifest["dropped"] == {"duplicate": 1, "near duplicate": 1, "humaneval": 1, "does not parse": 1,
+                                   "licence": 1}
+    assert manifest["decontamination"]["files_dropped"] == 1
+    entries = {p["package"]: p for p in manifest["packages"]}
+    assert entries[names[1]]["excluded"] == "licence not permissive" and entries[names[1]]["documents"] == 0
+    assert entries[names[0]]["licence"] == "MIT" and entries[names[0]]["documents"] == 1
+    train = [json.loads(line) for line in (tmp_path / "corpus" / "train.jsonl").read_text().splitlines()]
+    assert len(train) == 1 and train[0]["text"] in (code, near) and train[0]["source"] == names[0]
+    sft = [json.loads(line) for line in (tmp_path / "corpus" / "sft.jsonl").read_text().splitlines()]
+    assert [p["prompt"] for p in sft] == ["Write a Python function `scale(values, factor)`.\n\n"
+                                          "Multiply every value by factor."]
+    assert sft[0]["response"].startswith("def scale(values, factor):")
+
+
+def test_holdout_is_by_whole_package():
+    splits = {split_of(f"stdlib/m{i}") for i in range(200)}
+    assert splits == {"train", "valid", "bench"}
+    assert split_of("dist/numpy") == split_of("dist/numpy")  # a hash of the name: the same everywhere
+
+
+def test_sft_pairs_need_a_docstring_and_a_body():
+    text = "def f(x):\n    return x\n\n\ndef g(x):\n    \"\"\"Twice x, rounded to an int.\"\"\"\n    y = 2 * x\n    return int(y)\n"
+    assert [p["prompt"] for p in sft_pairs(text)] == ["Write a Python function `g(x)`.\n\nTwice x, rounded to an int."]
+
+
+ROUND_TRIP = [
+    "def f(x):\n\treturn x  # tab-indented\n",
+    "naïve = 'café' + \"日本語\" + '🙂'\r\nprint(naïve)\r\n",
+    "    \n\n\x0c  trailing   \n",
+]
+
+
+def test_a_trained_bpe_round_trips_and_keeps_special_ids():
+    corpus = ["def add(a, b):\n    return a + b\n", "class A:\n    pass\n", "for i in range(10):\n    print(i)\n"] * 20
+    tokenizer = as_transformers(train_bpe(iter(corpus), 400))
+    assert [tokenizer.convert_tokens_to_ids(t) for t in SPECIAL_TOKENS] == list(range(len(SPECIAL_TOKENS)))
+    assert (tokenizer.pad_token_id, tokenizer.eos_token_id, tokenizer.mask_token_id) == (0, 2, 3)
+    for text in ROUND_TRIP:
+        assert tokenizer.decode(tokenizer.encode(text, add_special_tokens=False)) == text
+
+
+def test_bundled_tokenizer_round_trips_code_byte_for_byte(coda_mini_dir):
+    from coda_core.config import load_config
+    from coda_core.tokenizer import load_tokenizer, special_ids
+
+    tokenizer = load_tokenizer(coda_mini_dir)
+    for text in ROUND_TRIP + [(coda_mini_dir.parents[1] / "sampler.py").read_text()]:
+        ids = tokenizer.encode(text, add_special_tokens=False)
+        assert tokenizer.decode(ids) == text
+    ids = special_ids(load_config(coda_mini_dir), tokenizer)
+    assert (ids.pad, ids.eos, ids.mask) == (0, 2, 3)
+    assert tokenizer.apply_chat_template([{"role": "user", "content": "hi"}], add_generation_prompt=True,
+                                         tokenize=False) == "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n"
