@@ -24,6 +24,16 @@ Strategies shape *where* the masks fall without changing the rate t:
                         probability t each; the data gives every token its
                         node id (-1 outside any chosen node).
 
+  S5 infill holes       ours: with probability `infill`, per row, up to 8
+                        spans (syntax nodes, or 1..24 tokens) become holes the
+                        way the sampler builds one: the span, then pad up to a canvas
+                        size from `hole_sizes` (the smallest that fits, or a
+                        larger one), the rest of the row shifted right. Only
+                        the hole is masked (rate t), the context stays clean, so
+                        the model learns to end a hole whose canvas is larger
+                        than its content with pad, as the sampler's end
+                        handling expects.
+
 S3 and S4 are one operation: mask whole segments given a segment id per
 token. SFT masking: the prompt stays clean, the response and its pad tail
 are maskable.
@@ -48,6 +58,7 @@ class MaskingRates:
     suffix: float = 0.0  # S2, per batch (batches without S1)
     block: float = 0.0  # S3, per batch
     syntax: float = 0.0  # S4, per row
+    infill: float = 0.0  # S5, per row
 
     def __post_init__(self):
         for f in fields(self):
@@ -61,6 +72,7 @@ class MaskingConfig:
     rates: MaskingRates = MaskingRates()
     eps: float = 1e-3
     block_sizes: tuple[int, ...] = (4, 8, 16, 32)
+    hole_sizes: tuple[int, ...] = (8, 16, 32, 64)  # S5 canvases (the sampler's DEFAULT_SIZES)
 
     def __post_init__(self):
         if not 0.0 <= self.eps < 1.0:
@@ -104,6 +116,46 @@ def _block_segments(B: int, L: int, block_sizes: tuple[int, ...], generator, dev
     return (torch.arange(L, device=device) + offset[:, None]) // k[:, None]
 
 
+def _infill_row(ids: torch.Tensor, nodes: torch.Tensor | None, sizes: tuple[int, ...], pad_id: int,
+                generator, holes: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
+    """One S5 row with up to `holes` holes: (the row where each chosen span is followed by pad up to a
+    canvas size and the context between them is shifted right, [L] bool: the holes' slots).
+
+    Several holes per row, so the rows carry as many targets as other rows do (a single hole is a
+    few dozen tokens); each is a span of 1..24 tokens or a syntax node."""
+    L = ids.shape[0]
+    device = ids.device
+
+    def randint(low: int, high: int) -> int:  # in [low, high)
+        return int(torch.randint(low, max(high, low + 1), (), generator=generator, device=device))
+
+    node_ids = torch.unique(nodes[1:][nodes[1:] >= 0]) if nodes is not None else torch.empty(0)
+    spans = []
+    for _ in range(holes):
+        if len(node_ids) and _uniform((), generator, device) < 0.5:
+            where = (nodes == node_ids[randint(0, len(node_ids))]).nonzero().flatten()
+            begin, length = max(int(where[0]), 1), int(where[-1]) + 1 - max(int(where[0]), 1)
+        else:
+            length = randint(1, 25)
+            begin = randint(1, L - length)
+        if length >= 1 and all(begin >= b + n or begin + length <= b for b, n in spans):
+            spans.append((begin, min(length, L - begin)))
+    pieces, hole, cursor, out_len = [], [], 0, 0
+    for begin, length in sorted(spans):
+        fitting = [k for k in sizes if k >= length] or [length]
+        size = fitting[randint(0, len(fitting))] if _uniform((), generator, device) < 0.3 else fitting[0]
+        pieces += [ids[cursor:begin + length], torch.full((size - length,), pad_id, dtype=ids.dtype, device=device)]
+        out_len += begin - cursor
+        hole.append((out_len, out_len + size))
+        out_len += size
+        cursor = begin + length
+    row = torch.cat(pieces + [ids[cursor:]])[:L]
+    mask = torch.zeros(L, dtype=torch.bool, device=device)
+    for a, b in hole:
+        mask[a:b] = True
+    return row, mask
+
+
 def mask_batch(ids: torch.Tensor, config: MaskingConfig, *, mask_id: int, pad_id: int,
                node_ids: torch.Tensor | None = None, generator: torch.Generator | None = None) -> MaskedBatch:
     """Pre-/mid-training masking of token rows ids [B, L]; node_ids [B, L] feed S4 (None: no S4)."""
@@ -142,9 +194,20 @@ def mask_batch(ids: torch.Tensor, config: MaskingConfig, *, mask_id: int, pad_id
         block &= ~syntax
 
     targets = masked & maskable
+
+    # S5: rows that become one infill hole (their S1..S4 draws are replaced, not mixed in)
+    infill = _uniform((B,), generator, device) < rates.infill
+    for b in infill.nonzero().flatten().tolist():
+        row, hole = _infill_row(ids[b], node_ids[b] if node_ids is not None else None, config.hole_sizes,
+                                pad_id, generator)
+        labels[b] = row
+        targets[b] = hole & (_uniform((L,), generator, device) < t[b])
+    prefix_len = torch.where(prefix & ~infill, prefix_len, 0)
+    length = torch.where(suffix & ~infill, keep_len, L)
     return MaskedBatch(input_ids=labels.masked_fill(targets, mask_id), labels=labels, targets=targets, t=t,
-                       prefix_len=torch.where(prefix, prefix_len, 0), length=torch.where(suffix, keep_len, L),
-                       strategy={"prefix": prefix, "suffix": suffix, "block": block, "syntax": syntax})
+                       prefix_len=prefix_len, length=length,
+                       strategy={"prefix": prefix & ~infill, "suffix": suffix & ~infill, "block": block & ~infill,
+                                 "syntax": syntax & ~infill, "infill": infill})
 
 
 def mask_sft(ids: torch.Tensor, prompt_len: torch.Tensor, *, mask_id: int, eps: float = 1e-3,
@@ -159,7 +222,7 @@ def mask_sft(ids: torch.Tensor, prompt_len: torch.Tensor, *, mask_id: int, eps: 
     none = torch.zeros(B, dtype=torch.bool, device=device)
     return MaskedBatch(input_ids=ids.masked_fill(targets, mask_id), labels=ids, targets=targets, t=t,
                        prefix_len=prompt_len, length=torch.full((B,), L, device=device),
-                       strategy={"prefix": none, "suffix": none, "block": none, "syntax": none})
+                       strategy={"prefix": none, "suffix": none, "block": none, "syntax": none, "infill": none})
 
 
 def target_rows(batch: MaskedBatch) -> tuple[torch.Tensor, torch.Tensor]:

@@ -69,6 +69,14 @@ class SampleResult:
     def text(self) -> str:
         return self.candidates[0].text if self.candidates else ""
 
+    def without_leading(self, text: str) -> "SampleResult":
+        """The same result with `text` taken off the start of each first fill that begins with it."""
+        if text:
+            for c in self.candidates:
+                if c.fills and c.fills[0].startswith(text):
+                    c.fills[0] = c.fills[0][len(text):]
+        return self
+
     def as_dict(self) -> dict:
         return {
             "text": self.text,
@@ -118,7 +126,19 @@ class Sampler:
             raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
         if sizes is None:
             sizes = sorted({s for s in DEFAULT_SIZES if s < max_new_tokens} | {max_new_tokens})
-        return self._run(prefix_ids, suffix_ids, list(sizes), **kwargs)
+        prefix_ids, carried = self._heal(list(prefix_ids))
+        return self._run(prefix_ids, suffix_ids, list(sizes), **kwargs).without_leading(carried)
+
+    def _heal(self, prefix_ids: list[int]) -> tuple[list[int], str]:
+        """Token healing for a cursor after spaces: BPEs like Qwen's glue a space to the word after it
+        (" return"), so a prefix ending in a bare space token is a split the model never saw in
+        training. The trailing spaces go back into the hole, and are taken off the fill afterwards."""
+        if not prefix_ids:
+            return prefix_ids, ""
+        last = self.tokenizer.decode(prefix_ids[-1:])
+        if last and not last.strip(" \t"):
+            return prefix_ids[:-1], last
+        return prefix_ids, ""
 
     def rewrite(self, prefix_ids: Sequence[int], span_ids: Sequence[int], suffix_ids: Sequence[int], *,
                 sizes: Sequence[int] | None = None, **kwargs) -> SampleResult:

@@ -165,3 +165,33 @@ def test_loss_at_target_rows_equals_the_full_loss():
     gathered, metrics = diffusion_loss(logits[b, rows], batch)
     assert torch.allclose(full, gathered) and metrics["targets"] == full_metrics["targets"]
     assert torch.isclose(metrics["masked_accuracy"], full_metrics["masked_accuracy"])
+
+
+
+
+def test_infill_rows_are_spans_then_pad_in_sampler_canvases():
+    """S5: holes built as the sampler builds one: the span, pad up to a canvas size, the rest of the
+    row shifted right; several holes per row; the context between holes stays clean."""
+    L, sizes = 256, (8, 16, 32, 64)
+    nodes = torch.full((64, L), -1)
+    nodes[:, 40:52] = 0  # one syntax node of 12 tokens in every row
+    after_node = several = 0
+    for seed in range(4):
+        batch = draw(MaskingRates(infill=1.0, block=1.0), L=L, seed=seed, node_ids=nodes)
+        ids = rows(64, L, seed)  # no pad in the data: every pad below is a hole's
+        assert batch.strategy["infill"].all() and not batch.strategy["block"].any()
+        assert (batch.prefix_len == 0).all() and (batch.length == L).all()
+        for b in range(64):
+            row, targets = batch.labels[b], batch.targets[b]
+            kept = row[row != PAD]
+            assert torch.equal(kept, ids[b][:len(kept)])  # without the pad: the row, in order, cut at L
+            is_pad = torch.cat([torch.tensor([False]), row == PAD, torch.tensor([False])]).int()
+            starts, ends = (is_pad.diff() == 1).nonzero().flatten(), (is_pad.diff() == -1).nonzero().flatten()
+            assert ((ends - starts) < max(sizes)).all()  # pad only fills up a canvas
+            several += len(starts) >= 2
+            after_node += bool((starts == 52).any())
+            masked = targets.nonzero().flatten()
+            if len(ends):  # nothing is masked past the last hole
+                assert len(masked) == 0 or int(masked[-1]) < max(int(ends[-1]) + max(sizes), L)
+        assert batch.targets[:, 0].sum() == 0
+    assert several > 100 and after_node > 0  # several holes per row; syntax nodes are spans too

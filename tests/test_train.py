@@ -252,3 +252,18 @@ def test_fsdp2_under_torchrun_trains_checkpoints_and_resumes(tmp_path, code_data
     assert len([line for line in result.stdout.splitlines() if line.startswith("{")]) == 1  # rank 0 reports
     state = load_file(tmp_path / "run" / "checkpoints" / "step-000000003" / "model.safetensors")
     assert state["lm_head.weight"].shape[0] == 151936  # whole tensors, gathered from both ranks
+
+
+def test_pipeline_stages_of_one_kind_need_their_own_folder(tmp_path):
+    from train.pipeline import load_pipeline
+    from train.recipe import RecipeError
+
+    stages = "  - {recipe: %s, data: code}\n  - {recipe: %s, data: code%s}\n"
+    pretrain = RECIPES / "tiny-pretrain.yaml"
+    base = f"out: runs/x\ndata:\n  code: {{src: [a]}}\nstages:\n"
+    (tmp_path / "same.yaml").write_text(base + stages % (pretrain, pretrain, ""))
+    with pytest.raises(RecipeError, match="share one folder"):
+        load_pipeline(tmp_path / "same.yaml")
+    (tmp_path / "named.yaml").write_text(base + stages % (pretrain, pretrain, ", name: pretrain-ar"))
+    assert [s.get("name") for s in load_pipeline(tmp_path / "named.yaml")["stages"]] == [None, "pretrain-ar"]
+    assert [s.get("name") for s in load_pipeline(RECIPES / "mini-cpu.yaml")["stages"]][0] == "pretrain-ar"

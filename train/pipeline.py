@@ -10,6 +10,7 @@
       chat: {src: ["{out}/corpus/sft.jsonl"], seq_len: 192}   # {out}: the pipeline's out
     stages:                             # in order; each starts from the previous stage's export
       - {recipe: tiny-pretrain.yaml, data: code, valid: code-valid}   # valid: held-out data (optional)
+      # name: the stage's folder under <out> (default: its recipe's stage), for two stages of one kind
       - {recipe: tiny-midtrain.yaml, data: code}
       - {recipe: tiny-sft.yaml, data: chat}
 
@@ -34,7 +35,7 @@ KEYS = {"out", "corpus", "tokenizer", "data", "stages"}
 CORPUS_KEYS = {"max_chars_per_package", "max_sft", "decontaminate"}
 TOKENIZER_KEYS = {"vocab_size", "max_chars"}
 DATA_KEYS = {"src", "languages", "seq_len", "seed"}
-STAGE_KEYS = {"recipe", "data", "valid", "set"}
+STAGE_KEYS = {"recipe", "data", "valid", "name", "set"}
 
 
 def _check_keys(values: dict, known: set[str], where: str, prefix: str = "") -> None:
@@ -61,6 +62,10 @@ def load_pipeline(path: str | Path) -> dict:
             raise RecipeError(f"{path}: a tokenizer trained by the pipeline ({{vocab_size: ...}}) needs a corpus")
     if not spec.get("stages"):
         raise RecipeError(f"{path}: no stages")
+    folders = [stage.get("name") or load_recipe(path.parent / stage["recipe"]).stage
+               for stage in spec["stages"] if isinstance(stage, dict) and "recipe" in stage]
+    if len(set(folders)) < len(folders):
+        raise RecipeError(f"{path}: two stages would share one folder under out; give one a `name`")
     for i, stage in enumerate(spec["stages"]):
         _check_keys(stage, STAGE_KEYS, str(path), f"stages[{i}].")
         if "recipe" not in stage:
@@ -115,14 +120,16 @@ def run_pipeline(path: str | Path, out: str | None = None, progress: bool = True
         if stage.get("valid"):
             overrides.append(f"data.valid={prepared[stage['valid']]}")
         recipe = load_recipe(recipe_path, overrides + list(stage.get("set", [])))
-        recipe.out = str(out_dir / recipe.stage)
+        recipe.out = str(out_dir / stage.get("name", recipe.stage))
         if previous is not None:  # start from the previous stage's export
             recipe.model.init, recipe.model.path = "checkpoint", str(Path(previous).resolve())
             recipe.model.tokenizer = None
         export = Path(recipe.out) / "export"
         if (export / "config.json").exists():
-            summaries.append({"stage": recipe.stage, "skipped": "already exported", "export": str(export)})
+            summaries.append({"stage": stage.get("name", recipe.stage), "skipped": "already exported",
+                              "export": str(export)})
         else:
-            summaries.append(run_recipe(recipe.validate(), resume=True, progress=progress))
+            summaries.append({"name": stage.get("name", recipe.stage),
+                              **run_recipe(recipe.validate(), resume=True, progress=progress)})
         previous = export
     return summaries

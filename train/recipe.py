@@ -182,8 +182,10 @@ class Recipe:
         return self
 
     def resolve(self, path: str | None) -> str | None:
-        """A path from the recipe, relative to the recipe's folder."""
-        if path is None or not self.source:
+        """A path from the recipe, relative to the recipe's folder; a bundled model's name stays a name."""
+        from coda_core.bundled import is_bundled
+
+        if path is None or not self.source or is_bundled(path):
             return path
         p = Path(path).expanduser()
         return str(p if p.is_absolute() else Path(self.source).parent / p)

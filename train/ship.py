@@ -24,7 +24,7 @@ from coda_core.errors import CodaError
 from coda_core.loading import load_model
 from coda_core.tokenizer import load_tokenizer
 
-STAGES = ("pretrain", "midtrain", "sft")
+STAGES = ("pretrain-ar", "pretrain", "midtrain", "sft")
 DOCS_IMAGES = Path(__file__).resolve().parents[1] / "docs" / "images"
 
 
