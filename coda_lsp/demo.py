@@ -34,10 +34,17 @@ def take_cursors(marked: str) -> tuple[str, list[T.Position]]:
 
 
 def stubs(text: str) -> list[T.Position]:
-    """The `def` lines whose body is a lone `...` (what "Implement function body" is offered on)."""
+    """The `def` lines of functions whose body is a lone `...` after an optional docstring (what
+    "Implement function body" is offered on)."""
     lines = text.splitlines()
-    return [T.Position(i, lines[i].index("def")) for i in range(len(lines) - 1)
-            if lines[i].lstrip().startswith("def ") and lines[i + 1].strip() == "..."]
+    out = []
+    for i, line in enumerate(lines):
+        if line.strip() != "...":
+            continue
+        defs = [j for j in range(max(0, i - 6), i) if lines[j].lstrip().startswith("def ")]
+        if defs:
+            out.append(T.Position(defs[-1], lines[defs[-1]].index("def")))
+    return out
 
 
 async def session(path: Path, model: str | None) -> None:
@@ -65,7 +72,8 @@ async def session(path: Path, model: str | None) -> None:
         workspace=T.WorkspaceClientCapabilities(apply_edit=True))))
     client.initialized(T.InitializedParams())
     status = await asyncio.wait_for(ready, timeout=300)
-    print(f"coda-lsp: model {status.model} {status.state}" + (f": {status.message}" if status.message else ""))
+    message = getattr(status, "message", None)  # only an error carries one
+    print(f"coda-lsp: model {status.model} {status.state}" + (f": {message}" if message else ""))
     if status.state != "ready":
         raise SystemExit(1)
 
