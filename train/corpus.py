@@ -39,6 +39,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator
 
+from tqdm import tqdm
+
 from coda_core.atomic import atomic_directory
 from .data import DataError
 
@@ -172,7 +174,7 @@ def humaneval_ngrams(n: int = NGRAM) -> set[tuple[str, ...]]:
 
     grams: set[tuple[str, ...]] = set()
     for problem in read_problems().values():
-        grams |= ngrams(lexical_tokens(problem["prompt"]), n)
+        # prompt + solution as one text: every n-gram of the prompt is in it, and those across the join
         grams |= ngrams(lexical_tokens(problem["prompt"] + problem["canonical_solution"]), n)
     return grams
 
@@ -241,7 +243,7 @@ def build_corpus(out: str | Path, packages: list[Package] | None = None, *, max_
     records: dict[str, list[dict]] = {s: [] for s in SPLITS}
     sft: list[dict] = []
     manifest_packages = []
-    for package in _progress(packages, progress):
+    for package in tqdm(packages, desc="corpus", unit="package", disable=not progress):
         split = split_of(package.name)
         entry = {"package": package.name, "licence": package.licence, "permissive": package.permissive,
                  "split": split, "files": len(package.files), "documents": 0, "characters": 0}
@@ -318,12 +320,6 @@ def _write_jsonl(path: Path, rows: list[dict]) -> None:
     with open(path, "w", encoding="utf-8") as f:
         for row in rows:
             f.write(json.dumps(row, ensure_ascii=False) + "\n")
-
-
-def _progress(items, enabled: bool):
-    from tqdm import tqdm
-
-    return tqdm(items, desc="corpus", unit="package", disable=not enabled)
 
 
 def format_manifest(manifest: dict) -> str:
