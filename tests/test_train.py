@@ -216,6 +216,16 @@ def test_tiny_cpu_pipeline_end_to_end(tmp_path):
     # a rerun finds every stage exported and skips it
     again = coda("train", "pipeline", RECIPES / "tiny-cpu.yaml", cwd=tmp_path)
     assert all(json.loads(line).get("skipped") for line in again.stdout.splitlines())
+    # `coda train ship` reports the stages in the order they ran and ships the last one's export
+    from train.ship import ship
+
+    run = tmp_path / "runs" / "tiny-cpu"
+    shipped = ship(run, out=tmp_path / "shipped", images=tmp_path / "images")
+    assert list(shipped["stages"]) == ["pretrain", "midtrain", "sft"]
+    assert sorted(p.name for p in (tmp_path / "images").iterdir()) == [
+        "coda-mini-midtrain.png", "coda-mini-pretrain.png", "coda-mini-sft.png"]
+    final = load_file(run / "sft" / "export" / "model.safetensors")["lm_head.weight"]
+    assert torch.equal(load_file(tmp_path / "shipped" / "model.safetensors")["lm_head.weight"], final.bfloat16())
 
 
 # -- dry runs of the shipped TPU recipes ---------------------------------------------------

@@ -23,6 +23,7 @@ newest one.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from coda_core.tokenizer import BUNDLED_TOKENIZER, load_tokenizer
@@ -32,6 +33,7 @@ from .recipe import RecipeError, load_recipe, read_yaml
 from .trainer import run_recipe
 
 KEYS = {"out", "corpus", "tokenizer", "data", "stages"}
+STAGES_FILE = "stages.json"  # <out>/stages.json: the stage folders, in the order they ran
 CORPUS_KEYS = {"max_chars_per_package", "max_sft", "decontaminate"}
 TOKENIZER_KEYS = {"vocab_size", "max_chars"}
 DATA_KEYS = {"src", "languages", "seq_len", "seed"}
@@ -113,7 +115,7 @@ def run_pipeline(path: str | Path, out: str | None = None, progress: bool = True
                     languages=set(data["languages"]) if data.get("languages") else None, progress=progress)
         prepared[name] = target.resolve()
 
-    summaries, previous = [], None
+    summaries, previous, names = [], None, []
     for stage in spec["stages"]:
         recipe_path = here / stage["recipe"]
         overrides = [f"data.train={prepared[stage['data']]}", f"model.tokenizer={Path(tokenizer_dir).resolve()}"]
@@ -121,6 +123,9 @@ def run_pipeline(path: str | Path, out: str | None = None, progress: bool = True
             overrides.append(f"data.valid={prepared[stage['valid']]}")
         recipe = load_recipe(recipe_path, overrides + list(stage.get("set", [])))
         recipe.out = str(out_dir / stage.get("name", recipe.stage))
+        # The stages' folders in order, for `coda train ship` (which reports each and ships the last).
+        names.append(Path(recipe.out).name)
+        (out_dir / STAGES_FILE).write_text(json.dumps(names) + "\n")
         if previous is not None:  # start from the previous stage's export
             recipe.model.init, recipe.model.path = "checkpoint", str(Path(previous).resolve())
             recipe.model.tokenizer = None

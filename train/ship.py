@@ -1,6 +1,6 @@
 """`coda train ship RUN`: make a pipeline's final model the bundled coda-mini.
 
-    RUN/sft/export (fp32)  ->  coda_core/assets/coda-mini/   bf16 safetensors, config, tokenizer,
+    RUN/<last stage>/export (fp32)  ->  coda_core/assets/coda-mini/   bf16 safetensors, config, tokenizer,
                                                               training.json (what each stage saw)
     RUN/<stage>/loss.png   ->  docs/images/coda-mini-<stage>.png   (the model card's curves)
 
@@ -24,7 +24,9 @@ from coda_core.errors import CodaError
 from coda_core.loading import load_model
 from coda_core.tokenizer import load_tokenizer
 
-STAGES = ("pretrain-ar", "pretrain", "midtrain", "sft")
+from .pipeline import STAGES_FILE
+
+STAGES = ("pretrain-ar", "pretrain", "midtrain", "sft")  # a run older than RUN/stages.json
 DOCS_IMAGES = Path(__file__).resolve().parents[1] / "docs" / "images"
 
 
@@ -47,13 +49,14 @@ def stage_summary(stage_dir: Path) -> dict:
 
 def ship(run: str | Path, out: str | Path | None = None, images: str | Path | None = DOCS_IMAGES) -> dict:
     run = Path(run)
-    export = run / "sft" / "export"
+    stages = json.loads((run / STAGES_FILE).read_text()) if (run / STAGES_FILE).is_file() else list(STAGES)
+    export = run / stages[-1] / "export"
     if not (export / "config.json").is_file():
         raise CodaError(f"{run} has no finished pipeline ({export} is missing); run `coda train pipeline` first")
     out = Path(out or BUNDLED_MODELS["coda-mini"])
     model = load_model(export, dtype=torch.float32).to(torch.bfloat16)
     tokenizer = load_tokenizer(export)
-    summary = {"stages": {s: stage_summary(run / s) for s in STAGES if (run / s / "metrics.jsonl").is_file()}}
+    summary = {"stages": {s: stage_summary(run / s) for s in stages if (run / s / "metrics.jsonl").is_file()}}
     corpus = run / "corpus" / "manifest.json"
     if corpus.is_file():
         manifest = json.loads(corpus.read_text())
@@ -66,7 +69,7 @@ def ship(run: str | Path, out: str | Path | None = None, images: str | Path | No
         (tmp / "training.json").write_text(json.dumps(summary, indent=1) + "\n")
     if images is not None:
         Path(images).mkdir(parents=True, exist_ok=True)
-        for stage in STAGES:
+        for stage in stages:
             if (run / stage / "loss.png").is_file():
                 shutil.copyfile(run / stage / "loss.png", Path(images) / f"coda-mini-{stage}.png")
     return {"out": str(out), **summary}
