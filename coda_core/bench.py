@@ -117,7 +117,7 @@ def _timed_steps(sampler: Sampler, strategy: str, prefix, suffix, hole: int, opt
     marks = [time.perf_counter()]
     result = sampler.infill(prefix, suffix, hole, sizes=[hole], strategy=strategy, options=options,
                             reuse_prefix=False, should_stop=lambda: len(marks) > steps,
-                            on_progress=lambda step, text: marks.append(time.perf_counter()))
+                            on_progress=lambda step, text, done: marks.append(time.perf_counter()))
     return result, [(b - a) * 1000 for a, b in zip(marks, marks[1:])]
 
 

@@ -91,7 +91,7 @@ class SampleResult:
         }
 
 
-Progress = Callable[[int, str], None]  # (step, partial text of the leading row)
+Progress = Callable[[int, str, float], None]  # (step, partial text of the leading row, fraction of it committed)
 
 
 class Sampler:
@@ -256,6 +256,8 @@ class Sampler:
     def _progress_hook(self, on_progress: Progress):
         def hook(canvas: Canvas, stats: DecodeStats) -> None:
             row = int(canvas.score().argmax())
-            hole = canvas.hole_ids()[row, : int(canvas.hole_len[row])].tolist()  # every hole, in order
-            on_progress(stats.steps, self.tokenizer.decode(hole, skip_special_tokens=True))
+            length = int(canvas.hole_len[row])
+            hole = canvas.hole_ids()[row, :length].tolist()  # every hole, in order
+            done = 1.0 - int(canvas.masked()[row, :length].sum()) / max(length, 1)
+            on_progress(stats.steps, self.tokenizer.decode(hole, skip_special_tokens=True), done)
         return hook

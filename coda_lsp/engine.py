@@ -17,39 +17,11 @@ import re
 import threading
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-
-from coda_core.bundled import default_model
+from dataclasses import dataclass
 
 from .holes import Placeholder, choose_hole, parser_for
 from .postprocess import clean
-
-
-@dataclass
-class Settings:
-    # $CODA_MODEL, else the bundled coda-mini: an editor that names no model still gets one.
-    model: str = field(default_factory=default_model)
-    device: str = "auto"
-    dtype: str = "auto"
-    max_new_tokens: int = 64
-    threshold: float = 0.9
-    block_size: int = 32
-    context_before: int = 1536  # tokens of prefix
-    context_after: int = 512  # tokens of suffix
-    candidates: int = 3
-    languages: list[str] | None = None  # None: every language
-    complete_in_comments: bool = False
-
-    def update(self, options: dict | None) -> None:
-        """Apply editor settings. null resets a setting to its default (`languages`: every language),
-        except `model`, where null or "" keeps the model the server was started with."""
-        defaults = Settings()
-        for key, value in (options or {}).items():
-            # accept snake_case, kebab-case and the camelCase editors send
-            name = re.sub(r"(?<!^)(?=[A-Z])", "_", key).replace("-", "_").lower()
-            if not hasattr(self, name) or (name == "model" and not value):
-                continue
-            setattr(self, name, getattr(defaults, name) if value is None else value)
+from .settings import Settings
 
 
 @dataclass(frozen=True)
@@ -89,9 +61,12 @@ def context_window(tokenizer, before: str, after: str, budget_before: int, budge
 class Engine:
     def __init__(self, settings: Settings | None = None):
         self.settings = settings or Settings()
+        # The model in use, swapped whole by `load`. A request reads `sampler` once and keeps that
+        # object to its end, so a load finishing meanwhile never changes the model under it.
         self.sampler = None
         self.error: str | None = None
-        self.model_name: str | None = None
+        self.model_name: str | None = None  # the model in use, or being loaded when none is
+        self.wanted: tuple | None = None  # (model, device, dtype) of the load asked for last
         self._worker = ThreadPoolExecutor(1, thread_name_prefix="coda-model")
         self._latest: dict[str, int] = {}
         self._counter = 0
@@ -99,27 +74,38 @@ class Engine:
         self.loading = threading.Lock()  # held by the one thread that loads models
         self.load_wanted = threading.Event()  # settings asked for a (re)load
         self._shown: OrderedDict[tuple, list[str]] = OrderedDict()  # context -> completions shown
+        self.empty_streak = 0  # model answers in a row that had nothing left after cleaning
 
     # -- model -------------------------------------------------------------
 
-    def load(self) -> str | None:
-        """Load the configured model; returns an error message instead of raising.
+    @staticmethod
+    def model_key(settings: Settings) -> tuple:
+        """What a load depends on: a settings change that keeps it keeps the loaded model."""
+        return settings.model, settings.device, settings.dtype
 
-        `model_name` is set, before loading starts, to the model this call loads.
+    def load(self) -> str | None:
+        """Load the configured model and put it in use; returns an error message instead of raising.
+
+        A failed load keeps the model in use, if there is one: the user loses nothing.
         """
         from coda_core.decode import DecodeOptions
         from coda_core.errors import CodaError
         from coda_core.sampler import Sampler
 
         s = self.settings
-        self.model_name = model = s.model
+        model = s.model
+        if self.sampler is None:
+            self.model_name = model
         try:
-            self.sampler = Sampler.load(model, device=s.device, dtype=s.dtype,
-                                        options=DecodeOptions(threshold=s.threshold, block_size=s.block_size))
-            self.error = None
-        except (CodaError, ValueError, OSError, RuntimeError) as exc:
-            self.sampler, self.error = None, f"coda-lsp could not load the model {model}: {exc}"
-        return self.error
+            sampler = Sampler.load(model, device=s.device, dtype=s.dtype,
+                                   options=DecodeOptions(threshold=s.threshold, block_size=s.block_size))
+        except (CodaError, ValueError, OSError, RuntimeError, TypeError) as exc:
+            self.error = f"coda-lsp could not load the model {model}: {exc}"
+            if self.sampler is not None:
+                self.error += f" (still using {self.model_name})"
+            return self.error
+        self.sampler, self.model_name, self.error = sampler, model, None  # one swap, between requests' reads
+        return None
 
     # -- requests ----------------------------------------------------------
 
@@ -138,7 +124,8 @@ class Engine:
     async def complete(self, uri: str, text: str, line: int, col: int, language_id: str) -> list[Completion]:
         """Completions for the cursor at (line, col) (0-based, characters). Empty when superseded."""
         token = self._supersede(uri)
-        if self.sampler is None or not self.enabled_for(language_id):
+        sampler = self.sampler
+        if sampler is None or not self.enabled_for(language_id):
             return []
         hole = choose_hole(text, line, col, language_id, in_comments=self.settings.complete_in_comments)
         if hole.kind == "none":
@@ -157,7 +144,8 @@ class Engine:
             stop = lambda: cancelled.is_set() or not self.is_current(uri, token)
             loop = asyncio.get_running_loop()
             try:
-                result = await loop.run_in_executor(self._worker, self._fill, before, after, hole.kind, stop)
+                result = await loop.run_in_executor(self._worker, self._fill, sampler, before, after, hole.kind,
+                                                    stop)
             except asyncio.CancelledError:
                 cancelled.set()
                 raise
@@ -165,19 +153,19 @@ class Engine:
                 return []
             texts = [clean(c.text, hole.kind, hole.indent, current_after, replacing) for c in result.candidates]
             texts = [t for t in dict.fromkeys(texts) if t]
+            self.empty_streak = 0 if texts else self.empty_streak + 1
             texts = self._rank_by_syntax(texts, before, after[hole.replace_end - col:], language_id)
             self._remember(before, after, hole.kind, texts)
         end = hole.replace_end
         return [Completion(t, line, col, end) for t in texts[: self.settings.candidates]]
 
-    def _fill(self, before: str, after: str, kind: str, stop):
+    def _fill(self, sampler, before: str, after: str, kind: str, stop):
         s = self.settings
         if stop():
             return None
-        tok = self.sampler.tokenizer
-        prefix, suffix = context_window(tok, before, after, s.context_before, s.context_after)
+        prefix, suffix = context_window(sampler.tokenizer, before, after, s.context_before, s.context_after)
         budget = s.max_new_tokens if kind == "block" else min(s.max_new_tokens, 32)
-        result = self.sampler.infill(prefix, suffix, budget, n=s.candidates, should_stop=stop)
+        result = sampler.infill(prefix, suffix, budget, n=s.candidates, should_stop=stop)
         return None if result.stats.stopped else result
 
     async def regenerate(self, uri: str, text: str, start: int, end: int, on_progress, should_stop) -> str | None:
@@ -193,15 +181,16 @@ class Engine:
                        should_stop) -> str | None:
         """Rewrite text[start:end] as `instruction` says, through the chat template (instruction models)."""
         self._supersede(uri)
-        if self.sampler is None:
+        sampler = self.sampler
+        if sampler is None:
             return None
         span = text[start:end]
         context = text[max(0, start - 4000):start][-2000:]
-        prompt = self.sampler.chat_prompt([{"role": "user", "content": (
+        prompt = sampler.chat_prompt([{"role": "user", "content": (
             f"{instruction.strip()}\n\nRewrite this code accordingly. It follows:\n```\n{context}\n```\n"
             f"The code to rewrite:\n```\n{span}\n```\nAnswer with only the rewritten code in one fenced block.")}])
-        budget = 2 * len(self.sampler.tokenizer.encode(span)) + 32
-        work = lambda: self.sampler.generate(prompt, budget, should_stop=should_stop, on_progress=on_progress)
+        budget = 2 * len(sampler.tokenizer.encode(span)) + 32
+        work = lambda: sampler.generate(prompt, budget, should_stop=should_stop, on_progress=on_progress)
         result = await asyncio.get_running_loop().run_in_executor(self._worker, work)
         if result.stats.stopped:
             return None
@@ -218,16 +207,17 @@ class Engine:
         the code between the holes does not fit the model's context.
         """
         self._supersede(uri)
-        if self.sampler is None:
+        sampler = self.sampler
+        if sampler is None:
             return None
         s = self.settings
-        tok = self.sampler.tokenizer
+        tok = sampler.tokenizer
         bounds = [0] + [offset for hole in holes for offset in (hole.start, hole.end)] + [len(text)]
         pieces = [text[a:b] for a, b in zip(bounds[::2], bounds[1::2])]
         head, tail = context_window(tok, pieces[0], pieces[-1], s.context_before, s.context_after)
         ids = [head, *(tok.encode(piece, add_special_tokens=False) for piece in pieces[1:-1]), tail]
         sizes = [s.max_new_tokens if hole.kind == "block" else min(s.max_new_tokens, 32) for hole in holes]
-        work = lambda: self.sampler.fill_holes(ids, sizes, should_stop=should_stop, on_progress=on_progress)
+        work = lambda: sampler.fill_holes(ids, sizes, should_stop=should_stop, on_progress=on_progress)
         result = await asyncio.get_running_loop().run_in_executor(self._worker, work)
         if result.stats.stopped or not result.candidates:
             return None
@@ -241,16 +231,17 @@ class Engine:
 
     async def _edit(self, uri, text, start, end, block_indent, on_progress, should_stop) -> str | None:
         self._supersede(uri)  # an edit outranks pending completions in the same document
-        if self.sampler is None:
+        sampler = self.sampler
+        if sampler is None:
             return None
         s = self.settings
-        tok = self.sampler.tokenizer
+        tok = sampler.tokenizer
         prefix, suffix = context_window(tok, text[:start], text[end:], s.context_before, s.context_after)
         if block_indent is None:
-            work = lambda: self.sampler.rewrite(prefix, tok.encode(text[start:end]), suffix,
+            work = lambda: sampler.rewrite(prefix, tok.encode(text[start:end]), suffix,
                                                 should_stop=should_stop, on_progress=on_progress)
         else:
-            work = lambda: self.sampler.infill(prefix, suffix, 2 * s.max_new_tokens,
+            work = lambda: sampler.infill(prefix, suffix, 2 * s.max_new_tokens,
                                                should_stop=should_stop, on_progress=on_progress)
         result = await asyncio.get_running_loop().run_in_executor(self._worker, work)
         if result.stats.stopped or not result.stats.complete:

@@ -121,6 +121,8 @@ def empty_function_at(text: str, line: int, col: int, language_id: str) -> tuple
         return None
     source = text.encode("utf-8")
     tree = parser.parse(source)
+    if not lines[line][:col].strip():  # in the indentation (column 0 of a `V` selection): the line's code
+        col = len(lines[line]) - len(lines[line].lstrip())
     point = (line, len(lines[line][:col].encode("utf-8")))
     node = tree.root_node.descendant_for_point_range(point, point)
     while node is not None and node.type not in FUNCTION_TYPES:

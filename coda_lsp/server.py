@@ -29,8 +29,10 @@ from pygls.protocol import LanguageServerProtocol
 from coda_core import __version__
 from coda_core.bundled import DEFAULT_MODEL_HELP
 
-from .engine import Engine, Settings
+from .engine import Engine
 from .holes import Placeholder, empty_function_at, placeholders_in, scope_at
+from .settings import Settings
+from .text import offset_of, position_of, reanchor
 
 MAX_DOCUMENT_BYTES = 5 * 1024 * 1024
 # Notification to the client, {"state": "loading" | "ready" | "error", "model": str, "message"?: str},
@@ -96,6 +98,9 @@ def _document_at(ls: CodaServer, uri: str, line: int):
     return doc if doc is not None and 0 <= line < len(doc.lines) else None
 
 
+EMPTY_WARNING = 5  # model answers in a row with nothing in them before the user is told
+
+
 async def _complete(ls: CodaServer, uri: str, position: T.Position):
     doc = _document(ls, uri)
     if doc is None:
@@ -105,7 +110,22 @@ async def _complete(ls: CodaServer, uri: str, position: T.Position):
         return doc, []
     # The empty line after a final newline has no entry in doc.lines; pygls would clamp it away.
     pos = position if position.line == len(lines) else doc.position_from_client_units(position)
-    return doc, await ls.engine.complete(uri, doc.source, pos.line, pos.character, doc.language_id or "")
+    streak = ls.engine.empty_streak
+    completions = await ls.engine.complete(uri, doc.source, pos.line, pos.character, doc.language_id or "")
+    _report_empty_streak(ls, streak)
+    return doc, completions
+
+
+def _report_empty_streak(ls: CodaServer, before: int) -> None:
+    """Tell the editor (in its status) when the model's answers keep coming back empty, and when
+    that ends: a model that suggests only whitespace would otherwise look like no model at all."""
+    now = ls.engine.empty_streak
+    if now == EMPTY_WARNING:
+        message = f"the last {now} completions were empty: the model suggested only whitespace or nothing"
+        logging.warning("coda-lsp: %s (model %s)", message, ls.engine.model_name)
+        ls.protocol.notify(STATUS, {"state": "ready", "model": ls.engine.model_name, "message": message})
+    elif now == 0 and before >= EMPTY_WARNING:
+        ls.protocol.notify(STATUS, {"state": "ready", "model": ls.engine.model_name})
 
 
 def _client_range(doc, completion) -> T.Range:
@@ -116,21 +136,38 @@ def _client_range(doc, completion) -> T.Range:
 @server.feature(T.INITIALIZE)
 def on_initialize(ls: CodaServer, params: T.InitializeParams) -> None:
     if isinstance(params.initialization_options, dict):
-        ls.engine.settings.update(params.initialization_options)
+        _apply_settings(ls, params.initialization_options)
+
+
+def _apply_settings(ls: CodaServer, settings: dict) -> None:
+    """Take the settings the editor sent; what they get wrong is told in one message, and the
+    setting keeps its value (or is clamped into bounds)."""
+    problems = ls.engine.settings.update(settings)
+    if problems:
+        message = "CoDA: " + "; ".join(problems)
+        logging.warning(message)
+        ls.window_show_message(T.ShowMessageParams(T.MessageType.Warning, message))
 
 
 @server.feature(T.INITIALIZED)
 def on_initialized(ls: CodaServer, params: T.InitializedParams) -> None:
-    _request_load(ls)
+    _load_if_changed(ls)
 
 
-def _request_load(ls: CodaServer) -> None:
-    """(Re)load the configured model in the background, one load at a time.
+def _load_if_changed(ls: CodaServer) -> None:
+    """(Re)load the configured model in the background, one load at a time, unless the settings
+    ask for the model already loaded or loading.
 
-    Settings may change while a load runs; the loader then loads again, so the
-    model in use is always the last one asked for.
+    Editors send the same settings as in initializationOptions right after start (Neovim's
+    setup() does), while the first load runs: those must not start a second one. Settings
+    may change while a load runs; the loader then loads again, so the model in use is always
+    the last one asked for.
     """
     engine = ls.engine
+    wanted = engine.model_key(engine.settings)
+    if wanted == engine.wanted:
+        return
+    engine.wanted = wanted
     engine.load_wanted.set()
     if engine.loading.acquire(blocking=False):
         threading.Thread(target=_loader, args=(ls,), name="coda-load", daemon=True).start()
@@ -151,14 +188,19 @@ def _loader(ls: CodaServer) -> None:
 
 
 def _load_and_report(ls: CodaServer) -> None:
-    ls.protocol.notify(STATUS, {"state": "loading", "model": ls.engine.settings.model})
-    error = ls.engine.load()
-    model = ls.engine.model_name
+    engine = ls.engine
+    ls.protocol.notify(STATUS, {"state": "loading", "model": engine.settings.model})
+    try:
+        error = engine.load()
+    except Exception as exc:  # a loader thread that dies would leave "loading" on screen for good
+        logging.exception("model load failed")
+        error = engine.error = f"coda-lsp could not load the model {engine.settings.model}: {exc}"
     if error:
         ls.window_show_message(T.ShowMessageParams(T.MessageType.Error, error))
-        ls.protocol.notify(STATUS, {"state": "error", "model": model, "message": error})
-    else:
-        ls.protocol.notify(STATUS, {"state": "ready", "model": model})
+    if engine.sampler is None:
+        ls.protocol.notify(STATUS, {"state": "error", "model": engine.settings.model, "message": error})
+    else:  # loaded, or the new model failed and the one in use stays
+        ls.protocol.notify(STATUS, {"state": "ready", "model": engine.model_name, **({"message": error} if error else {})})
 
 
 @server.feature(T.WORKSPACE_DID_CHANGE_CONFIGURATION)
@@ -166,11 +208,8 @@ def on_configuration(ls: CodaServer, params: T.DidChangeConfigurationParams) -> 
     settings = params.settings.get("coda", params.settings) if isinstance(params.settings, dict) else None
     if not isinstance(settings, dict):
         return
-    old_model = (ls.engine.settings.model, ls.engine.settings.device, ls.engine.settings.dtype)
-    ls.engine.settings.update(settings)
-    new_model = (ls.engine.settings.model, ls.engine.settings.device, ls.engine.settings.dtype)
-    if new_model != old_model or ls.engine.sampler is None:
-        _request_load(ls)
+    _apply_settings(ls, settings)
+    _load_if_changed(ls)
 
 
 @server.feature(T.TEXT_DOCUMENT_INLINE_COMPLETION, T.InlineCompletionOptions())
@@ -240,24 +279,13 @@ def code_actions(ls: CodaServer, params: T.CodeActionParams) -> list[T.CodeActio
             for title, name, arguments in actions]
 
 
-def _offset(doc, position: T.Position) -> int:
-    """Character offset in doc.source of a server-unit position."""
-    return sum(len(line) for line in doc.lines[: position.line]) + position.character
-
-
-def _position(text: str, offset: int) -> T.Position:
-    """The server-unit position of a character offset."""
-    before = text[:offset]
-    return T.Position(before.count("\n"), offset - (before.rfind("\n") + 1))
-
-
 def _holes_in(doc, selection: T.Range) -> list[Placeholder]:
     """Placeholders in the selection; with an empty one, in the function or class at the cursor."""
     rng = doc.range_from_client_units(selection)
     if rng.start == rng.end:
         start, end = scope_at(doc.source, rng.start.line, rng.start.character, doc.language_id or "")
     else:
-        start, end = _offset(doc, rng.start), _offset(doc, rng.end)
+        start, end = offset_of(doc.lines, rng.start), offset_of(doc.lines, rng.end)
     return placeholders_in(doc.source, start, end, doc.language_id or "")
 
 
@@ -286,10 +314,11 @@ class _CommandRun:
     def stopped(self) -> bool:
         return self.cancelled.is_set() or (self.progress and self.ls.work_done_progress.tokens[self.token].cancelled())
 
-    def report(self, step: int, text: str) -> None:  # called from the model thread
+    def report(self, step: int, text: str, done: float) -> None:  # called from the model thread
         if self.progress:
-            self.loop.call_soon_threadsafe(self.ls.work_done_progress.report, self.token,
-                                           T.WorkDoneProgressReport(message=f"step {step}: {text[:60]}"))
+            line = text.strip().split("\n", 1)[0][:60] if text.strip() else ""
+            self.loop.call_soon_threadsafe(self.ls.work_done_progress.report, self.token, T.WorkDoneProgressReport(
+                message=f"step {step}" + (f": {line}" if line else ""), percentage=min(100, int(100 * done))))
 
     def finish(self) -> None:
         self.ls.protocol.command_tasks.pop(self.request, None)
@@ -298,15 +327,21 @@ class _CommandRun:
             self.ls.work_done_progress.end(self.token, T.WorkDoneProgressEnd(message=message))
 
 
-async def _edit_with_progress(ls: CodaServer, uri: str, doc, ranges: list[T.Range], title: str, work) -> bool:
-    """Run `work(on_progress, should_stop)` under cancellable work-done progress and apply what it
-    returns, one new text per range (None leaves that range alone), as one undoable edit."""
-    version = doc.version
-    client_ranges = [doc.range_to_client_units(rng) for rng in ranges]
+async def _edit_with_progress(ls: CodaServer, uri: str, doc, spans: list[tuple[int, int]], title: str,
+                              work) -> bool:
+    """Run `work(source, on_progress, should_stop)` under cancellable work-done progress on the
+    document's text as it is now, and apply what it returns, one new text per span of that text
+    (character offsets; None leaves a span alone), as one undoable edit.
+
+    The user may edit while the model works. The edit is then moved to where the spans' text went,
+    or dropped with a message when that text changed or cannot be found unambiguously: it is never
+    applied to lines it was not made for.
+    """
+    version, source = doc.version, doc.source  # before the first await: the text `spans` index
     run = _CommandRun(ls, title)
     try:
         await run.start()
-        new_texts = await work(run.report, run.stopped)
+        new_texts = await work(source, run.report, run.stopped)
     except asyncio.CancelledError:
         run.cancelled.set()  # the decode in the model thread stops at its next step
         raise
@@ -317,13 +352,21 @@ async def _edit_with_progress(ls: CodaServer, uri: str, doc, ranges: list[T.Rang
         run.finish()
     if isinstance(new_texts, str):
         new_texts = [new_texts]
-    edits = [T.TextEdit(range=rng, new_text=text) for rng, text in zip(client_ranges, new_texts or [])
-             if text is not None]
-    if not edits:
+    chosen = [(span, text) for span, text in zip(spans, new_texts or []) if text is not None]
+    if not chosen:
         return False
-    # Versioned: if the user edited the document meanwhile, the client refuses the stale edit.
+    now = ls.workspace.text_documents.get(uri)
+    moved = reanchor(source, now.source, [span for span, _ in chosen]) if now is not None else None
+    if moved is None:
+        ls.window_show_message(T.ShowMessageParams(T.MessageType.Warning, (
+            f"CoDA: {title} was not applied: the document changed while the model worked, and the code it "
+            "started from is no longer there unchanged. Run it again.")))
+        return False
+    edits = [T.TextEdit(range=now.range_to_client_units(T.Range(position_of(now.source, a), position_of(now.source, b))),
+                        new_text=text) for (a, b), (_, text) in zip(moved, chosen)]
+    # Versioned as well: a client that checks refuses it if the user edits between here and there.
     edit = T.WorkspaceEdit(document_changes=[T.TextDocumentEdit(
-        text_document=T.OptionalVersionedTextDocumentIdentifier(uri=uri, version=version), edits=edits)])
+        text_document=T.OptionalVersionedTextDocumentIdentifier(uri=uri, version=now.version), edits=edits)])
     result = await ls.workspace_apply_edit_async(T.ApplyWorkspaceEditParams(edit=edit, label=f"CoDA: {title}"))
     return bool(result.applied)
 
@@ -334,9 +377,9 @@ async def regenerate_selection(ls: CodaServer, uri: str, selection: T.Range) -> 
     if doc is None:
         return False
     rng = _lines_range(doc, selection)
-    start, end = _offset(doc, rng.start), _offset(doc, rng.end)
-    return await _edit_with_progress(ls, uri, doc, [rng], "regenerate", lambda report, stopped: ls.engine.regenerate(
-        uri, doc.source, start, end, report, stopped))
+    start, end = offset_of(doc.lines, rng.start), offset_of(doc.lines, rng.end)
+    return await _edit_with_progress(ls, uri, doc, [(start, end)], "regenerate", lambda source, report, stopped:
+                                     ls.engine.regenerate(uri, source, start, end, report, stopped))
 
 
 @server.command(INSTRUCT)
@@ -352,9 +395,9 @@ async def rewrite_with_instruction(ls: CodaServer, uri: str, selection: T.Range,
         ls.window_show_message(T.ShowMessageParams(T.MessageType.Warning, "CoDA: no instruction given (pass one, "
                                                    "or write it in a comment line above the selection)"))
         return False
-    start, end = _offset(doc, rng.start), _offset(doc, rng.end)
-    return await _edit_with_progress(ls, uri, doc, [rng], "rewrite", lambda report, stopped: ls.engine.instruct(
-        uri, doc.source, start, end, instruction, report, stopped))
+    start, end = offset_of(doc.lines, rng.start), offset_of(doc.lines, rng.end)
+    return await _edit_with_progress(ls, uri, doc, [(start, end)], "rewrite", lambda source, report, stopped:
+                                     ls.engine.instruct(uri, source, start, end, instruction, report, stopped))
 
 
 @server.command(IMPLEMENT)
@@ -367,9 +410,8 @@ async def implement_function(ls: CodaServer, uri: str, position: T.Position) -> 
     if found is None:
         return False
     start, end, indent = found
-    rng = T.Range(_position(doc.source, start), _position(doc.source, end))
-    return await _edit_with_progress(ls, uri, doc, [rng], "implement function", lambda report, stopped:
-                                     ls.engine.implement(uri, doc.source, start, end, indent, report, stopped))
+    return await _edit_with_progress(ls, uri, doc, [(start, end)], "implement function", lambda source, report,
+                                     stopped: ls.engine.implement(uri, source, start, end, indent, report, stopped))
 
 
 @server.command(FILL_HOLES)
@@ -380,9 +422,9 @@ async def fill_holes(ls: CodaServer, uri: str, selection: T.Range) -> bool:
     holes = _holes_in(doc, selection)
     if not holes:
         return False
-    ranges = [T.Range(_position(doc.source, hole.start), _position(doc.source, hole.end)) for hole in holes]
-    return await _edit_with_progress(ls, uri, doc, ranges, f"fill {len(holes)} holes", lambda report, stopped:
-                                     ls.engine.fill_holes(uri, doc.source, holes, report, stopped))
+    return await _edit_with_progress(ls, uri, doc, [(hole.start, hole.end) for hole in holes],
+                                     f"fill {len(holes)} holes", lambda source, report, stopped:
+                                     ls.engine.fill_holes(uri, source, holes, report, stopped))
 
 
 def _check(engine: Engine) -> int:
@@ -417,7 +459,9 @@ def main(argv: list[str] | None = None) -> int:
         logging.basicConfig(filename=args.log_file, level=logging.INFO)
     else:
         logging.basicConfig(stream=sys.stderr, level=logging.WARNING)
-    server.engine.settings.update({"model": args.model, "device": args.device, "dtype": args.dtype})
+    problems = server.engine.settings.update({"model": args.model, "device": args.device, "dtype": args.dtype})
+    if problems:
+        parser.error("; ".join(problems))
     if args.check:
         return _check(server.engine)
     if args.tcp:

@@ -157,7 +157,7 @@ def test_placeholders_only_inside_the_range_and_scope():
 
 
 def test_settings_accept_editor_spellings_and_null_resets():
-    from coda_lsp.engine import Settings
+    from coda_lsp.settings import Settings
 
     s = Settings(model="models/tiny")
     s.update({"maxNewTokens": 16, "context-before": 100, "languages": ["python"], "unknownKey": 1})
@@ -168,7 +168,7 @@ def test_settings_accept_editor_spellings_and_null_resets():
 
 
 def test_settings_default_model_is_coda_model_else_coda_mini(monkeypatch):
-    from coda_lsp.engine import Settings
+    from coda_lsp.settings import Settings
 
     monkeypatch.delenv("CODA_MODEL", raising=False)
     assert Settings().model == "coda-mini"  # an editor that names no model gets the bundled one

@@ -1,6 +1,7 @@
 """coda-lsp end to end over stdio, with the client capabilities of VS Code and Neovim."""
 
 import asyncio
+import contextlib
 import os
 import sys
 
@@ -13,10 +14,40 @@ from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
 URI = "file:///project/example.py"
 SOURCE = "import math\n\n\ndef area(radius):\n    return \n\n\nprint(area(2))\n"
 CURSOR = T.Position(line=4, character=11)
+SERVER = [sys.executable, "-m", "coda_lsp.server", "--stdio"]
+
+
+def environment(**extra) -> dict:
+    """This environment with $CODA_MODEL unset (the hub offline), plus `extra`."""
+    env = {k: v for k, v in os.environ.items() if k != "CODA_MODEL"}
+    return {**env, "HF_HUB_OFFLINE": "1", **extra}
+
+
+@contextlib.asynccontextmanager
+async def server_with_statuses(options: dict, env: dict | None = None, capabilities: str = "neovim"):
+    """A coda-lsp initialized with `options`, and the coda/status notifications it sends (a list)."""
+    client = await ClientServerConfig(server_command=SERVER, server_env=env or environment()).start()
+    statuses = []
+    client.feature("coda/status")(lambda params: statuses.append(params))
+    try:
+        await client.initialize_session(T.InitializeParams(capabilities=client_capabilities(capabilities),
+                                                           initialization_options=options))
+        yield client, statuses
+        await client.shutdown_session()
+    finally:
+        await client.stop()
+
+
+async def until_loaded(statuses: list) -> None:
+    """Until the first model load ends, one way or the other (at most a minute)."""
+    for _ in range(600):
+        if statuses and statuses[-1].state != "loading":
+            return
+        await asyncio.sleep(0.1)
 
 
 @pytest_lsp.fixture(
-    config=ClientServerConfig(server_command=[sys.executable, "-m", "coda_lsp.server", "--stdio"]),
+    config=ClientServerConfig(server_command=SERVER),
     params=["visual-studio-code", "neovim"],
 )
 async def client(lsp_client: LanguageClient, request, tiny_model_dir):
@@ -181,7 +212,8 @@ async def test_rewrite_with_instruction(client: LanguageClient):
         command="coda.rewriteWithInstruction", arguments=[uri, selection]))
     assert applied is True
     changes = edits[-1].edit.document_changes[0].edits
-    assert changes[0].range == selection and changes[0].new_text.strip()
+    # the selection ends past its line's 25 characters, which LSP reads as the line's end
+    assert changes[0].range == T.Range(selection.start, T.Position(3, 25)) and changes[0].new_text.strip()
     # no instruction anywhere: a warning, no edit
     plain = "file:///project/plain.py"
     client.text_document_did_open(T.DidOpenTextDocumentParams(T.TextDocumentItem(plain, "python", 1, "x = 1\n")))
@@ -192,7 +224,7 @@ async def test_rewrite_with_instruction(client: LanguageClient):
     assert any("no instruction" in m.message for m in client.messages)
 
 
-@pytest_lsp.fixture(config=ClientServerConfig(server_command=[sys.executable, "-m", "coda_lsp.server", "--stdio"]))
+@pytest_lsp.fixture(config=ClientServerConfig(server_command=SERVER))
 async def utf8_client(lsp_client: LanguageClient, tiny_model_dir):
     capabilities = client_capabilities("neovim")
     capabilities.general = T.GeneralClientCapabilities(position_encodings=[T.PositionEncodingKind.Utf8])
@@ -329,40 +361,117 @@ async def test_cancelling_a_command_stops_its_decode(client: LanguageClient):
     assert not edits
 
 
+# -- edits made for text that changed while the model worked --------------------------------------
+
+LONG_BODY = "".join(f"    total += values[{i}] * {i}\n" for i in range(40))
+LONG_SOURCE = "def weighted(values):\n    total = 0\n" + LONG_BODY + "    return total\n"
+
+
+async def regenerate_while(client, uri: str, change) -> tuple[bool, list]:
+    """Run "Regenerate selection" on a long span of `uri` (LONG_SOURCE, at version 1) and apply
+    `change` (a content change, as version 2) once its decode is under way, as a user typing meanwhile."""
+    edits = record_edits(client)
+    open_document(client, uri, LONG_SOURCE)
+    selection = T.Range(T.Position(2, 0), T.Position(41, 0))  # ~400 tokens: hundreds of steps
+    pending = asyncio.ensure_future(client.workspace_execute_command_async(T.ExecuteCommandParams(
+        command="coda.regenerateSelection", arguments=[uri, selection])))
+    for _ in range(400):
+        if any(isinstance(v, T.WorkDoneProgressReport) for reports in client.progress_reports.values()
+               for v in reports):
+            break
+        await asyncio.sleep(0.025)
+    assert not pending.done(), "the decode ended before the document could change under it"
+    client.text_document_did_change(T.DidChangeTextDocumentParams(
+        T.VersionedTextDocumentIdentifier(version=2, uri=uri), [change]))
+    return await asyncio.wait_for(pending, timeout=120), edits
+
+
+@pytest.mark.asyncio
+async def test_an_edit_follows_its_text_when_lines_are_inserted_above(client: LanguageClient):
+    await ready(client)
+    top = T.Range(T.Position(0, 0), T.Position(0, 0))
+    applied, edits = await regenerate_while(client, "file:///project/moved.py",
+                                            T.TextDocumentContentChangePartial(range=top, text="import os\n"))
+    assert applied is True and len(edits) == 1
+    document_edit = edits[0].edit.document_changes[0]
+    assert document_edit.text_document.version == 2, "the edit is for the text it is applied to"
+    (change,) = document_edit.edits
+    assert change.range == T.Range(T.Position(3, 0), T.Position(42, 0)), "one line down, with its text"
+
+
+@pytest.mark.asyncio
+async def test_an_edit_whose_text_changed_is_dropped_with_a_message(client: LanguageClient):
+    await ready(client)
+    inside = T.Range(T.Position(10, 4), T.Position(10, 9))  # `total` in a selected line
+    applied, edits = await regenerate_while(client, "file:///project/changed.py",
+                                            T.TextDocumentContentChangePartial(range=inside, text="grand"))
+    assert applied is False and not edits
+    assert any("was not applied" in m.message for m in client.messages)
+
+
+@pytest.mark.asyncio
+async def test_implement_is_offered_from_the_start_of_an_indented_def_line(client: LanguageClient):
+    await ready(client)
+    uri = "file:///project/method.py"
+    open_document(client, uri, "class Shape:\n    def area(self):\n        pass\n")
+    for selection in (T.Range(T.Position(1, 0), T.Position(1, 0)),   # the cursor at column 0
+                      T.Range(T.Position(1, 0), T.Position(3, 0))):  # a linewise `V` selection
+        actions = await client.text_document_code_action_async(T.CodeActionParams(
+            T.TextDocumentIdentifier(uri), selection, T.CodeActionContext([])))
+        assert "Implement function body" in [a.title for a in actions], selection
+
+
+@pytest.mark.asyncio
+async def test_settings_that_keep_the_model_do_not_load_it_again(tiny_model_dir):
+    """Neovim's setup() sends the initializationOptions again as settings during the first load."""
+    settings = {"model": str(tiny_model_dir), "maxNewTokens": 8}
+    async with server_with_statuses(settings) as (client, statuses):
+        client.workspace_did_change_configuration(T.DidChangeConfigurationParams(settings={"coda": settings}))
+        client.workspace_did_change_configuration(T.DidChangeConfigurationParams(
+            settings={"coda": {**settings, "candidates": 1}}))  # not a model setting either
+        await until_loaded(statuses)
+        await asyncio.sleep(1.0)  # a second load, if one were started, would have said so by now
+        assert [status.state for status in statuses] == ["loading", "ready"]
+
+
+@pytest.fixture(scope="module")
+def blank_model_dir(coda_mini_dir, tmp_path_factory):
+    """coda-mini with its LM head zeroed: every logit ties, so every token it writes is id 0, its pad,
+    and every completion ends before it starts: a model that suggests nothing."""
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    out = tmp_path_factory.mktemp("models") / "blank"
+    shutil.copytree(coda_mini_dir, out)
+    weights = load_file(out / "model.safetensors")
+    weights["lm_head.weight"].zero_()
+    save_file(weights, out / "model.safetensors", metadata={"format": "pt"})
+    return out
+
+
+@pytest.mark.asyncio
+async def test_completions_that_keep_coming_back_empty_are_reported(blank_model_dir):
+    async with server_with_statuses({"model": str(blank_model_dir)}) as (client, statuses):
+        open_document(client, URI, SOURCE)
+        await until_loaded(statuses)
+        assert statuses[-1].state == "ready"
+        for _ in range(5):
+            assert not (await inline(client)).items
+        await asyncio.sleep(0.5)
+        assert statuses[-1].state == "ready" and "last 5 completions were empty" in statuses[-1].message
+
+
 # -- the default model: $CODA_MODEL, else the bundled coda-mini -----------------------------------
-
-SERVER = [sys.executable, "-m", "coda_lsp.server", "--stdio"]
-
-
-def environment(**extra) -> dict:
-    """This environment with $CODA_MODEL unset (the hub offline), plus `extra`."""
-    env = {k: v for k, v in os.environ.items() if k != "CODA_MODEL"}
-    return {**env, "HF_HUB_OFFLINE": "1", **extra}
-
 
 async def statuses_without_a_model(env: dict) -> list[tuple[str, str]]:
     """The coda/status notifications of a coda-lsp started with no --model, until its load ends.
 
     It is initialized as VS Code does with `coda.model` empty: a null model.
     """
-    client = await ClientServerConfig(server_command=SERVER, server_env=env).start()
-    statuses = []
-
-    @client.feature("coda/status")
-    def on_status(params):
-        statuses.append((params.state, params.model))
-    try:
-        await client.initialize_session(T.InitializeParams(
-            capabilities=client_capabilities("visual-studio-code"),
-            initialization_options={"model": None, "maxNewTokens": 8}))
-        for _ in range(600):
-            if statuses and statuses[-1][0] != "loading":
-                break
-            await asyncio.sleep(0.1)
-        await client.shutdown_session()
-    finally:
-        await client.stop()
-    return statuses
+    async with server_with_statuses({"model": None, "maxNewTokens": 8}, env, "visual-studio-code") as (_, statuses):
+        await until_loaded(statuses)
+    return [(status.state, status.model) for status in statuses]
 
 
 @pytest.mark.asyncio

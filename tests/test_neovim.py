@@ -138,3 +138,59 @@ def test_implement_fills_a_placeholder_body(nvim):
     after = wait_for(lambda: lines(nvim) != before and lines(nvim), what="the implement applyEdit")
     assert after[:4] == before[:4] and after[-3:] == before[-3:]
     assert "    pass" not in after
+
+
+def test_a_rewrite_lands_on_its_lines_when_the_user_edits_above_meanwhile(nvim):
+    body = [f"    total += values[{i}] * {i}" for i in range(40)]
+    original = ["def weighted(values):", "    total = 0", *body, "    return total"]
+    nvim.current.buffer[:] = original
+    # Insert a line at the top as soon as the server reports its first decoding step: the
+    # rewrite is then made for the old text and must be moved down one line, not applied blind.
+    nvim.exec_lua("""
+        vim.api.nvim_create_autocmd("LspProgress", { pattern = "report", once = true, callback = function()
+          vim.api.nvim_buf_set_lines(0, 0, 0, false, { "import os" })
+        end })""")
+    nvim.command("3,42CodaRewrite")
+    after = wait_for(lambda: lines(nvim)[0] == "import os" and lines(nvim)[1:] != original and lines(nvim),
+                     what="the rewrite's applyEdit after the insertion")
+    assert after[:3] == ["import os", *original[:2]], "nothing above the selection changed"
+    assert after[-1] == original[-1], "nor below it"
+
+
+def test_tab_jumps_in_a_snippet_when_no_ghost_text_is_shown(nvim):
+    nvim.exec_lua("require('coda.ghost').disable()")
+    nvim.current.buffer[:] = [""]
+    nvim.command("startinsert")
+    wait_for(lambda: nvim.api.get_mode()["mode"] == "i", what="insert mode")
+    nvim.exec_lua("vim.snippet.expand('area(${1}, ${2})')")
+    nvim.input("x<Tab>y")  # Neovim 0.11 maps <Tab> to jump to the snippet's next tabstop
+    wait_for(lambda: lines(nvim)[0] == "area(x, y)", timeout=10, what=f"a jump, not a tab: {lines(nvim)}")
+
+
+def test_rewrite_with_instruction_from_the_code_action_menu_asks_for_it(nvim):
+    nvim.current.buffer[:] = ["squares = []", "for i in range(10):", "    squares.append(i * i)"]
+    before = lines(nvim)
+    nvim.exec_lua("""
+        _G.asked = nil
+        vim.ui.input = function(opts, on_confirm) _G.asked = opts.prompt; on_confirm("use a list comprehension") end
+        vim.lsp.buf.code_action({ apply = true, range = { start = { 1, 0 }, ["end"] = { 3, 25 } }, filter = function(action)
+          return action.title == "Rewrite selection with instruction" end })""")
+    after = wait_for(lambda: lines(nvim) != before and lines(nvim), what="the instructed rewrite's applyEdit")
+    assert "how should the selection change" in nvim.exec_lua("return _G.asked")
+    assert after[0] != before[0] or len(after) != len(before)
+
+
+def test_status_without_a_client_says_why(nvim):
+    nvim.command("enew")
+    nvim.command("setfiletype text")
+    status = nvim.exec_lua("return vim.api.nvim_exec2('CodaStatus', { output = true }).output")
+    assert "no coda-lsp attached" in status and '"text"' in status
+
+
+def test_coda_restart_starts_a_new_server(nvim):
+    first = nvim.exec_lua("return require('coda').client(0).id")
+    nvim.command("CodaRestart")
+    wait_for(lambda: nvim.exec_lua("local c = require('coda').client(0); return c and c.id") not in (None, first),
+             what="a new coda-lsp client for the buffer")
+    wait_for(lambda: "ready" in nvim.exec_lua("return require('coda.status').statusline(0)"),
+             what="the restarted server's model")

@@ -110,10 +110,12 @@ def test_progress_hook_sees_every_step(bundled_tokenizer):
     sampler = make_sampler(tok)
     seen = []
     result = sampler.infill(tok.encode(PREFIX), tok.encode(SUFFIX), 8, sizes=[8], options=EXACT,
-                            on_progress=lambda step, text: seen.append((step, text)))
-    assert [step for step, _ in seen] == list(range(1, result.stats.steps + 1))
-    assert all(isinstance(text, str) for _, text in seen)
-    assert seen[-1][1] == tok.decode(tok.encode(PREFIX + "x")[:0] + result.candidates[0].ids, skip_special_tokens=True)
+                            on_progress=lambda step, text, done: seen.append((step, text, done)))
+    assert [step for step, _, _ in seen] == list(range(1, result.stats.steps + 1))
+    assert all(isinstance(text, str) for _, text, _ in seen)
+    assert seen[-1][1] == tok.decode(result.candidates[0].ids, skip_special_tokens=True)
+    done = [d for _, _, d in seen]
+    assert 0 < done[0] < 1 and done == sorted(done) and done[-1] == 1.0  # the share of the hole committed
 
 
 def test_candidates_are_deterministic_for_a_seed(bundled_tokenizer):

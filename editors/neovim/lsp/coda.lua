@@ -10,6 +10,7 @@ return {
   root_markers = { "pyproject.toml", "package.json", "go.mod", "Cargo.toml", ".git" },
   init_options = {},
   settings = { coda = {} },
+  commands = require("coda.actions").commands,
   handlers = {
     ["coda/status"] = function(_, status, ctx)
       require("coda.status").update(ctx.client_id, status)

@@ -23,5 +23,15 @@ vim.api.nvim_create_user_command("CodaGhostToggle", function()
 end, { desc = "CoDA: turn ghost text on or off" })
 
 vim.api.nvim_create_user_command("CodaStatus", function()
-  print(require("coda.status").statusline(0))
+  print(require("coda.status").describe(0))
 end, { desc = "CoDA: the server's model state" })
+
+vim.api.nvim_create_user_command("CodaCancel", function()
+  require("coda.progress").cancel(0)
+end, { desc = "CoDA: cancel the rewrite, implement or fill that is running" })
+
+require("coda.progress").watch()
+
+vim.api.nvim_create_user_command("CodaRestart", function()
+  require("coda").restart()
+end, { desc = "CoDA: stop coda-lsp and start it again for the open buffers" })

@@ -12,6 +12,7 @@ import {
   ServerOptions,
   State,
 } from 'vscode-languageclient/node';
+import { SERVER_COMMANDS } from './commands';
 import { Launch, launchSettings, resolveLaunch } from './server';
 import { configurationParams, Feature, featureEnabled, SECTION, serverSettings } from './settings';
 import { ServerStatus, Status, STATUS_NOTIFICATION } from './status';
@@ -88,6 +89,15 @@ export function middleware(
     },
     // Every server command passes here, from the light bulb or from our own commands.
     executeCommand: async (command, args, next) => {
+      if (command === SERVER_COMMANDS.rewriteWithInstruction && typeof args[2] !== 'string') {
+        // The light bulb's "Rewrite selection with instruction" carries no instruction: ask for it.
+        const instruction = await askInstruction();
+        if (instruction === undefined) {
+          return false; // dismissed
+        }
+        // Empty: the server takes the instruction from a comment line above the selection.
+        args = instruction === '' ? args.slice(0, 2) : [...args.slice(0, 2), instruction];
+      }
       const done = status.begin();
       try {
         return await next(command, args);
@@ -96,6 +106,16 @@ export function middleware(
       }
     },
   };
+}
+
+/** The instruction, trimmed; undefined when the box was dismissed. */
+async function askInstruction(): Promise<string | undefined> {
+  const answer = await vscode.window.showInputBox({
+    title: 'CoDA: Rewrite Selection with Instruction',
+    prompt: 'How should the selection change?',
+    placeHolder: 'e.g. handle the empty list',
+  });
+  return answer?.trim();
 }
 
 export class Session {

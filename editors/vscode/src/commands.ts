@@ -1,13 +1,13 @@
 // The commands in the palette.
 //
-// The rewriting ones prepare arguments and run the server's own commands,
-// which vscode-languageclient registers under the server's ids; going through
-// them (instead of sending the request ourselves) puts our commands and the
-// light bulb's on the same path, with the same busy indicator. Our ids are
-// therefore distinct from the server's: `coda.editor.*`.
+// The rewriting ones prepare arguments and send the server's own commands
+// under a cancellable notification: Cancel sends $/cancelRequest, which stops
+// the decode. (The light bulb's actions run the same server commands through
+// the ones vscode-languageclient registers under the server's ids, and the
+// middleware.) Our ids are therefore distinct from the server's: `coda.editor.*`.
 
 import * as vscode from 'vscode';
-import type { LanguageClient } from 'vscode-languageclient/node';
+import { ExecuteCommandRequest, type LanguageClient } from 'vscode-languageclient/node';
 import type { Session } from './client';
 import { featureEnabled, SECTION } from './settings';
 import type { Status } from './status';
@@ -45,6 +45,7 @@ export function registerCommands(
 interface Target {
   editor: vscode.TextEditor;
   client: LanguageClient;
+  status: Status;
 }
 
 /** The active editor and a server with its model loaded, or why there is none (told to the user). */
@@ -56,7 +57,7 @@ function editorAndServer(session: Session, status: Status, outputChannel: vscode
   }
   const client = session.running();
   if (client !== undefined && (status.state === 'ready' || status.state === 'busy')) {
-    return { editor, client };
+    return { editor, client, status };
   }
   const reason =
     status.state === 'loading'
@@ -90,9 +91,13 @@ async function rewriteSelection(target: Target | undefined): Promise<void> {
     return; // dismissed
   }
   if (instruction.trim() === '') {
-    await vscode.commands.executeCommand(SERVER_COMMANDS.regenerateSelection, uri, range);
+    await runServerCommand(target, 'Regenerating the selection', SERVER_COMMANDS.regenerateSelection, [uri, range]);
   } else {
-    await vscode.commands.executeCommand(SERVER_COMMANDS.rewriteWithInstruction, uri, range, instruction.trim());
+    await runServerCommand(target, 'Rewriting the selection', SERVER_COMMANDS.rewriteWithInstruction, [
+      uri,
+      range,
+      instruction.trim(),
+    ]);
   }
 }
 
@@ -101,16 +106,40 @@ async function implementFunction(target: Target | undefined): Promise<void> {
     return;
   }
   const { editor, client } = target;
-  const implemented = await vscode.commands.executeCommand<boolean>(
-    SERVER_COMMANDS.implementFunction,
+  const implemented = await runServerCommand(target, 'Implementing the function', SERVER_COMMANDS.implementFunction, [
     client.code2ProtocolConverter.asUri(editor.document.uri),
     client.code2ProtocolConverter.asPosition(editor.selection.active),
-  );
-  if (!implemented) {
+  ]);
+  if (implemented === false) {
     void vscode.window.showInformationMessage(
       'CoDA: nothing implemented. Put the cursor in a function whose body is a placeholder ' +
         '(pass, ..., todo!(), a TODO comment or nothing).',
     );
+  }
+}
+
+/**
+ * Sends a server command under a cancellable notification, busy in the status bar meanwhile.
+ * Its result is the server's (whether it changed the document); undefined when cancelled or failed.
+ */
+async function runServerCommand(target: Target, title: string, command: string, args: unknown[]): Promise<unknown> {
+  const done = target.status.begin();
+  try {
+    return await vscode.window.withProgress(
+      { location: vscode.ProgressLocation.Notification, title: `CoDA: ${title}`, cancellable: true },
+      async (_progress, token) => {
+        try {
+          return await target.client.sendRequest(ExecuteCommandRequest.type, { command, arguments: args }, token);
+        } catch (error) {
+          if (!token.isCancellationRequested) {
+            void vscode.window.showErrorMessage(`CoDA: ${error instanceof Error ? error.message : String(error)}`);
+          }
+          return undefined;
+        }
+      },
+    );
+  } finally {
+    done();
   }
 }
 

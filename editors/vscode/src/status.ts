@@ -63,7 +63,7 @@ export class Status {
   reported(status: ServerStatus): void {
     this.server = status.state;
     this.currentModel = status.model;
-    this.currentMessage = status.state === 'error' ? status.message : undefined;
+    this.currentMessage = status.message; // an error, or a warning while ready (e.g. empty completions)
     this.changed();
   }
 

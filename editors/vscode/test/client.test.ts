@@ -135,6 +135,40 @@ describe('middleware: commands', () => {
   });
 });
 
+describe('middleware: rewrite with instruction', () => {
+  const selection = ['file:///a.py', { start: { line: 1, character: 0 }, end: { line: 3, character: 0 } }];
+
+  beforeEach(() => editor.reset());
+
+  it('asks for the instruction the light bulb\'s action does not carry, and sends it', async () => {
+    editor.inputBoxAnswers = ['  handle the empty list '];
+    let sent: unknown[] | undefined;
+    await middleware(readyStatus(), allOn).executeCommand!('coda.rewriteWithInstruction', selection, async (_c, args) => {
+      sent = args;
+      return true;
+    });
+    assert.deepEqual(sent, [...selection, 'handle the empty list']);
+  });
+
+  it('sends nothing when the box is dismissed', async () => {
+    editor.inputBoxAnswers = [undefined];
+    let called = false;
+    const result = await middleware(readyStatus(), allOn).executeCommand!('coda.rewriteWithInstruction', selection,
+      async () => (called = true));
+    assert.equal(called, false);
+    assert.equal(result, false);
+  });
+
+  it('does not ask when the palette command already gave one', async () => {
+    editor.inputBoxAnswers = ['not this'];
+    let sent: unknown[] | undefined;
+    await middleware(readyStatus(), allOn).executeCommand!('coda.rewriteWithInstruction', [...selection, 'given'],
+      async (_c, args) => (sent = args));
+    assert.deepEqual(sent, [...selection, 'given']);
+    assert.deepEqual(editor.inputBoxAnswers, ['not this']);
+  });
+});
+
 describe('serverOptions', () => {
   it('runs the resolved command as is: no transport, which would add a second --stdio', () => {
     assert.deepEqual(serverOptions({ command: 'coda-lsp', args: ['--stdio'], cwd: '/p' }), {

@@ -389,6 +389,27 @@ describe('commands', () => {
     assert.deepEqual(editor.messages, []);
   });
 
+  it('run under a cancellable notification, and Cancel sends $/cancelRequest for the command', async () => {
+    const ws = await activate();
+    await waitFor(ready, 'the model to be ready');
+    openEditor(ws, [1, 8], [1, 8]);
+    const running = vscode.commands.executeCommand('coda.editor.implementFunction');
+    await waitFor(() => editor.progress.length === 1, 'the progress notification');
+    const [{ options, cancel }] = editor.progress;
+    assert.deepEqual(options, {
+      location: vscode.ProgressLocation.Notification,
+      title: 'CoDA: Implementing the function',
+      cancellable: true,
+    });
+    await waitFor(() => received(ws, 'workspace/executeCommand').length === 1, 'the command');
+    cancel.cancel(); // the fake server answers commands after 300 ms: the request is still open
+    await running;
+    await waitFor(() => received(ws, '$/cancelRequest').length === 1, 'the cancel');
+    const [command] = received(ws, 'workspace/executeCommand');
+    assert.equal(received(ws, '$/cancelRequest')[0].params.id, command.id);
+    assert.deepEqual(editor.messages, [], 'a cancelled command is not reported as a failure');
+  });
+
   it('Implement Function says so when there was nothing to implement', async () => {
     const ws = await activate();
     await waitFor(ready, 'the model to be ready');

@@ -47,6 +47,16 @@ suite('Status', () => {
     assert.equal(status.message, undefined);
   });
 
+  it("shows the server's warning while ready (completions that keep coming back empty) until it clears", () => {
+    const status = new Status();
+    const warning = 'the last 5 completions were empty: the model suggested only whitespace or nothing';
+    status.reported({ state: 'ready', model: 'models/tiny', message: warning });
+    assert.equal(status.state, 'ready');
+    assert.match(describe(status).tooltip, /last 5 completions were empty/);
+    status.reported({ state: 'ready', model: 'models/tiny' });
+    assert.doesNotMatch(describe(status).tooltip, /empty/);
+  });
+
   it('is an error when the server cannot run, whatever the model did', () => {
     const status = new Status();
     status.reported({ state: 'ready', model: 'models/tiny' });

@@ -7,7 +7,8 @@ local M = {}
 local function client_or_warn(bufnr)
   local client = require("coda").client(bufnr)
   if not client then
-    vim.notify("coda: no coda-lsp client is attached to this buffer", vim.log.levels.WARN)
+    local missing = require("coda").missing_server()
+    vim.notify("coda: " .. (missing or require("coda.status").describe(bufnr):gsub("^CoDA: ", "")), vim.log.levels.WARN)
   end
   return client
 end
@@ -30,6 +31,27 @@ local function range_params(client, bufnr, first, last, visual)
   }
 end
 
+-- The server completes in no document of this size or more (coda_lsp.server.MAX_DOCUMENT_BYTES).
+local MAX_DOCUMENT_BYTES = 5 * 1024 * 1024
+
+--- Why the server offered no `command` here, and what to do, as a message for the user.
+local function why_no_action(client, bufnr, command)
+  local status = require("coda.status").get(client.id)
+  if status.state == "error" then
+    return "the model did not load (" .. (status.message or "see :CodaStatus")
+      .. "). Set a model that loads (the model option), then :CodaRestart."
+  elseif status.state ~= "ready" then
+    return "the model is still loading; try again when :CodaStatus says ready."
+  elseif vim.api.nvim_buf_get_offset(bufnr, vim.api.nvim_buf_line_count(bufnr)) >= MAX_DOCUMENT_BYTES then
+    return "this file is over the 5 MB that coda-lsp works in."
+  elseif command == "coda.implementFunction" then
+    return "no function with a placeholder body (pass, ..., a TODO) at the cursor."
+  elseif command == "coda.fillHoles" then
+    return "no placeholders (pass, ..., TODO) in the range or the function at the cursor."
+  end
+  return "the server offers no " .. command .. " here."
+end
+
 --- Run the server's code action whose command is `command`, on `params.range`; extra arguments appended.
 local function run_action(client, bufnr, params, command, extra)
   params.context = { diagnostics = {}, only = { "refactor.rewrite" } }
@@ -47,7 +69,7 @@ local function run_action(client, bufnr, params, command, extra)
         return
       end
     end
-    vim.notify("coda: the server offers no " .. command .. " here", vim.log.levels.WARN)
+    vim.notify("coda: " .. why_no_action(client, bufnr, command), vim.log.levels.WARN)
   end, bufnr)
 end
 
@@ -88,5 +110,32 @@ function M.fill_holes(first, last, has_range)
     or vim.lsp.util.make_range_params(0, client.offset_encoding)
   run_action(client, bufnr, params, "coda.fillHoles")
 end
+
+--- Client-side handlers of server commands (vim.lsp.Config.commands): Neovim runs these instead of
+--- sending the command, so a code action picked from the menu can ask the user first.
+M.commands = {
+  -- "Rewrite selection with instruction" names no instruction: ask for it, then send the command.
+  ["coda.rewriteWithInstruction"] = function(command, ctx)
+    local client = vim.lsp.get_client_by_id(ctx.client_id)
+    if not client then
+      return
+    end
+    local function send(arguments)
+      client:request("workspace/executeCommand", { command = command.command, arguments = arguments }, nil, ctx.bufnr)
+    end
+    local arguments = command.arguments or {}
+    if arguments[3] then -- :CodaRewrite {instruction} gave one
+      send(arguments)
+      return
+    end
+    vim.ui.input({ prompt = "CoDA: how should the selection change? " }, function(instruction)
+      if instruction == nil then
+        return -- dismissed
+      end
+      -- empty: the server takes the instruction from a comment line above the selection
+      send(vim.list_extend(vim.deepcopy(arguments), vim.trim(instruction) ~= "" and { vim.trim(instruction) } or {}))
+    end)
+  end,
+}
 
 return M

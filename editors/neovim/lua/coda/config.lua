@@ -15,8 +15,11 @@ M.defaults = {
   dtype = "auto",
   max_new_tokens = 64,
   threshold = 0.9,
+  block_size = 32,
   context_before = 1536,
   context_after = 512,
+  candidates = 3,
+  complete_in_comments = false,
   filetypes = { "python", "javascript", "javascriptreact", "typescript", "typescriptreact", "go", "rust", "lua" },
   ghost_text = {
     enabled = true,
@@ -45,7 +48,8 @@ function M.server_cmd(opts)
   return { "coda-lsp", "--stdio" }
 end
 
---- The server's settings, as initializationOptions and didChangeConfiguration send them.
+--- The server's settings, as initializationOptions and didChangeConfiguration send them
+--- (coda_lsp/settings.py is their schema; tests/test_settings_schema.py checks these against it).
 function M.server_settings(opts)
   opts = opts or M.options
   return {
@@ -54,9 +58,12 @@ function M.server_settings(opts)
     dtype = opts.dtype,
     maxNewTokens = opts.max_new_tokens,
     threshold = opts.threshold,
+    blockSize = opts.block_size,
     contextBefore = opts.context_before,
     contextAfter = opts.context_after,
+    candidates = opts.candidates,
     languages = opts.filetypes,
+    completeInComments = opts.complete_in_comments,
   }
 end
 

@@ -6,7 +6,8 @@
 -- previous request with $/cancelRequest, and draws the first item with
 -- extmarks: the first line inline at the cursor, the rest as virtual lines.
 -- The accept keys insert all of it, its next word or its first line; with
--- nothing shown they do what they normally do.
+-- nothing shown they do what they did before coda mapped them (Neovim's
+-- snippet jump on <Tab>, another plugin's mapping, or the key itself).
 
 local M = {}
 
@@ -18,6 +19,7 @@ local state = {
   timer = nil, -- the debounce timer
   pending = nil, -- {client = ..., id = ...} of the request in flight
   shown = nil, -- {bufnr, row, col, text, range, client} of the ghost text on screen
+  fallback = {}, -- key -> what it did before coda mapped it (see previous_mapping)
 }
 
 local function builtin()
@@ -136,16 +138,54 @@ function M.accept(how)
   vim.api.nvim_win_set_cursor(0, { row, col })
 end
 
-local function map_accept(key, how)
+local DESC = "CoDA: " -- our mappings' descriptions start so, which tells them from the ones they replace
+
+--- What `key` did in insert mode before coda mapped it, as a function that gives an expr
+--- mapping's result: the global mapping it had (Neovim 0.11 maps <Tab> to jump in an active
+--- vim.snippet), else the key itself. Taken once, so enabling twice does not capture our own.
+local function previous_mapping(key)
+  local old = vim.fn.maparg(key, "i", false, true)
+  if vim.tbl_isempty(old) or old.buffer == 1 or (old.desc or ""):sub(1, #DESC) == DESC then
+    return function()
+      return key
+    end
+  end
+  if old.expr == 1 then
+    return function()
+      local keys = old.callback and old.callback() or vim.api.nvim_eval(old.rhs)
+      -- ours replaces keycodes; raw keys would be replaced twice
+      return old.replace_keycodes == 1 and keys or vim.fn.keytrans(keys or "")
+    end
+  end
+  return function() -- a plain mapping: run it outside this expr mapping's text lock
+    if old.callback then
+      vim.schedule(old.callback)
+    else
+      local keys = vim.api.nvim_replace_termcodes(old.rhs, true, false, true)
+      vim.api.nvim_feedkeys(keys, old.noremap == 1 and "n" or "m", false)
+    end
+    return ""
+  end
+end
+
+--- Map `key` in insert mode to `action()` (a mapping's keys) when `active()`, else to what it did before.
+local function map_with_fallback(key, active, action, desc)
   if not key or key == "" then
     return
   end
+  state.fallback[key] = state.fallback[key] or previous_mapping(key)
   vim.keymap.set("i", key, function()
-    if M.visible() then
-      return string.format("<Cmd>lua require('coda.ghost').accept(%q)<CR>", how)
+    if active() then
+      return action()
     end
-    return key -- nothing shown: the key keeps its normal meaning
-  end, { expr = true, replace_keycodes = true, desc = "CoDA: accept ghost text (" .. how .. ")" })
+    return state.fallback[key]()
+  end, { expr = true, replace_keycodes = true, desc = DESC .. desc })
+end
+
+local function map_accept(key, how)
+  map_with_fallback(key, M.visible, function()
+    return string.format("<Cmd>lua require('coda.ghost').accept(%q)<CR>", how)
+  end, "accept ghost text (" .. how .. ")")
 end
 
 function M.enable(opts)
@@ -153,13 +193,10 @@ function M.enable(opts)
   state.enabled = true
   if builtin() then
     vim.lsp.inline_completion.enable(true)
-    if opts.keys.accept and opts.keys.accept ~= "" then
-      vim.keymap.set("i", opts.keys.accept, function()
-        if not vim.lsp.inline_completion.get() then
-          return opts.keys.accept
-        end
-      end, { expr = true, replace_keycodes = true, desc = "CoDA: accept inline completion" })
-    end
+    -- get() accepts the shown completion, if there is one
+    map_with_fallback(opts.keys.accept, vim.lsp.inline_completion.get, function()
+      return ""
+    end, "accept inline completion")
     return
   end
   vim.api.nvim_clear_autocmds({ group = group })
@@ -193,15 +230,10 @@ function M.enable(opts)
   map_accept(opts.keys.accept, "all")
   map_accept(opts.keys.accept_word, "word")
   map_accept(opts.keys.accept_line, "line")
-  if opts.keys.dismiss and opts.keys.dismiss ~= "" then
-    vim.keymap.set("i", opts.keys.dismiss, function()
-      if M.visible() then
-        M.clear()
-        return ""
-      end
-      return opts.keys.dismiss
-    end, { expr = true, replace_keycodes = true, desc = "CoDA: dismiss ghost text" })
-  end
+  map_with_fallback(opts.keys.dismiss, M.visible, function()
+    M.clear()
+    return ""
+  end, "dismiss ghost text")
 end
 
 function M.disable()

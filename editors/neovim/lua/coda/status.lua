@@ -23,10 +23,25 @@ function M.statusline(bufnr)
   end
   local status = M.get(client.id)
   -- The server names its model in every status; before the first one there is no name to show.
-  if not status.model then
-    return string.format("CoDA: %s", status.state)
+  local line = status.model and string.format("CoDA: %s (%s)", status.state, vim.fs.basename(status.model))
+    or string.format("CoDA: %s", status.state)
+  local working = require("coda.progress").text(client.id)
+  return working and (line .. " | " .. working) or line
+end
+
+--- The status for :CodaStatus: the statusline text, or why there is none.
+function M.describe(bufnr)
+  bufnr = bufnr == 0 and vim.api.nvim_get_current_buf() or bufnr
+  local line = M.statusline(bufnr)
+  if line ~= "" then
+    local status = M.get(require("coda").client(bufnr).id)
+    return status.message and (line .. ": " .. status.message) or line
   end
-  return string.format("CoDA: %s (%s)", status.state, vim.fs.basename(status.model))
+  if vim.lsp.is_enabled("coda") then
+    return string.format("CoDA: no coda-lsp attached to this buffer (filetype %q). See :checkhealth coda; "
+      .. "the coda config's filetypes say where it starts.", vim.bo[bufnr].filetype)
+  end
+  return "CoDA: coda-lsp is not enabled: call require('coda').setup() or vim.lsp.enable('coda')."
 end
 
 return M

@@ -84,6 +84,12 @@ export class ThemeColor {
   constructor(readonly id: string) {}
 }
 
+export enum ProgressLocation {
+  SourceControl = 1,
+  Window = 10,
+  Notification = 15,
+}
+
 export class CancellationTokenSource {
   private readonly emitter = new EventEmitter<void>();
   readonly token = {
@@ -186,6 +192,8 @@ class EditorState {
   readonly messages: { level: 'info' | 'warning' | 'error'; text: string }[] = [];
   readonly providers = new Map<string, unknown[]>();
   inputBoxAnswers: (string | undefined)[] = [];
+  /** Each window.withProgress: its options, and the source of the token its task got (tests cancel it). */
+  readonly progress: { options: { location: ProgressLocation; title?: string; cancellable?: boolean }; cancel: CancellationTokenSource }[] = [];
   readonly configurationChanged = new EventEmitter<{ affectsConfiguration(section: string): boolean }>();
 
   /** Set a user setting, as the settings editor does, and tell the listeners. */
@@ -211,6 +219,7 @@ class EditorState {
     this.messages.length = 0;
     this.providers.clear();
     this.inputBoxAnswers = [];
+    this.progress.length = 0;
     workspace.workspaceFolders = undefined;
     window.activeTextEditor = undefined;
   }
@@ -357,6 +366,14 @@ export const window = {
   showWarningMessage: showMessage('warning'),
   showErrorMessage: showMessage('error'),
   showInputBox: () => Promise.resolve(editor.inputBoxAnswers.shift()),
+  withProgress<R>(
+    options: { location: ProgressLocation; title?: string; cancellable?: boolean },
+    task: (progress: { report(value: unknown): void }, token: CancellationTokenSource['token']) => Thenable<R>,
+  ): Thenable<R> {
+    const cancel = new CancellationTokenSource();
+    editor.progress.push({ options, cancel });
+    return task({ report: () => undefined }, cancel.token);
+  },
 };
 
 export const commands = {

@@ -1,0 +1,64 @@
+"""Offsets and positions in a document's text, and moving a span to where its text went.
+
+Positions here are server units: (line, character) with characters counted
+as Python string characters and lines split as pygls splits a document's
+`lines` (`str.splitlines`), so that they agree with pygls' conversions.
+"""
+
+from __future__ import annotations
+
+from lsprotocol import types as T
+
+
+def offset_of(lines: list[str], position: T.Position) -> int:
+    """The character offset of `position` in the text whose lines (ends kept) are `lines`.
+
+    A character past the end of its line means the line's end, before its line break (as
+    LSP says), not a place in the next line.
+    """
+    line = lines[position.line] if position.line < len(lines) else ""
+    width = len(line.splitlines()[0]) if line.splitlines() else 0
+    return sum(len(before) for before in lines[: position.line]) + min(position.character, width)
+
+
+def position_of(text: str, offset: int) -> T.Position:
+    """The position of a character offset in `text`."""
+    lines = text[:offset].splitlines(keepends=True)
+    if not lines:
+        return T.Position(0, 0)
+    last = lines[-1]
+    if last.splitlines() != [last]:  # it ends with a line break: the position starts the next line
+        return T.Position(len(lines), 0)
+    return T.Position(len(lines) - 1, len(last))
+
+
+def reanchor(old: str, new: str, spans: list[tuple[int, int]], context_lines: int = 3) -> list[tuple[int, int]] | None:
+    """`spans` (sorted character ranges of `old`) moved to where their text is in `new`.
+
+    The document changed while a command worked on `old`. Its result may
+    still be applied where the text the spans cover (from the first span's
+    start to the last one's end) is in `new` unchanged and can be told apart:
+    found exactly once, alone or with up to `context_lines` whole lines
+    around it (a `pass` body is rarely unique, its `def` line is). The edits
+    then shift with it. Otherwise (changed, gone, blank, or ambiguous) this
+    returns None and nothing may be applied.
+    """
+    if old == new:
+        return spans
+    start, end = spans[0][0], spans[-1][1]
+    if not old[start:end].strip():
+        return None
+    a, b = start, end
+    for grown in range(context_lines + 1):
+        if grown:  # one more whole line on each side
+            a = old.rfind("\n", 0, max(a - 1, 0)) + 1 if a > 0 else 0
+            b = old.find("\n", b + 1) if b < len(old) else b
+            b = len(old) if b < 0 else b
+        anchor = old[a:b]
+        found = new.find(anchor)
+        if found < 0:
+            return None  # the text changed: a larger anchor holds it too
+        if new.find(anchor, found + 1) < 0:
+            shift = found - a
+            return [(x + shift, y + shift) for x, y in spans]
+    return None

@@ -1,0 +1,50 @@
+"""coda_lsp.text: positions, offsets, and moving an edit to where its text went."""
+
+from lsprotocol import types as T
+
+from coda_lsp.holes import empty_function_at
+from coda_lsp.text import offset_of, position_of, reanchor
+
+OLD = "def f():\n    pass\n\n\ndef g():\n    pass\n"
+SECOND_PASS = (OLD.rindex("    pass"), OLD.rindex("    pass") + len("    pass"))
+
+
+def test_positions_and_offsets_agree_with_pygls_lines():
+    for text in ["ab\ncd", "ab\r\ncd\n", "a\x0cb\nc", "\n\n", "é😀\nx"]:
+        lines = text.splitlines(keepends=True)
+        for offset in range(len(text) + 1):
+            if text[offset - 1:offset + 1] == "\r\n":
+                continue  # between the two characters of one line break: no position
+            assert offset_of(lines, position_of(text, offset)) == offset, (text, offset)
+    assert position_of("ab\ncd", 4) == T.Position(1, 1)
+    assert offset_of(["ab\n", "cd"], T.Position(0, 9)) == 2  # past the line's end: its end, not the next line
+
+
+def test_an_unchanged_text_keeps_its_spans():
+    assert reanchor(OLD, OLD, [SECOND_PASS]) == [SECOND_PASS]
+
+
+def test_spans_follow_their_text_when_lines_are_inserted_above():
+    new = "import os\n" + OLD
+    (start, end), = reanchor(OLD, new, [SECOND_PASS])
+    assert new[start:end] == "    pass" and new[:start].endswith("def g():\n")  # the second one, not the first
+
+
+def test_several_spans_move_together():
+    first = (OLD.index("    pass"), OLD.index("    pass") + 8)
+    new = "# header\n\n" + OLD
+    assert reanchor(OLD, new, [first, SECOND_PASS]) == [(a + 10, b + 10) for a, b in (first, SECOND_PASS)]
+
+
+def test_spans_whose_text_changed_or_is_ambiguous_are_not_moved():
+    assert reanchor(OLD, OLD.replace("def g", "def h"), [SECOND_PASS]) is None  # its context changed
+    assert reanchor(OLD, OLD.replace("    pass\n", "    return 1\n"), [SECOND_PASS]) is None  # it changed
+    twice = "x = 1\n" * 9
+    assert reanchor(twice, "y = 0\n" + twice, [(12, 17)]) is None  # nine identical lines: which one?
+    assert reanchor("a\n\n\nb\n", "z\na\n\n\nb\n", [(2, 3)]) is None  # blank: nothing to find
+
+
+def test_implement_is_found_from_column_zero_of_an_indented_def():
+    source = "class Shape:\n    def area(self):\n        pass\n"
+    found = empty_function_at(source, 1, 0, "python")
+    assert found is not None and source[found[0]:found[1]] == "        pass"
