@@ -33,8 +33,10 @@ async def server_with_statuses(options: dict, env: dict | None = None, capabilit
         await client.initialize_session(T.InitializeParams(capabilities=client_capabilities(capabilities),
                                                            initialization_options=options))
         yield client, statuses
-        await client.shutdown_session()
     finally:
+        # shut down cleanly after a failed assertion too: a server never told to exit keeps stop() waiting
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(client.shutdown_session(), timeout=30)
         await client.stop()
 
 
