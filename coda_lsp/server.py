@@ -123,9 +123,13 @@ def _report_empty_streak(ls: CodaServer, before: int) -> None:
     if now == EMPTY_WARNING:
         message = f"the last {now} completions were empty: the model suggested only whitespace or nothing"
         logging.warning("coda-lsp: %s (model %s)", message, ls.engine.model_name)
-        ls.protocol.notify(STATUS, {"state": "ready", "model": ls.engine.model_name, "message": message})
+        _notify_status(ls, "ready", ls.engine.model_name, message)
     elif now == 0 and before >= EMPTY_WARNING:
-        ls.protocol.notify(STATUS, {"state": "ready", "model": ls.engine.model_name})
+        _notify_status(ls, "ready", ls.engine.model_name)
+
+
+def _notify_status(ls: CodaServer, state: str, model: str | None, message: str | None = None) -> None:
+    ls.protocol.notify(STATUS, {"state": state, "model": model, **({"message": message} if message else {})})
 
 
 def _client_range(doc, completion) -> T.Range:
@@ -189,7 +193,7 @@ def _loader(ls: CodaServer) -> None:
 
 def _load_and_report(ls: CodaServer) -> None:
     engine = ls.engine
-    ls.protocol.notify(STATUS, {"state": "loading", "model": engine.settings.model})
+    _notify_status(ls, "loading", engine.settings.model)
     try:
         error = engine.load()
     except Exception as exc:  # a loader thread that dies would leave "loading" on screen for good
@@ -198,9 +202,9 @@ def _load_and_report(ls: CodaServer) -> None:
     if error:
         ls.window_show_message(T.ShowMessageParams(T.MessageType.Error, error))
     if engine.sampler is None:
-        ls.protocol.notify(STATUS, {"state": "error", "model": engine.settings.model, "message": error})
+        _notify_status(ls, "error", engine.settings.model, error)
     else:  # loaded, or the new model failed and the one in use stays
-        ls.protocol.notify(STATUS, {"state": "ready", "model": engine.model_name, **({"message": error} if error else {})})
+        _notify_status(ls, "ready", engine.model_name, error)
 
 
 @server.feature(T.WORKSPACE_DID_CHANGE_CONFIGURATION)

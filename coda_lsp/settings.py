@@ -19,8 +19,8 @@ from coda_core.bundled import default_model
 DTYPES = ("auto", "bfloat16", "bf16", "float16", "fp16", "float32", "fp32")  # coda_core.loading.DTYPES, and auto
 
 
-def _bounds(low: float | None = None, high: float | None = None, **more) -> dict:
-    return {"min": low, "max": high, **more}
+def _bounds(low: float | None = None, high: float | None = None) -> dict:
+    return {"min": low, "max": high}
 
 
 @dataclass
