@@ -302,7 +302,7 @@ class _CommandRun:
         self.token = f"coda-{uuid.uuid4()}"
         self.cancelled = threading.Event()  # read by the model thread between denoising steps
         self.request = ls.protocol.msg_id
-        self.progress = False
+        self.progress = self.finished = False
         self.loop = asyncio.get_running_loop()
 
     async def start(self) -> None:
@@ -319,12 +319,19 @@ class _CommandRun:
         return self.cancelled.is_set() or (self.progress and self.ls.work_done_progress.tokens[self.token].cancelled())
 
     def report(self, step: int, text: str, done: float) -> None:  # called from the model thread
-        if self.progress:
+        if self.progress and not self.stopped():
             line = text.strip().split("\n", 1)[0][:60] if text.strip() else ""
-            self.loop.call_soon_threadsafe(self.ls.work_done_progress.report, self.token, T.WorkDoneProgressReport(
+            self.loop.call_soon_threadsafe(self._send, T.WorkDoneProgressReport(
                 message=f"step {step}" + (f": {line}" if line else ""), percentage=min(100, int(100 * done))))
 
+    def _send(self, report: T.WorkDoneProgressReport) -> None:
+        # The model thread may finish a step after the command was cancelled and its progress
+        # ended; a report after `end` would reopen a bar the client already closed.
+        if not self.finished:
+            self.ls.work_done_progress.report(self.token, report)
+
     def finish(self) -> None:
+        self.finished = True
         self.ls.protocol.command_tasks.pop(self.request, None)
         if self.progress:
             message = "cancelled" if self.stopped() else "done"
