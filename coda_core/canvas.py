@@ -103,6 +103,19 @@ class Canvas:
         self.ids[:, self.hole_slots] = self.hole_ids().masked_fill(after, self.pad_id)
         self.logp = self.logp.masked_fill(after, float("nan"))
 
+    def first_line_settled(self, newline_ids: torch.Tensor) -> torch.Tensor:
+        """[B]: rows whose first hole is committed from its start through a token in `newline_ids`
+        (tokens holding a line break) or an end token: its first line can no longer change."""
+        hole = self.hole_ids()
+        in_first = self.in_hole() & (self.hole_of == 0)
+        breaks = (torch.isin(hole, newline_ids) | torch.isin(hole, torch.tensor(self.end_ids, device=hole.device)))
+        breaks &= in_first
+        masked = (hole == self.mask_id) & in_first
+        width = torch.full((self.batch,), self.hole_width, device=hole.device)
+        first_break = torch.where(breaks.any(1), breaks.int().argmax(1), width)
+        first_mask = torch.where(masked.any(1), masked.int().argmax(1), width)
+        return first_break < first_mask
+
     def contents(self, row: int) -> list[list[int]]:
         """Each hole's tokens in `row`, up to its first end token or remaining mask."""
         out = [[] for _ in range(self.n_holes)]

@@ -141,7 +141,8 @@ def cmd_bench_lsp(args) -> None:
     else:
         print(f"coda-lsp while typing {result['keystrokes']} keystrokes, {result['interval_ms']:.0f} ms apart "
               f"({model}): p50 {result['p50_ms']} ms, p95 {result['p95_ms']} ms over {result['answered']} "
-              f"answered requests ({result['superseded']} superseded or cancelled)")
+              f"answered requests ({result['superseded']} superseded or cancelled); "
+              f"{result['lines_with_suggestion']} of {result['lines']} typed lines got a visible suggestion")
 
 
 def cmd_bench_forward(args) -> None:

@@ -20,7 +20,9 @@ except two things:
 
 Token sampling, confidences, commits and end handling are one code path
 (`_choose` and `Canvas.commit`). Between steps the loop checks
-`should_stop()` and the deadline, so a cancelled call returns within a step.
+`should_stop()` and the deadline, so a cancelled call returns within a step,
+and `Control.settled`, so a caller that needs only part of the hole (a line
+hole's first line) does not pay for the rest.
 """
 
 from __future__ import annotations
@@ -85,6 +87,7 @@ class DecodeStats:
     steps_ms: float = 0.0  # window forwards and token selection
     complete: bool = False
     stopped: str | None = None  # "cancelled" or "deadline" when the loop ended early
+    settled: bool = False  # the loop ended early because Control.settled said the caller had enough
     reused_prefix: int = 0  # head slots whose K/V came from the prefix cache
 
     def as_dict(self) -> dict:
@@ -99,6 +102,8 @@ class Control:
     deadline: float | None = None  # time.monotonic() value
     on_step: Callable[[Canvas, DecodeStats], None] | None = None
     generator: torch.Generator | None = None
+    # True once the caller has what it needs (e.g. a line hole's first line) though masks remain
+    settled: Callable[[Canvas], bool] | None = None
 
     def stop_reason(self) -> str | None:
         if self.should_stop is not None and self.should_stop():
@@ -206,10 +211,13 @@ def _timed_forward(model, stats: DecodeStats, kind: str, **kwargs) -> torch.Tens
     return logits
 
 
-def _step(canvas: Canvas, stats: DecodeStats, control: Control) -> None:
+def _step(canvas: Canvas, stats: DecodeStats, control: Control) -> bool:
+    """Count a finished step and report it; True when the decode may end here (settled)."""
     stats.steps += 1
     if control.on_step is not None:
         control.on_step(canvas, stats)
+    stats.settled = control.settled is not None and bool(canvas.masked().any()) and control.settled(canvas)
+    return stats.settled
 
 
 @torch.inference_mode()
@@ -238,7 +246,8 @@ def denoise_reference(model: CoDALanguageModel, canvas: Canvas, opts: DecodeOpti
         counts = masked.sum(1) if last else torch.floor(masked.sum(1) * (1 - s / t) + 1e-6).long()
         select = _select_count(choice, masked, counts, opts, 1.0 if last else 1 - s / t, control.generator)
         stats.tokens += canvas.commit(select, choice.tokens, choice.logp)
-        _step(canvas, stats, control)
+        if _step(canvas, stats, control):
+            break
     stats.complete = not canvas.masked().any()
     return stats
 
@@ -312,6 +321,7 @@ def denoise_fast(model: CoDALanguageModel, canvas: Canvas, opts: DecodeOptions, 
             stats.tokens += canvas.commit(select, choice.tokens, choice.logp, start=a)
             stats.steps_ms += (time.perf_counter() - start) * 1000
             steps_in_block += 1
-            _step(canvas, stats, control)
+            if _step(canvas, stats, control):
+                return stats
     stats.complete = not canvas.masked().any()
     return stats

@@ -24,6 +24,7 @@ the hole if it needs it. A hole larger than the context is a ValueError.
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from dataclasses import dataclass
@@ -120,14 +121,28 @@ class Sampler:
     # -- public API -------------------------------------------------------
 
     def infill(self, prefix_ids: Sequence[int], suffix_ids: Sequence[int], max_new_tokens: int = 64, *,
-               sizes: Sequence[int] | None = None, **kwargs) -> SampleResult:
-        """Fill a hole of unknown length between prefix and suffix."""
+               sizes: Sequence[int] | None = None, first_line: bool = False, **kwargs) -> SampleResult:
+        """Fill a hole of unknown length between prefix and suffix.
+
+        first_line: only the fill's first line is wanted (a line hole): the decode ends as soon as
+        every row has committed its text up to a line break or an end token, and each candidate
+        holds that much (possibly more).
+        """
         if max_new_tokens < 1:
             raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
         if sizes is None:
             sizes = sorted({s for s in DEFAULT_SIZES if s < max_new_tokens} | {max_new_tokens})
+        if first_line:
+            kwargs["settled"] = lambda canvas: bool(canvas.first_line_settled(self.newline_ids).all())
         prefix_ids, carried = self._heal(list(prefix_ids))
         return self._run(prefix_ids, suffix_ids, list(sizes), **kwargs).without_leading(carried)
+
+    @functools.cached_property
+    def newline_ids(self) -> torch.Tensor:
+        """Ids of the tokens whose text holds a line break (computed once: one decode per vocabulary entry)."""
+        texts = self.tokenizer.batch_decode([[i] for i in range(self.model.config.vocab_size)])
+        return torch.tensor([i for i, text in enumerate(texts) if "\n" in text or "\r" in text],
+                            dtype=torch.long, device=self.model.device)
 
     def _heal(self, prefix_ids: list[int]) -> tuple[list[int], str]:
         """Token healing for a cursor after spaces: BPEs like Qwen's glue a space to the word after it
@@ -198,7 +213,8 @@ class Sampler:
     def _decode(self, make_canvas: Callable[[int], Canvas], *, n: int = 1, seed: int = 0,
                 strategy: str | None = None, options: DecodeOptions | None = None,
                 should_stop: Callable[[], bool] | None = None, deadline: float | None = None,
-                on_progress: Progress | None = None, reuse_prefix: bool = True) -> SampleResult:
+                on_progress: Progress | None = None, reuse_prefix: bool = True,
+                settled: Callable[[Canvas], bool] | None = None) -> SampleResult:
         """Denoise the canvas `make_canvas(copies)` builds and rank its rows."""
         start = time.perf_counter()
         strategy = strategy or self.strategy
@@ -211,7 +227,7 @@ class Sampler:
         canvas = make_canvas(n if options.sampling.temperature > 0 else 1)
         control = Control(should_stop=should_stop, deadline=deadline,
                           generator=torch.Generator(device=self.model.device).manual_seed(seed),
-                          on_step=self._progress_hook(on_progress) if on_progress else None)
+                          on_step=self._progress_hook(on_progress) if on_progress else None, settled=settled)
         if strategy == "reference":
             stats = denoise_reference(self.model, canvas, options, control)
         else:

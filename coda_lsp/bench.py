@@ -9,7 +9,8 @@ people do, so the last request of the line can finish. Latency is measured
 from a request to its answer, over the answered requests (those that came
 back with items, and the last request of each line, which nothing
 supersedes, even when the model had nothing to suggest); superseded ones are
-counted apart. Timing starts once the server reports the model ready.
+counted apart, and so are the typed lines that got at least one visible
+(non-blank) suggestion. Timing starts once the server reports the model ready.
 """
 
 from __future__ import annotations
@@ -31,6 +32,10 @@ TYPED_LINES = [
     "    for index, item in enumerate(items):",
     "    result = {key: value for key, value in pairs}",
     "    if not path.exists():",
+    "    name = os.path.basename(path)",
+    "    with open(path, encoding=\"utf-8\") as handle:",
+    "    lines = [line.rstrip() for line in handle]",
+    "    return sorted(counts.items(), key=lambda kv: kv[1])",
 ]
 
 
@@ -85,7 +90,7 @@ async def _replay(model: str, interval: float, pause: float) -> dict:
     if status.state == "error":
         raise CodaError(status.message)
 
-    answered, superseded = [], 0
+    answered, superseded, lines_shown = [], 0, 0
     for typed in TYPED_LINES:
         # a new empty line to type into
         version += 1
@@ -105,21 +110,26 @@ async def _replay(model: str, interval: float, pause: float) -> dict:
             pending.append(await request(insert_line, col + 1))
             await asyncio.sleep(interval)
         await asyncio.sleep(pause)
+        shown = False
         for i, (msg_id, future, sent, done) in enumerate(pending):
             try:
                 result = await asyncio.wait_for(asyncio.shield(future), timeout=60)
             except Exception:  # a cancelled request is answered with an error
                 superseded += 1
                 continue
+            visible = result is not None and any(str(getattr(item.insert_text, "value", item.insert_text)).strip()
+                                                 for item in result.items)
+            shown = shown or visible
             if (result is not None and result.items) or i == len(pending) - 1:
                 answered.append(done["at"] - sent)
             else:  # answered empty because a newer request replaced it
                 superseded += 1
+        lines_shown += shown
         insert_line += 1
     await client.shutdown_async(None)
     client.exit(None)
     await client.stop()
-    return {"answered": len(answered), "superseded": superseded, "latencies": answered}
+    return {"answered": len(answered), "superseded": superseded, "latencies": answered, "lines_shown": lines_shown}
 
 
 def bench_lsp(model: str, interval: float = 0.03, pause: float = 1.0) -> dict:
@@ -133,4 +143,5 @@ def bench_lsp(model: str, interval: float = 0.03, pause: float = 1.0) -> dict:
 
     return {"model": model, "keystrokes": sum(len(t) for t in TYPED_LINES), "interval_ms": interval * 1000,
             "answered": result["answered"], "superseded": result["superseded"],
+            "lines": len(TYPED_LINES), "lines_with_suggestion": result["lines_shown"],
             "p50_ms": round(statistics.median(latencies), 1) if latencies else None, "p95_ms": percentile(0.95)}

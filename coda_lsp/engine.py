@@ -19,9 +19,20 @@ from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from .holes import Placeholder, choose_hole, parser_for
+from .context import context_window
+from .holes import Placeholder, choose_hole, parse, parser_for
 from .postprocess import clean
 from .settings import Settings
+
+
+# Canvas sizes per hole kind. A line hole wants the rest of one line, and its decode ends once
+# every row has committed its first line: one canvas while typing (a greedy decode gives one text
+# per canvas size), three when the user asks for alternatives. A block hole gets the sampler's
+# spread of sizes. Measured in docs/PERFORMANCE.md (`coda bench lsp`).
+LINE_SIZES = (16,)
+LINE_ALTERNATIVE_SIZES = (8, 16, 32)
+LINE_SUB_BLOCK = 4
+BLOCK_SIZES = (8, 16, 32, 64)
 
 
 @dataclass(frozen=True)
@@ -30,32 +41,6 @@ class Completion:
     line: int
     start: int  # character columns on `line`
     end: int
-
-
-def context_window(tokenizer, before: str, after: str, budget_before: int, budget_after: int):
-    """Prefix and suffix token ids within the budgets, cut on line boundaries.
-
-    Each side is tokenized once with offsets to find where the budget runs
-    out, cut at the nearest line boundary inside the budget, and tokenized
-    again.
-    """
-    def fit(text: str, budget: int, keep_end: bool) -> list[int]:
-        encoded = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
-        ids, offsets = encoded["input_ids"], encoded["offset_mapping"]
-        if len(ids) <= budget:
-            return ids
-        if keep_end:  # the prefix keeps its end: drop whole lines from its start
-            first_char = offsets[len(ids) - budget][0]
-            cut = text.find("\n", first_char)
-            text = text[cut + 1:] if cut >= 0 else text[first_char:]
-        else:  # the suffix keeps its start: drop whole lines from its end
-            last_char = offsets[budget - 1][1]
-            cut = text.rfind("\n", 0, last_char)
-            text = text[:cut + 1] if cut > 0 else text[:last_char]
-        ids = tokenizer.encode(text, add_special_tokens=False)
-        return ids[-budget:] if keep_end else ids[:budget]
-
-    return fit(before, budget_before, True), fit(after, budget_after, False)
 
 
 class Engine:
@@ -88,7 +73,6 @@ class Engine:
 
         A failed load keeps the model in use, if there is one: the user loses nothing.
         """
-        from coda_core.decode import DecodeOptions
         from coda_core.errors import CodaError
         from coda_core.sampler import Sampler
 
@@ -97,8 +81,7 @@ class Engine:
         if self.sampler is None:
             self.model_name = model
         try:
-            sampler = Sampler.load(model, device=s.device, dtype=s.dtype,
-                                   options=DecodeOptions(threshold=s.threshold, block_size=s.block_size))
+            sampler = Sampler.load(model, device=s.device, dtype=s.dtype)
         except (CodaError, ValueError, OSError, RuntimeError, TypeError) as exc:
             self.error = f"coda-lsp could not load the model {model}: {exc}"
             if self.sampler is not None:
@@ -121,8 +104,13 @@ class Engine:
     def enabled_for(self, language_id: str) -> bool:
         return self.settings.languages is None or language_id in self.settings.languages
 
-    async def complete(self, uri: str, text: str, line: int, col: int, language_id: str) -> list[Completion]:
-        """Completions for the cursor at (line, col) (0-based, characters). Empty when superseded."""
+    async def complete(self, uri: str, text: str, line: int, col: int, language_id: str, *,
+                       alternatives: bool = False) -> list[Completion]:
+        """Completions for the cursor at (line, col) (0-based, characters). Empty when superseded.
+
+        While the user types, a line hole is decoded as one canvas, the fastest answer; with
+        `alternatives` (the user asked), at several canvas sizes, for up to `candidates` texts.
+        """
         token = self._supersede(uri)
         sampler = self.sampler
         if sampler is None or not self.enabled_for(language_id):
@@ -136,7 +124,7 @@ class Engine:
         current_after = lines[line][col:]
         replacing = hole.replace_end > col
 
-        typed = self._typed_ahead(before, after, hole.kind)
+        typed = None if alternatives else self._typed_ahead(before, after, hole.kind)
         if typed is not None:
             texts = typed
         else:
@@ -145,7 +133,7 @@ class Engine:
             loop = asyncio.get_running_loop()
             try:
                 result = await loop.run_in_executor(self._worker, self._fill, sampler, before, after, hole.kind,
-                                                    stop)
+                                                    alternatives, stop)
             except asyncio.CancelledError:
                 cancelled.set()
                 raise
@@ -159,14 +147,36 @@ class Engine:
         end = hole.replace_end
         return [Completion(t, line, col, end) for t in texts[: self.settings.candidates]]
 
-    def _fill(self, sampler, before: str, after: str, kind: str, stop):
+    def _fill(self, sampler, before: str, after: str, kind: str, alternatives: bool, stop):
         s = self.settings
         if stop():
             return None
-        prefix, suffix = context_window(sampler.tokenizer, before, after, s.context_before, s.context_after)
-        budget = s.max_new_tokens if kind == "block" else min(s.max_new_tokens, 32)
-        result = sampler.infill(prefix, suffix, budget, n=s.candidates, should_stop=stop)
+        sizes = self.canvas_sizes(kind, alternatives)
+        prefix, suffix = context_window(sampler.tokenizer, before, after, s.context_before, s.context_after,
+                                        total=sampler.max_context - max(sizes))
+        result = sampler.infill(prefix, suffix, max(sizes), sizes=sizes, n=s.candidates, should_stop=stop,
+                                options=self.options(kind), first_line=kind == "line")
         return None if result.stats.stopped else result
+
+    def options(self, kind: str = "block"):
+        """Decode options from the settings as they are now (they change without a model reload)."""
+        from coda_core.decode import DecodeOptions
+
+        s = self.settings
+        # A line hole's window moves left to right a few slots at a time, so its first line is
+        # committed first and the decode can end there (see LINE_SIZES).
+        sub_block = LINE_SUB_BLOCK if kind == "line" else None
+        return DecodeOptions(threshold=s.threshold, block_size=s.block_size, sub_block_size=sub_block)
+
+    def canvas_sizes(self, kind: str, alternatives: bool = False) -> list[int]:
+        """The canvas sizes (hole tokens) a completion of `kind` is denoised at, one row each."""
+        limit = self.settings.max_new_tokens
+        if kind == "line":
+            wanted = LINE_ALTERNATIVE_SIZES if alternatives and self.settings.candidates > 1 else LINE_SIZES
+        else:
+            wanted = BLOCK_SIZES
+        largest = limit if kind == "block" else min(limit, max(wanted))  # maxNewTokens bounds a block
+        return sorted({size for size in wanted if size < largest} | {largest})
 
     async def regenerate(self, uri: str, text: str, start: int, end: int, on_progress, should_stop) -> str | None:
         """Re-mask text[start:end] and denoise it with both sides as context; None if stopped."""
@@ -190,7 +200,8 @@ class Engine:
             f"{instruction.strip()}\n\nRewrite this code accordingly. It follows:\n```\n{context}\n```\n"
             f"The code to rewrite:\n```\n{span}\n```\nAnswer with only the rewritten code in one fenced block.")}])
         budget = 2 * len(sampler.tokenizer.encode(span)) + 32
-        work = lambda: sampler.generate(prompt, budget, should_stop=should_stop, on_progress=on_progress)
+        work = lambda: sampler.generate(prompt, budget, should_stop=should_stop, on_progress=on_progress,
+                                        options=self.options())
         result = await asyncio.get_running_loop().run_in_executor(self._worker, work)
         if result.stats.stopped:
             return None
@@ -214,10 +225,14 @@ class Engine:
         tok = sampler.tokenizer
         bounds = [0] + [offset for hole in holes for offset in (hole.start, hole.end)] + [len(text)]
         pieces = [text[a:b] for a, b in zip(bounds[::2], bounds[1::2])]
-        head, tail = context_window(tok, pieces[0], pieces[-1], s.context_before, s.context_after)
-        ids = [head, *(tok.encode(piece, add_special_tokens=False) for piece in pieces[1:-1]), tail]
-        sizes = [s.max_new_tokens if hole.kind == "block" else min(s.max_new_tokens, 32) for hole in holes]
-        work = lambda: sampler.fill_holes(ids, sizes, should_stop=should_stop, on_progress=on_progress)
+        middle = [tok.encode(piece, add_special_tokens=False) for piece in pieces[1:-1]]
+        sizes = [max(self.canvas_sizes(hole.kind)) for hole in holes]
+        total = sampler.max_context - sum(sizes) - sum(map(len, middle))
+        head, tail = context_window(tok, pieces[0], pieces[-1], s.context_before, s.context_after,
+                                    total=max(total, 0))
+        ids = [head, *middle, tail]
+        work = lambda: sampler.fill_holes(ids, sizes, should_stop=should_stop, on_progress=on_progress,
+                                          options=self.options())
         result = await asyncio.get_running_loop().run_in_executor(self._worker, work)
         if result.stats.stopped or not result.candidates:
             return None
@@ -236,13 +251,16 @@ class Engine:
             return None
         s = self.settings
         tok = sampler.tokenizer
-        prefix, suffix = context_window(tok, text[:start], text[end:], s.context_before, s.context_after)
+        span = tok.encode(text[start:end], add_special_tokens=False)
+        room = sampler.max_context - (2 * len(span) + 8 if block_indent is None else 2 * s.max_new_tokens)
+        prefix, suffix = context_window(tok, text[:start], text[end:], s.context_before, s.context_after,
+                                        total=max(room, 0))
         if block_indent is None:
-            work = lambda: sampler.rewrite(prefix, tok.encode(text[start:end]), suffix,
-                                                should_stop=should_stop, on_progress=on_progress)
+            work = lambda: sampler.rewrite(prefix, span, suffix, options=self.options(),
+                                           should_stop=should_stop, on_progress=on_progress)
         else:
-            work = lambda: sampler.infill(prefix, suffix, 2 * s.max_new_tokens,
-                                               should_stop=should_stop, on_progress=on_progress)
+            work = lambda: sampler.infill(prefix, suffix, 2 * s.max_new_tokens, options=self.options(),
+                                          should_stop=should_stop, on_progress=on_progress)
         result = await asyncio.get_running_loop().run_in_executor(self._worker, work)
         if result.stats.stopped or not result.stats.complete:
             return None
@@ -279,11 +297,11 @@ class Engine:
         parser = parser_for(language_id)
         if parser is None or len(texts) < 2:
             return texts
-        if parser.parse((before + rest).encode("utf-8")).root_node.has_error:
+        if parse(before + rest, language_id).root_node.has_error:
             return texts  # the file has errors already: nothing to tell candidates apart by
 
         def adds_errors(text: str) -> bool:
-            return parser.parse((before + text + rest).encode("utf-8")).root_node.has_error
+            return parse(before + text + rest, language_id).root_node.has_error
 
         return sorted(texts, key=adds_errors)
 

@@ -101,7 +101,8 @@ def _document_at(ls: CodaServer, uri: str, line: int):
 EMPTY_WARNING = 5  # model answers in a row with nothing in them before the user is told
 
 
-async def _complete(ls: CodaServer, uri: str, position: T.Position):
+async def _complete(ls: CodaServer, uri: str, position: T.Position, invoked: bool):
+    """Completions at `position`; `invoked`: the user asked explicitly, so alternatives are worth their time."""
     doc = _document(ls, uri)
     if doc is None:
         return None, []
@@ -111,7 +112,8 @@ async def _complete(ls: CodaServer, uri: str, position: T.Position):
     # The empty line after a final newline has no entry in doc.lines; pygls would clamp it away.
     pos = position if position.line == len(lines) else doc.position_from_client_units(position)
     streak = ls.engine.empty_streak
-    completions = await ls.engine.complete(uri, doc.source, pos.line, pos.character, doc.language_id or "")
+    completions = await ls.engine.complete(uri, doc.source, pos.line, pos.character, doc.language_id or "",
+                                           alternatives=invoked)
     _report_empty_streak(ls, streak)
     return doc, completions
 
@@ -218,14 +220,16 @@ def on_configuration(ls: CodaServer, params: T.DidChangeConfigurationParams) -> 
 
 @server.feature(T.TEXT_DOCUMENT_INLINE_COMPLETION, T.InlineCompletionOptions())
 async def inline_completion(ls: CodaServer, params: T.InlineCompletionParams) -> T.InlineCompletionList | None:
-    doc, completions = await _complete(ls, params.text_document.uri, params.position)
+    invoked = params.context is not None and params.context.trigger_kind == T.InlineCompletionTriggerKind.Invoked
+    doc, completions = await _complete(ls, params.text_document.uri, params.position, invoked)
     return T.InlineCompletionList(items=[T.InlineCompletionItem(insert_text=c.text, range=_client_range(doc, c))
                                          for c in completions])
 
 
 @server.feature(T.TEXT_DOCUMENT_COMPLETION, T.CompletionOptions(trigger_characters=[".", "(", " ", "\n"]))
 async def completion(ls: CodaServer, params: T.CompletionParams) -> T.CompletionList:
-    doc, completions = await _complete(ls, params.text_document.uri, params.position)
+    invoked = params.context is None or params.context.trigger_kind == T.CompletionTriggerKind.Invoked
+    doc, completions = await _complete(ls, params.text_document.uri, params.position, invoked)
     items = []
     for rank, c in enumerate(completions):
         label = c.text.strip().split("\n", 1)[0][:80] or c.text

@@ -75,7 +75,7 @@ def test_filters():
 
 
 def test_context_window_cuts_on_line_boundaries(bundled_tokenizer):
-    from coda_lsp.engine import context_window
+    from coda_lsp.context import context_window
 
     before = "".join(f"line_{i} = {i}\n" for i in range(400)) + "x = "
     after = "\n" + "".join(f"tail_{i} = {i}\n" for i in range(400))
@@ -180,3 +180,104 @@ def test_settings_default_model_is_coda_model_else_coda_mini(monkeypatch):
     assert s.model == "models/tiny"  # empty and null keep it
     s.update({"model": "models/other"})
     assert s.model == "models/other"
+
+
+class _Recording:
+    """The real tokenizer, noting the length of every text it is given."""
+
+    def __init__(self, tokenizer):
+        self.tokenizer, self.lengths = tokenizer, []
+
+    def __call__(self, text, **kwargs):
+        self.lengths.append(len(text))
+        return self.tokenizer(text, **kwargs)
+
+    def encode(self, text, **kwargs):
+        self.lengths.append(len(text))
+        return self.tokenizer.encode(text, **kwargs)
+
+
+def test_context_window_tokenizes_only_near_the_cursor(bundled_tokenizer):
+    from coda_lsp.context import LINE_STEP, context_window
+
+    lines = [f"value_{i} = compute({i}, scale={i % 7})" for i in range(30000)]  # about 1 MB each side
+    before, after = "\n".join(lines) + "\nresult = ", "\n" + "\n".join(lines)
+    tok = _Recording(bundled_tokenizer)
+    prefix, suffix = context_window(tok, before, after, 300, 200)
+    assert max(tok.lengths) < 20_000, "the whole file was tokenized"
+    head, tail = bundled_tokenizer.decode(prefix), bundled_tokenizer.decode(suffix)
+    assert before.endswith(head) and head.startswith("value_") and len(prefix) <= 300
+    assert after.startswith(tail) and tail.endswith("\n") and len(suffix) <= 200
+    # as long as the budget allows: one more line before would not fit next to the cursor line's room
+    start = len(before) - len(head)
+    previous = before.rfind("\n", 0, start - 1) + 1
+    assert len(bundled_tokenizer.encode(before[previous:before.rfind("\n") + 1])) > 300 - 2 * LINE_STEP
+
+
+def test_context_window_keeps_the_prefix_start_while_typing_a_line(bundled_tokenizer):
+    """The prefix cache reuses K/V only for a prefix that starts with the same tokens as before."""
+    from coda_lsp.context import context_window
+
+    before = "".join(f"line_{i} = {i}\n" for i in range(400))
+    typed = "    total = sum(values) / len(values)"
+    windows = [context_window(bundled_tokenizer, before + typed[:n], "\n", 120, 50)[0] for n in range(len(typed))]
+    kept = len(bundled_tokenizer.encode(before[len(before) - len(bundled_tokenizer.decode(windows[0])):]))
+    assert kept > 80
+    starts = {tuple(w[:kept]) for w in windows}
+    assert len(starts) <= 2, "the prefix's start moved more than once while one short line was typed"
+
+
+def test_context_window_shares_the_total_budget(bundled_tokenizer):
+    from coda_lsp.context import context_window
+
+    before = "".join(f"a_{i} = {i}\n" for i in range(300))
+    after = "".join(f"b_{i} = {i}\n" for i in range(300))
+    prefix, suffix = context_window(bundled_tokenizer, before, after, 1000, 1000, total=200)
+    assert len(prefix) + len(suffix) <= 200 and len(suffix) >= 90 and len(prefix) >= 70
+    short_prefix, long_suffix = context_window(bundled_tokenizer, "x = ", after, 1000, 1000, total=200)
+    assert len(long_suffix) > 150  # a short prefix leaves its share to the suffix
+
+
+def test_incremental_parses_equal_fresh_parses():
+    import random
+
+    from coda_lsp.holes import parse
+
+    parser = parser_for("python")
+    rnd = random.Random(7)
+    text = "".join(f"def f{i}(x):\n    '''doc {i}'''\n    return x + {i}\n\n" for i in range(60))
+    pieces = ["x", " ", "\n", "(", ")", ":", "'''", "#", "é", "𝔘", "    return 1\n", "def g(", ""]
+    for _ in range(300):
+        a = rnd.randrange(len(text) + 1)
+        b = min(len(text), a + rnd.choice([0, 0, 1, 3, 20]))
+        text = text[:a] + rnd.choice(pieces) + text[b:]
+        assert str(parse(text, "python").root_node) == str(parser.parse(text.encode("utf-8")).root_node)
+
+
+def test_decode_settings_apply_without_a_model_reload():
+    """threshold and blockSize do not reload the model, so each request reads them afresh."""
+    from coda_lsp.engine import LINE_SUB_BLOCK, Engine
+    from coda_lsp.settings import Settings
+
+    engine = Engine(Settings())
+    key = Engine.model_key(engine.settings)
+    assert engine.settings.update({"threshold": 0.5, "blockSize": 8}) == []
+    assert Engine.model_key(engine.settings) == key
+    line, block = engine.options("line"), engine.options("block")
+    assert (line.threshold, line.block_size, line.sub_block_size) == (0.5, 8, LINE_SUB_BLOCK)
+    assert (block.threshold, block.block_size, block.sub_block_size) == (0.5, 8, None)
+
+
+def test_canvas_sizes_per_hole_kind():
+    from coda_lsp.engine import Engine
+    from coda_lsp.settings import Settings
+
+    engine = Engine(Settings())
+    assert engine.canvas_sizes("line") == [16]  # while typing: one canvas, the fastest answer
+    assert engine.canvas_sizes("line", alternatives=True) == [8, 16, 32]
+    assert engine.canvas_sizes("block") == [8, 16, 32, 64]
+    engine.settings.update({"maxNewTokens": 256, "candidates": 1})
+    assert engine.canvas_sizes("block") == [8, 16, 32, 64, 256]
+    assert engine.canvas_sizes("line", alternatives=True) == [16]  # one candidate wanted: no alternatives
+    engine.settings.update({"maxNewTokens": 8})
+    assert engine.canvas_sizes("line") == [8] and engine.canvas_sizes("block") == [8]

@@ -229,3 +229,21 @@ def test_bad_ids_and_oversized_holes(bundled_tokenizer):
     head, tail = sampler._fit_context(list(range(100)), list(range(500, 600)), 16)
     assert len(head) + len(tail) == 48 and head[-1] == 99 and tail[0] == 500
     assert sampler.infill(list(range(1000, 1100)), list(range(2000, 2100)), 16, sizes=[16]).stats.complete
+
+
+def test_first_line_ends_the_decode_once_the_first_line_is_committed(coda_mini_dir):
+    """A line hole needs only its first line: the decode stops there, and that line is the one
+    the whole decode commits (committed tokens never change, so stopping early loses nothing)."""
+    sampler = Sampler.load(str(coda_mini_dir), dtype="float32")
+    tok = sampler.tokenizer
+    prefix = tok.encode("def mean(values):\n    total = sum(values)\n    count = len(", add_special_tokens=False)
+    suffix = tok.encode("\n    return total / count\n\n\ndef median(values):\n    ordered = sorted(values)\n",
+                        add_special_tokens=False)
+    options = DecodeOptions(sub_block_size=4)  # left to right, a few slots at a time: the first line comes first
+    whole = sampler.infill(prefix, suffix, 16, sizes=[16], options=options, reuse_prefix=False)
+    first = sampler.infill(prefix, suffix, 16, sizes=[16], options=options, reuse_prefix=False, first_line=True)
+    assert "\n" in whole.text, "this hole's fill spans lines; the test needs one that does"
+    assert first.stats.settled and not first.stats.complete and first.stats.steps < whole.stats.steps
+    assert first.text.split("\n")[0] == whole.text.split("\n")[0]
+    # without the option, nothing stops early
+    assert whole.stats.complete and not whole.stats.settled

@@ -1,0 +1,99 @@
+"""The model's view of a document: prefix and suffix token ids around a hole, within budgets.
+
+Two things make this cheap enough to run on every keystroke:
+
+- Only text near the hole is tokenized. A window of characters is taken on
+  each side (wide enough for the budget at a few characters per token) and
+  widened only when it does not hold enough tokens, so a 5 MB file costs
+  what a 5 kB one does.
+- The prefix is cut on a line boundary chosen from the lines *before* the
+  cursor's line, with room left for that line rounded up to a step of
+  tokens. Typing on a line therefore keeps the cut where it is (it moves
+  once every LINE_STEP tokens typed, and on a new line), the prefix keeps its first tokens, and the
+  sampler's prefix cache can reuse their K/V from the previous keystroke
+  instead of encoding them again.
+
+Cuts fall on line boundaries, so the model never sees half a line at an
+edge; only a single line longer than the whole budget is cut mid-line.
+"""
+
+from __future__ import annotations
+
+CHARS_PER_TOKEN = 8  # first guess at a window wide enough; code averages 3-4 characters per token
+LINE_STEP = 16  # the prefix keeps room for the cursor's line in steps of this many tokens
+
+
+def _encode(tokenizer, text: str) -> tuple[list[int], list[tuple[int, int]]]:
+    encoded = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+    return encoded["input_ids"], encoded["offset_mapping"]
+
+
+def _start_within(tokenizer, text: str, budget: int) -> int:
+    """The earliest offset of `text` at a line start from which the rest is at most `budget` tokens."""
+    if budget <= 0:
+        return len(text)
+    width = CHARS_PER_TOKEN * budget + 256
+    while True:
+        lo = max(0, len(text) - width)
+        if lo > 0:  # start the window at a line boundary, so its tokens are the text's own
+            newline = text.find("\n", lo - 1)
+            lo = newline + 1 if newline >= 0 else lo
+        ids, offsets = _encode(tokenizer, text[lo:])
+        if len(ids) > budget:
+            first = lo + offsets[len(ids) - budget][0]  # the first character that fits
+            newline = text.find("\n", max(first - 1, 0))
+            return newline + 1 if newline >= 0 else first
+        if lo == 0:
+            return 0
+        width *= 2
+
+
+def _end_within(tokenizer, text: str, budget: int) -> int:
+    """The latest offset of `text` just after a line break up to which it is at most `budget` tokens."""
+    if budget <= 0:
+        return 0
+    width = CHARS_PER_TOKEN * budget + 256
+    while True:
+        hi = min(len(text), width)
+        if hi < len(text):
+            newline = text.rfind("\n", 0, hi)
+            hi = newline + 1 if newline > 0 else hi
+        ids, offsets = _encode(tokenizer, text[:hi])
+        if len(ids) > budget:
+            last = offsets[budget - 1][1]  # the end of the last token that fits
+            newline = text.rfind("\n", 0, last)
+            return newline + 1 if newline > 0 else last
+        if hi == len(text):
+            return len(text)
+        width *= 2
+
+
+def prefix_ids(tokenizer, before: str, budget: int) -> list[int]:
+    """Token ids of the end of `before`, at most `budget` of them, starting at a line boundary."""
+    line_start = before.rfind("\n") + 1
+    line = before[max(line_start, len(before) - CHARS_PER_TOKEN * budget):]
+    # Room for the cursor's line, rounded up to a step: the cut moves once per LINE_STEP tokens typed.
+    reserve = (len(tokenizer.encode(line, add_special_tokens=False)) // LINE_STEP + 1) * LINE_STEP
+    start = _start_within(tokenizer, before[:line_start], budget - reserve)
+    ids = tokenizer.encode(before[start:], add_special_tokens=False)
+    return ids[len(ids) - budget:] if len(ids) > budget else ids  # a cursor line longer than its reserve
+
+
+def suffix_ids(tokenizer, after: str, budget: int) -> list[int]:
+    """Token ids of the start of `after`, at most `budget` of them, ending at a line boundary."""
+    ids = tokenizer.encode(after[:_end_within(tokenizer, after, budget)], add_special_tokens=False)
+    return ids[:budget]
+
+
+def context_window(tokenizer, before: str, after: str, budget_before: int, budget_after: int,
+                   total: int | None = None) -> tuple[list[int], list[int]]:
+    """Prefix and suffix token ids around a hole: at most `budget_before` and `budget_after`
+    tokens, and at most `total` together (the model's context less the hole), the suffix taking
+    up to half of `total` and more when the prefix leaves it room."""
+    if total is None:
+        return prefix_ids(tokenizer, before, budget_before), suffix_ids(tokenizer, after, budget_after)
+    prefix = prefix_ids(tokenizer, before, min(budget_before, total))
+    suffix = suffix_ids(tokenizer, after, min(budget_after, max(total // 2, total - len(prefix))))
+    if len(prefix) + len(suffix) > total:
+        prefix = prefix_ids(tokenizer, before, total - len(suffix))
+    return prefix, suffix
