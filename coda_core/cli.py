@@ -132,10 +132,12 @@ def cmd_train(args) -> None:
 
 
 def cmd_bench_lsp(args) -> None:
-    from coda_lsp.bench import bench_lsp
+    from coda_lsp.bench import bench_lsp, breakdown
 
     model = args.model or default_model()
     result = bench_lsp(model, interval=args.interval_ms / 1000)
+    if args.breakdown:  # after the server run, so the two never share the CPU
+        result["stages"] = breakdown(model)
     if args.json:
         print(json.dumps(result))
     else:
@@ -143,6 +145,9 @@ def cmd_bench_lsp(args) -> None:
               f"({model}): p50 {result['p50_ms']} ms, p95 {result['p95_ms']} ms over {result['answered']} "
               f"answered requests ({result['superseded']} superseded or cancelled); "
               f"{result['lines_with_suggestion']} of {result['lines']} typed lines got a visible suggestion")
+        if "stages" in result:
+            print("where an answer's time goes (medians, ms): " + ", ".join(
+                f"{key} {value}" for key, value in result["stages"].items()))
 
 
 def cmd_bench_forward(args) -> None:
@@ -239,6 +244,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = bench.add_parser("lsp", help="inline-completion latency of coda-lsp while typing into a 2,000-line file")
     p.add_argument("--model", help=f"coda-mini, a model directory or hub id ({DEFAULT_MODEL_HELP})")
     p.add_argument("--interval-ms", type=float, default=30.0, help="time between keystrokes")
+    p.add_argument("--breakdown", action="store_true",
+                   help="also replay the typing in process, one answer per keystroke, and report where "
+                        "an answer's time goes (medians per stage)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_bench_lsp)
     return parser

@@ -132,6 +132,41 @@ async def _replay(model: str, interval: float, pause: float) -> dict:
     return {"answered": len(answered), "superseded": superseded, "latencies": answered, "lines_shown": lines_shown}
 
 
+async def _stages(model: str) -> list[dict]:
+    """The same typing, in process and one answer per keystroke (nothing superseded): the engine's
+    own record of where each answer's time went."""
+    from .engine import Engine
+    from .settings import Settings
+
+    engine = Engine(Settings(model=model))
+    error = engine.load()
+    if error:
+        raise CodaError(error)
+    lines = bench_file().split("\n")
+    insert_line = 1000
+    for typed in TYPED_LINES:
+        lines.insert(insert_line, "")
+        for col in range(1, len(typed) + 1):
+            lines[insert_line] = typed[:col]
+            await engine.complete("file:///bench/example.py", "\n".join(lines), insert_line, col, "python")
+        insert_line += 1
+    engine.shutdown()
+    return list(engine.timings)
+
+
+def breakdown(model: str) -> dict:
+    """Medians of each stage of an answer (ms), and how often the shortcuts applied."""
+    timings = asyncio.run(_stages(model))
+    decoded = [t for t in timings if "decode_ms" in t]
+    out = {key: round(statistics.median(t[key] for t in decoded), 2)
+           for key in ("hole_ms", "context_ms", "prefill_ms", "steps_ms", "decode_ms", "post_ms", "steps")}
+    out["total_ms"] = round(statistics.median(t["total_ms"] for t in timings), 2)
+    out["answers"] = len(timings)
+    out["typed_ahead"] = sum("typed_ahead" in t for t in timings)
+    out["prefix_reused"] = sum(t.get("reused_prefix", 0) > 0 for t in decoded)
+    return out
+
+
 def bench_lsp(model: str, interval: float = 0.03, pause: float = 1.0) -> dict:
     result = asyncio.run(_replay(model, interval, pause))
     latencies = sorted(x * 1000 for x in result["latencies"])

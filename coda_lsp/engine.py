@@ -15,7 +15,8 @@ from __future__ import annotations
 import asyncio
 import re
 import threading
-from collections import OrderedDict
+import time
+from collections import OrderedDict, deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -33,6 +34,10 @@ LINE_SIZES = (16,)
 LINE_ALTERNATIVE_SIZES = (8, 16, 32)
 LINE_SUB_BLOCK = 4
 BLOCK_SIZES = (8, 16, 32, 64)
+
+
+def _ms_since(start: float) -> float:
+    return (time.perf_counter() - start) * 1000
 
 
 @dataclass(frozen=True)
@@ -60,6 +65,7 @@ class Engine:
         self.load_wanted = threading.Event()  # settings asked for a (re)load
         self._shown: OrderedDict[tuple, list[str]] = OrderedDict()  # context -> completions shown
         self.empty_streak = 0  # model answers in a row that had nothing left after cleaning
+        self.timings: deque[dict] = deque(maxlen=1024)  # where each recent answer's time went (ms)
 
     # -- model -------------------------------------------------------------
 
@@ -115,6 +121,7 @@ class Engine:
         sampler = self.sampler
         if sampler is None or not self.enabled_for(language_id):
             return []
+        started = time.perf_counter()
         hole = choose_hole(text, line, col, language_id, in_comments=self.settings.complete_in_comments)
         if hole.kind == "none":
             return []
@@ -124,9 +131,11 @@ class Engine:
         current_after = lines[line][col:]
         replacing = hole.replace_end > col
 
+        timing = {"hole_ms": _ms_since(started)}
         typed = None if alternatives else self._typed_ahead(before, after, hole.kind)
         if typed is not None:
             texts = typed
+            timing["typed_ahead"] = True
         else:
             cancelled = threading.Event()
             stop = lambda: cancelled.is_set() or not self.is_current(uri, token)
@@ -139,11 +148,19 @@ class Engine:
                 raise
             if result is None or not self.is_current(uri, token):
                 return []
+            result, context_ms = result
+            timing.update(context_ms=context_ms, decode_ms=result.ms, prefill_ms=result.stats.prefill_ms,
+                          steps_ms=result.stats.steps_ms, steps=result.stats.steps,
+                          reused_prefix=result.stats.reused_prefix)
+            post = time.perf_counter()
             texts = [clean(c.text, hole.kind, hole.indent, current_after, replacing) for c in result.candidates]
             texts = [t for t in dict.fromkeys(texts) if t]
             self.empty_streak = 0 if texts else self.empty_streak + 1
             texts = self._rank_by_syntax(texts, before, after[hole.replace_end - col:], language_id)
             self._remember(before, after, hole.kind, texts)
+            timing["post_ms"] = _ms_since(post)
+        timing["total_ms"] = _ms_since(started)
+        self.timings.append(timing)
         end = hole.replace_end
         return [Completion(t, line, col, end) for t in texts[: self.settings.candidates]]
 
@@ -152,11 +169,13 @@ class Engine:
         if stop():
             return None
         sizes = self.canvas_sizes(kind, alternatives)
+        started = time.perf_counter()
         prefix, suffix = context_window(sampler.tokenizer, before, after, s.context_before, s.context_after,
                                         total=sampler.max_context - max(sizes))
+        context_ms = _ms_since(started)
         result = sampler.infill(prefix, suffix, max(sizes), sizes=sizes, n=s.candidates, should_stop=stop,
                                 options=self.options(kind), first_line=kind == "line")
-        return None if result.stats.stopped else result
+        return None if result.stats.stopped else (result, context_ms)
 
     def options(self, kind: str = "block"):
         """Decode options from the settings as they are now (they change without a model reload)."""
@@ -283,7 +302,7 @@ class Engine:
             if old_after != after[:500] or old_kind != kind:
                 continue
             for k in range(min(200, len(before)) + 1):
-                if before[: len(before) - k].endswith(tail):
+                if before.endswith(tail, 0, len(before) - k):  # no copy of `before` per k
                     typed = before[len(before) - k:]
                     rest = [t[k:] for t in texts if t.startswith(typed) and len(t) > k]
                     if rest:
