@@ -18,71 +18,94 @@ import logging
 import sys
 import threading
 import uuid
+from urllib.parse import unquote
 
-from types import SimpleNamespace
 
 from lsprotocol import types as T
-from pygls.exceptions import JsonRpcException
+from pygls.exceptions import FeatureRequestError
+from pygls.io_ import StdoutWriter
 from pygls.lsp.server import LanguageServer
-from pygls.protocol import LanguageServerProtocol
 
 from coda_core import __version__
 from coda_core.bundled import DEFAULT_MODEL_HELP
 
 from .engine import Engine
 from .holes import Placeholder, empty_function_at, placeholders_in, scope_at
+from .protocol import MAX_MESSAGE_BYTES, CodaProtocol, StdinReader, StreamReader, read_messages
 from .settings import Settings
-from .text import offset_of, position_of, reanchor
+from .text import offset_at_row, offset_of, position_of, reanchor, row_col, split_lines
 
 MAX_DOCUMENT_BYTES = 5 * 1024 * 1024
+CLIENT_TIMEOUT_S = 10.0  # how long a command waits for the client to answer a request the server made of it
 # Notification to the client, {"state": "loading" | "ready" | "error", "model": str, "message"?: str},
 # sent whenever a model load starts and ends; editors show it in their status line.
 STATUS = "coda/status"
 
 
-class CodaProtocol(LanguageServerProtocol):
-    """Two fixes to pygls 2.1's request handling.
-
-    A request whose params do not deserialize is dropped by pygls, leaving the
-    client waiting forever; here it is answered with the JSON-RPC error.
-
-    `workspace/executeCommand` runs the command in a task of its own, so a
-    `$/cancelRequest` cancels only the request's outer future and the command
-    runs on; commands register their task here, and a cancel cancels it too.
-    """
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.command_tasks: dict = {}  # request id -> the task running its command
-
-    def _handle_cancel_notification(self, msg_id):
-        task = self.command_tasks.pop(msg_id, None)
-        if task is not None:
-            task.cancel()
-        super()._handle_cancel_notification(msg_id)
-
-    def structure_message(self, data):
-        try:
-            return super().structure_message(data)
-        except JsonRpcException as exc:
-            if "id" in data and "method" in data:
-                self._send_response(data["id"], error=exc.to_response_error())
-            return SimpleNamespace(jsonrpc="unreadable")  # handle_message ignores it
-
-
 class CodaServer(LanguageServer):
+    """pygls' server with coda-lsp's message loop (coda_lsp.protocol) on stdio and TCP."""
+
     def __init__(self, settings: Settings | None = None):
         super().__init__("coda-lsp", __version__, protocol_cls=CodaProtocol)
         self.engine = Engine(settings)
+        self.max_message_bytes = MAX_MESSAGE_BYTES
+
+    def report_server_error(self, error: Exception, source) -> None:
+        # pygls pops up every internal error; the log has them, the user hears once
+        logging.getLogger(__name__).error("%s: %s", getattr(source, "__name__", source), error)
+        if source is not FeatureRequestError:  # a failed request is answered with its error already
+            self.protocol.tell_user_once(f"internal error: {error}")
+
+    def start_io(self, stdin=None, stdout=None) -> None:
+        self._stop_event = threading.Event()
+        self.protocol.set_writer(StdoutWriter(stdout or sys.stdout.buffer))
+        try:
+            asyncio.run(read_messages(StdinReader(stdin or sys.stdin.buffer, self.thread_pool), self.protocol,
+                                      self._stop_event, self.max_message_bytes))
+        except BrokenPipeError:
+            logging.getLogger(__name__).error("the connection to the client is lost")
+        except (KeyboardInterrupt, SystemExit):
+            pass
+        finally:
+            self.shutdown()
+
+    def start_tcp(self, host: str, port: int) -> None:
+        self._stop_event = threading.Event()
+
+        async def connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            self.protocol.set_writer(writer)
+            await read_messages(StreamReader(reader), self.protocol, self._stop_event, self.max_message_bytes)
+            self.shutdown()
+
+        async def serve() -> None:
+            self._server = await asyncio.start_server(connection, host, port)
+            async with self._server:
+                await self._server.serve_forever()
+
+        try:
+            asyncio.run(serve())
+        except (asyncio.CancelledError, KeyboardInterrupt, SystemExit):
+            pass
 
 
 server = CodaServer()
 
 
+def _open_document(ls: CodaServer, uri: str):
+    """The document open at `uri`, under pygls' key for it (percent-decoded: VS Code sends
+    `file:///a%20b.py` for the file `a b.py`), or None."""
+    return ls.workspace.text_documents.get(unquote(uri))
+
+
+def _engine_point(doc, position: T.Position) -> tuple[int, int]:
+    """A server-units position as the engine and tree-sitter count it (rows on "\n")."""
+    return row_col(doc.source, offset_of(doc.lines, position))
+
+
 def _document(ls: CodaServer, uri: str):
     """The open document, or None for unknown URIs, documents too large to complete in, and text
     that is not valid Unicode (JSON allows lone surrogates, which neither UTF-8 nor the tokenizer take)."""
-    doc = ls.workspace.text_documents.get(uri)
+    doc = _open_document(ls, uri)
     if doc is None or len(doc.source) >= MAX_DOCUMENT_BYTES:
         return None
     try:
@@ -111,11 +134,12 @@ async def _complete(ls: CodaServer, uri: str, position: T.Position, invoked: boo
         return doc, []
     # The empty line after a final newline has no entry in doc.lines; pygls would clamp it away.
     pos = position if position.line == len(lines) else doc.position_from_client_units(position)
+    source = doc.source  # the text the completions are for, whatever arrives meanwhile
+    row, col = _engine_point(doc, pos)
     streak = ls.engine.empty_streak
-    completions = await ls.engine.complete(uri, doc.source, pos.line, pos.character, doc.language_id or "",
-                                           alternatives=invoked)
+    completions = await ls.engine.complete(uri, source, row, col, doc.language_id or "", alternatives=invoked)
     _report_empty_streak(ls, streak)
-    return doc, completions
+    return (doc, source), completions
 
 
 def _report_empty_streak(ls: CodaServer, before: int) -> None:
@@ -134,9 +158,12 @@ def _notify_status(ls: CodaServer, state: str, model: str | None, message: str |
     ls.protocol.notify(STATUS, {"state": state, "model": model, **({"message": message} if message else {})})
 
 
-def _client_range(doc, completion) -> T.Range:
-    return doc.range_to_client_units(T.Range(T.Position(completion.line, completion.start),
-                                             T.Position(completion.line, completion.end)))
+def _client_range(snapshot, completion) -> T.Range:
+    """The range a completion replaces, in the client's units, in the text it was made for."""
+    doc, source = snapshot
+    start, end = (offset_at_row(source, completion.line, column) for column in (completion.start, completion.end))
+    return doc.position_codec.range_to_client_units(split_lines(source), T.Range(position_of(source, start),
+                                                                                 position_of(source, end)))
 
 
 @server.feature(T.INITIALIZE)
@@ -277,8 +304,8 @@ def code_actions(ls: CodaServer, params: T.CodeActionParams) -> list[T.CodeActio
     uri = params.text_document.uri
     actions = [("Regenerate selection", REGENERATE, [uri, params.range]),
                ("Rewrite selection with instruction", INSTRUCT, [uri, params.range])]
-    cursor = doc.position_from_client_units(params.range.start)
-    if empty_function_at(doc.source, cursor.line, cursor.character, doc.language_id or "") is not None:
+    row, col = _engine_point(doc, doc.position_from_client_units(params.range.start))
+    if empty_function_at(doc.source, row, col, doc.language_id or "") is not None:
         actions.append(("Implement function body", IMPLEMENT, [uri, params.range.start]))
     if _holes_in(doc, params.range):
         actions.append(("Fill all holes", FILL_HOLES, [uri, params.range]))
@@ -291,7 +318,7 @@ def _holes_in(doc, selection: T.Range) -> list[Placeholder]:
     """Placeholders in the selection; with an empty one, in the function or class at the cursor."""
     rng = doc.range_from_client_units(selection)
     if rng.start == rng.end:
-        start, end = scope_at(doc.source, rng.start.line, rng.start.character, doc.language_id or "")
+        start, end = scope_at(doc.source, *_engine_point(doc, rng.start), doc.language_id or "")
     else:
         start, end = offset_of(doc.lines, rng.start), offset_of(doc.lines, rng.end)
     return placeholders_in(doc.source, start, end, doc.language_id or "")
@@ -311,10 +338,14 @@ class _CommandRun:
 
     async def start(self) -> None:
         self.ls.protocol.command_tasks[self.request] = asyncio.current_task()
+        window = self.ls.client_capabilities.window
+        if not (window and window.work_done_progress):
+            return  # the client cannot show progress: run without
         try:
-            await self.ls.work_done_progress.create_async(self.token)
+            await asyncio.wait_for(self.ls.work_done_progress.create_async(self.token), CLIENT_TIMEOUT_S)
             self.progress = True
-        except Exception:  # a client without window.workDoneProgress: run without a progress bar
+        except Exception as exc:  # refused, garbage or no answer: run without a progress bar
+            logging.getLogger(__name__).warning("window/workDoneProgress/create failed: %r", exc)
             return
         self.ls.work_done_progress.begin(self.token, T.WorkDoneProgressBegin(title=f"CoDA: {self.title}",
                                                                              cancellable=True))
@@ -343,7 +374,7 @@ class _CommandRun:
 
 
 async def _edit_with_progress(ls: CodaServer, uri: str, doc, spans: list[tuple[int, int]], title: str,
-                              work) -> bool:
+                              work) -> bool | dict:
     """Run `work(source, on_progress, should_stop)` under cancellable work-done progress on the
     document's text as it is now, and apply what it returns, one new text per span of that text
     (character offsets; None leaves a span alone), as one undoable edit.
@@ -352,7 +383,7 @@ async def _edit_with_progress(ls: CodaServer, uri: str, doc, spans: list[tuple[i
     or dropped with a message when that text changed or cannot be found unambiguously: it is never
     applied to lines it was not made for.
     """
-    version, source = doc.version, doc.source  # before the first await: the text `spans` index
+    source = doc.source  # before the first await: the text `spans` index
     run = _CommandRun(ls, title)
     try:
         await run.start()
@@ -370,7 +401,7 @@ async def _edit_with_progress(ls: CodaServer, uri: str, doc, spans: list[tuple[i
     chosen = [(span, text) for span, text in zip(spans, new_texts or []) if text is not None]
     if not chosen:
         return False
-    now = ls.workspace.text_documents.get(uri)
+    now = _open_document(ls, uri)
     moved = reanchor(source, now.source, [span for span, _ in chosen]) if now is not None else None
     if moved is None:
         ls.window_show_message(T.ShowMessageParams(T.MessageType.Warning, (
@@ -382,12 +413,33 @@ async def _edit_with_progress(ls: CodaServer, uri: str, doc, spans: list[tuple[i
     # Versioned as well: a client that checks refuses it if the user edits between here and there.
     edit = T.WorkspaceEdit(document_changes=[T.TextDocumentEdit(
         text_document=T.OptionalVersionedTextDocumentIdentifier(uri=uri, version=now.version), edits=edits)])
-    result = await ls.workspace_apply_edit_async(T.ApplyWorkspaceEditParams(edit=edit, label=f"CoDA: {title}"))
-    return bool(result.applied)
+    return await _apply(ls, edit, title)
+
+
+async def _apply(ls: CodaServer, edit: T.WorkspaceEdit, title: str) -> bool | dict:
+    """Have the client apply `edit`: True when it says it did. A client without the
+    workspace.applyEdit capability gets the edit back as the command's result,
+    {"applied": false, "edit": WorkspaceEdit}, to apply itself."""
+    workspace = ls.client_capabilities.workspace
+    if not (workspace and workspace.apply_edit):
+        return {"applied": False, "edit": edit}
+    try:
+        result = await asyncio.wait_for(ls.workspace_apply_edit_async(
+            T.ApplyWorkspaceEditParams(edit=edit, label=f"CoDA: {title}")), CLIENT_TIMEOUT_S)
+    except asyncio.TimeoutError:
+        problem = f"the editor did not answer workspace/applyEdit within {CLIENT_TIMEOUT_S:.0f} s"
+    except Exception as exc:  # an error response, or one that is not an ApplyWorkspaceEditResult
+        problem = f"the editor answered workspace/applyEdit with {exc}"
+    else:
+        if getattr(result, "applied", None) is True:
+            return True
+        problem = f"the editor did not apply it ({getattr(result, 'failure_reason', None) or 'no reason given'})"
+    ls.window_show_message(T.ShowMessageParams(T.MessageType.Warning, f"CoDA: {title} was not applied: {problem}."))
+    return False
 
 
 @server.command(REGENERATE)
-async def regenerate_selection(ls: CodaServer, uri: str, selection: T.Range) -> bool:
+async def regenerate_selection(ls: CodaServer, uri: str, selection: T.Range) -> bool | dict:
     doc = _document_at(ls, uri, selection.start.line)
     if doc is None:
         return False
@@ -398,7 +450,7 @@ async def regenerate_selection(ls: CodaServer, uri: str, selection: T.Range) -> 
 
 
 @server.command(INSTRUCT)
-async def rewrite_with_instruction(ls: CodaServer, uri: str, selection: T.Range, *given) -> bool:
+async def rewrite_with_instruction(ls: CodaServer, uri: str, selection: T.Range, *given) -> bool | dict:
     """The instruction is an optional third argument (clients prompt for it), else a comment line above."""
     instruction = given[0] if given and isinstance(given[0], str) else ""
     doc = _document_at(ls, uri, selection.start.line)
@@ -416,12 +468,12 @@ async def rewrite_with_instruction(ls: CodaServer, uri: str, selection: T.Range,
 
 
 @server.command(IMPLEMENT)
-async def implement_function(ls: CodaServer, uri: str, position: T.Position) -> bool:
+async def implement_function(ls: CodaServer, uri: str, position: T.Position) -> bool | dict:
     doc = _document_at(ls, uri, position.line)
     if doc is None:
         return False
-    cursor = doc.position_from_client_units(position)
-    found = empty_function_at(doc.source, cursor.line, cursor.character, doc.language_id or "")
+    found = empty_function_at(doc.source, *_engine_point(doc, doc.position_from_client_units(position)),
+                              doc.language_id or "")
     if found is None:
         return False
     start, end, indent = found
@@ -430,7 +482,7 @@ async def implement_function(ls: CodaServer, uri: str, position: T.Position) -> 
 
 
 @server.command(FILL_HOLES)
-async def fill_holes(ls: CodaServer, uri: str, selection: T.Range) -> bool:
+async def fill_holes(ls: CodaServer, uri: str, selection: T.Range) -> bool | dict:
     doc = _document_at(ls, uri, selection.start.line)
     if doc is None:
         return False
@@ -466,6 +518,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", help="cpu, cuda, cuda:N or auto")
     parser.add_argument("--dtype", help="auto, bfloat16, float16 or float32")
     parser.add_argument("--log-file", help="write the server log here (stdout carries the protocol)")
+    parser.add_argument("--max-message-mb", type=float, default=MAX_MESSAGE_BYTES / 2**20,
+                        help="refuse (and skip) JSON-RPC messages larger than this (default: %(default).0f)")
     parser.add_argument("--check", action="store_true",
                         help="load the model, say whether that worked, and exit (for editors' health checks)")
     parser.add_argument("--version", action="version", version=f"coda-lsp {__version__}")
@@ -477,6 +531,9 @@ def main(argv: list[str] | None = None) -> int:
     problems = server.engine.settings.update({"model": args.model, "device": args.device, "dtype": args.dtype})
     if problems:
         parser.error("; ".join(problems))
+    if args.max_message_mb <= 0:
+        parser.error("--max-message-mb must be positive")
+    server.max_message_bytes = int(args.max_message_mb * 2**20)
     if args.check:
         return _check(server.engine)
     if args.tcp:
@@ -484,7 +541,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         server.start_io()
     server.engine.shutdown()
-    return 0
+    return server.protocol.exit_code or 0  # 1 after an exit without shutdown, as the spec says
 
 
 if __name__ == "__main__":

@@ -1,13 +1,29 @@
 """Offsets and positions in a document's text, and moving a span to where its text went.
 
 Positions here are server units: (line, character) with characters counted
-as Python string characters and lines split as pygls splits a document's
-`lines` (`str.splitlines`), so that they agree with pygls' conversions.
+as Python string characters and lines split as LSP counts them: on "\n",
+"\r\n" and "\r" only. `str.splitlines` also breaks on form feeds, U+0085,
+U+2028 and others, so a document holding one would put every later edit on
+the wrong line; the documents pygls keeps for coda-lsp split with
+`split_lines` instead (coda_lsp.protocol).
+
+The engine and tree-sitter count rows on "\n" alone; `row_col` and
+`offset_at_row` convert at that boundary (they differ only where a lone "\r"
+ends a line).
 """
 
 from __future__ import annotations
 
+import re
+
 from lsprotocol import types as T
+
+_LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+\Z")
+
+
+def split_lines(text: str) -> list[str]:
+    """The lines of `text` with their line breaks, as LSP counts lines (like splitlines(True) otherwise)."""
+    return _LINE.findall(text)
 
 
 def offset_of(lines: list[str], position: T.Position) -> int:
@@ -17,19 +33,32 @@ def offset_of(lines: list[str], position: T.Position) -> int:
     LSP says), not a place in the next line.
     """
     line = lines[position.line] if position.line < len(lines) else ""
-    width = len(line.splitlines()[0]) if line.splitlines() else 0
+    width = len(line.rstrip("\r\n"))
     return sum(len(before) for before in lines[: position.line]) + min(position.character, width)
 
 
 def position_of(text: str, offset: int) -> T.Position:
     """The position of a character offset in `text`."""
-    lines = text[:offset].splitlines(keepends=True)
+    lines = split_lines(text[:offset])
     if not lines:
         return T.Position(0, 0)
     last = lines[-1]
-    if last.splitlines() != [last]:  # it ends with a line break: the position starts the next line
+    if last.endswith(("\n", "\r")):  # it ends with a line break: the position starts the next line
         return T.Position(len(lines), 0)
     return T.Position(len(lines) - 1, len(last))
+
+
+def row_col(text: str, offset: int) -> tuple[int, int]:
+    """(row, column) of a character offset, rows counted on "\n" (the engine's and tree-sitter's)."""
+    return text.count("\n", 0, offset), offset - (text.rfind("\n", 0, offset) + 1)
+
+
+def offset_at_row(text: str, row: int, col: int) -> int:
+    """The character offset of (row, column), rows counted on "\n"; the inverse of row_col."""
+    start = 0
+    for _ in range(row):
+        start = text.index("\n", start) + 1
+    return start + col
 
 
 def reanchor(old: str, new: str, spans: list[tuple[int, int]], context_lines: int = 3) -> list[tuple[int, int]] | None:

@@ -499,3 +499,35 @@ def test_check_without_a_model_loads_the_default(tiny_model_dir):
                             text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert f"model {tiny_model_dir} loaded" in result.stdout
+
+
+@pytest.mark.asyncio
+async def test_percent_encoded_uris_and_unusual_line_breaks(client: LanguageClient):
+    """VS Code percent-encodes URIs (a space is %20); and a form feed, U+0085 or U+2028 inside a
+    line is not a line break in LSP: positions after one must land where the client means."""
+    await ready(client)
+    edits = record_edits(client)
+    uri = "file:///project/a%20b%C3%A9.py"
+    source = ('RULE = "a\u2028b"  # \x0c \x85 \u2029 odd characters\n\n\n'
+              'def area(radius):\n    """Area of a circle."""\n    pass\n')
+    open_document(client, uri, source)
+    # an incremental change below the odd characters, where a splitlines() count would put it elsewhere
+    client.text_document_did_change(T.DidChangeTextDocumentParams(
+        T.VersionedTextDocumentIdentifier(version=2, uri=uri),
+        [T.TextDocumentContentChangePartial(T.Range(T.Position(3, 4), T.Position(3, 8)), "disc")]))
+    on_signature = T.Position(3, 5)
+    actions = await client.text_document_code_action_async(T.CodeActionParams(
+        T.TextDocumentIdentifier(uri), T.Range(on_signature, on_signature), T.CodeActionContext([])))
+    assert "Implement function body" in [a.title for a in actions]
+    applied = await client.workspace_execute_command_async(T.ExecuteCommandParams(
+        command="coda.implementFunction", arguments=[uri, on_signature]))
+    assert applied is True
+    change = edits[0].edit.document_changes[0]
+    assert change.text_document.uri == uri  # answered under the client's own spelling of the URI
+    assert change.edits[0].range == T.Range(T.Position(5, 0), T.Position(5, 8))  # exactly `    pass`
+    for _ in range(100):
+        result = await inline(client, uri=uri, position=T.Position(3, 9))  # after "def disc"
+        if result.items:
+            break
+        await asyncio.sleep(0.1)
+    assert result.items and result.items[0].range.start == T.Position(3, 9)

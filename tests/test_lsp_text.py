@@ -9,9 +9,11 @@ OLD = "def f():\n    pass\n\n\ndef g():\n    pass\n"
 SECOND_PASS = (OLD.rindex("    pass"), OLD.rindex("    pass") + len("    pass"))
 
 
-def test_positions_and_offsets_agree_with_pygls_lines():
-    for text in ["ab\ncd", "ab\r\ncd\n", "a\x0cb\nc", "\n\n", "é😀\nx"]:
-        lines = text.splitlines(keepends=True)
+def test_positions_and_offsets_agree_with_the_documents_lines():
+    from coda_lsp.text import split_lines
+
+    for text in ["ab\ncd", "ab\r\ncd\n", "a\x0cb\nc", "\n\n", "é😀\nx", "a\rb\u2028c\r\n"]:
+        lines = split_lines(text)
         for offset in range(len(text) + 1):
             if text[offset - 1:offset + 1] == "\r\n":
                 continue  # between the two characters of one line break: no position
@@ -48,3 +50,23 @@ def test_implement_is_found_from_column_zero_of_an_indented_def():
     source = "class Shape:\n    def area(self):\n        pass\n"
     found = empty_function_at(source, 1, 0, "python")
     assert found is not None and source[found[0]:found[1]] == "        pass"
+
+
+def test_lines_split_as_lsp_counts_them():
+    from coda_lsp.text import split_lines
+
+    text = "a\r\nb\rc\nd\x0ce\x85f\u2028g\u2029h\x1ci\n\nj"
+    assert split_lines(text) == ["a\r\n", "b\r", "c\n", "d\x0ce\x85f\u2028g\u2029h\x1ci\n", "\n", "j"]
+    assert split_lines("") == [] and split_lines("x\n") == ["x\n"]
+    assert position_of(text, text.index("j")) == T.Position(5, 0)
+    assert position_of(text, text.index("g")) == T.Position(3, 6)
+    assert offset_of(split_lines(text), T.Position(3, 99)) == text.index("i") + 1  # past the end: the line's end
+
+
+def test_rows_on_newlines_only_round_trip():
+    from coda_lsp.text import offset_at_row, row_col
+
+    text = "a\rb\r\nc\u2028d\ne"
+    for offset in range(len(text) + 1):
+        assert offset_at_row(text, *row_col(text, offset)) == offset
+    assert row_col(text, text.index("e")) == (2, 0) and row_col(text, text.index("d")) == (1, 2)

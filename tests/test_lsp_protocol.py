@@ -1,0 +1,343 @@
+"""coda-lsp under a hostile or buggy client: raw JSON-RPC over pipes, no LSP library on this side.
+
+Framing (oversized and short frames), envelopes (bad ids, batches, wrong versions,
+notifications with ids, nested requests), the lifecycle (before initialize, after
+shutdown, exit codes), commands whose client never or wrongly answers the server's
+own requests, and memory over a long editing session.
+"""
+
+import asyncio
+import json
+import queue
+import subprocess
+import sys
+import threading
+import time
+import tracemalloc
+
+import pytest
+
+from conftest import frame, read_frames
+
+SERVER = [sys.executable, "-m", "coda_lsp.server", "--stdio"]
+INITIALIZE = {"jsonrpc": "2.0", "id": 1, "method": "initialize",
+              "params": {"capabilities": {}, "initializationOptions": {"model": "/nonexistent/model"}}}
+EXIT = {"jsonrpc": "2.0", "method": "exit"}
+
+
+
+
+def completion(msg_id, **extra) -> dict:
+    return {"jsonrpc": "2.0", "id": msg_id, "method": "textDocument/completion",
+            "params": {"textDocument": {"uri": "file:///nope.py"}, "position": {"line": 0, "character": 0}, **extra}}
+
+
+def run_server(stdin: bytes):
+    result = subprocess.run(SERVER, input=stdin, capture_output=True, timeout=120)
+    messages = read_frames(result.stdout)
+    replies = [m for m in messages if "method" not in m]
+    pop_ups = [m for m in messages if m.get("method") == "window/showMessage"]
+    return result, replies, pop_ups
+
+
+def by_id(replies: list[dict]) -> dict:
+    answers: dict = {}
+    for reply in replies:
+        answers.setdefault(reply.get("id"), []).append(reply)
+    return answers
+
+
+def test_oversized_and_short_frames_neither_kill_nor_derail_the_server():
+    short = json.dumps(completion(4)).encode()
+    stdin = (frame(INITIALIZE)
+             + b"Content-Length: 100000000000000000000\r\n\r\n" + frame(completion(2))  # OverflowError in pygls
+             + b"Content-Length: 1099511627776\r\n\r\n" + frame(completion(3))  # MemoryError in pygls
+             + f"Content-Length: {len(short) - 1}\r\n\r\n".encode() + short  # one byte short: "}" is left over
+             + frame(completion(5)) + frame(completion(6))
+             + frame({"jsonrpc": "2.0", "id": 7, "method": "shutdown"}) + frame(EXIT))
+    result, replies, pop_ups = run_server(stdin)
+    answers = by_id(replies)
+    for msg_id in (2, 3, 5, 6):
+        assert answers[msg_id][0]["result"]["items"] == [], f"request {msg_id} after a bad frame was not answered"
+    assert answers[4][0]["error"]["code"] == -32700  # the short frame: not JSON, but its id could be read
+    oversized = [r for r in answers[None] if r["error"]["code"] == -32600]
+    assert len(oversized) == 2 and "over the limit" in oversized[0]["error"]["message"]
+    assert len(pop_ups) == 1, "the user is told once; the rest goes to the log"
+    assert result.returncode == 0
+    # the cap is configurable
+    body = json.dumps(completion(8, padding="x" * 2000)).encode()
+    small = subprocess.run(SERVER + ["--max-message-mb", "0.001"], capture_output=True, timeout=120,
+                           input=frame(INITIALIZE) + frame(body) + frame(completion(9)) + frame(EXIT))
+    answers = by_id(read_frames(small.stdout))
+    assert 8 not in answers and "over the limit" in answers[None][0]["error"]["message"] and 9 in answers
+
+
+def test_every_request_whose_id_can_be_read_is_answered_once():
+    nested = completion(11)
+    nested["params"]["extra"] = {"jsonrpc": "2.0", "id": 99, "method": "shutdown"}
+    stdin = (frame(INITIALIZE)
+             + frame(b'{"jsonrpc": "2.0", "id": 1e400, "method": "shutdown"}')
+             + frame([completion(12)])  # a batch
+             + frame({**completion(13), "jsonrpc": "1.0"})
+             + frame({k: v for k, v in completion(14).items() if k != "jsonrpc"})
+             + frame({"jsonrpc": "2.0", "id": 15, "method": "textDocument/didClose",
+                      "params": {"textDocument": {"uri": "file:///a.py"}}})  # a notification sent with an id
+             + frame(nested)
+             + frame(b'{"jsonrpc": "2.0", "id": "garbled", "method": "textDocument/completion", "params": {')
+             + frame(b"\xff\xfe not even text")
+             + frame({"jsonrpc": "2.0", "id": 16, "method": "textDocument/completion", "params": {"position": 3}})
+             + frame({"jsonrpc": "2.0", "id": 17, "method": "shutdown"}) + frame(EXIT))
+    result, replies, pop_ups = run_server(stdin)
+    assert b"Infinity" not in result.stdout and b"NaN" not in result.stdout, "the server wrote invalid JSON"
+    answers = by_id(replies)
+    assert all(len(answers[i]) == 1 for i in (1, 11, 12, 13, 14, 15, 16, 17, "garbled")), answers
+    assert 99 not in answers, "a request object nested in params was answered as a message"
+    for msg_id in (12, 13, 14, 15):
+        assert answers[msg_id][0]["error"]["code"] == -32600
+    assert answers["garbled"][0]["error"]["code"] == -32700
+    assert answers[16][0]["error"]["code"] == -32602  # params of the wrong shape
+    assert answers[11][0]["result"]["items"] == []
+    assert {r["error"]["code"] for r in answers[None]} == {-32600, -32700}  # id 1e400, and the bytes
+    assert len(pop_ups) == 1
+    assert result.returncode == 0
+
+
+def test_the_lifecycle_rules_of_the_spec():
+    stdin = (frame(completion(0)) + frame({"jsonrpc": "2.0", "method": "initialized", "params": {}})
+             + frame(INITIALIZE) + frame({"jsonrpc": "2.0", "id": 2, "method": "shutdown"})
+             + frame(completion(3)) + frame(EXIT))
+    result, replies, _ = run_server(stdin)
+    answers = by_id(replies)
+    assert answers[0][0]["error"]["code"] == -32002  # ServerNotInitialized
+    assert answers[2][0]["result"] is None
+    assert answers[3][0]["error"]["code"] == -32600  # after shutdown
+    assert result.returncode == 0
+    # exit without shutdown, and exit before initialize: 1
+    assert run_server(frame(INITIALIZE) + frame(EXIT))[0].returncode == 1
+    assert run_server(frame(EXIT))[0].returncode == 1
+
+
+class RawClient:
+    """An interactive raw client: frames out on stdin, frames in from stdout on a thread."""
+
+    def __init__(self):
+        self.process = subprocess.Popen(SERVER, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                        stderr=subprocess.DEVNULL)
+        self.inbox: queue.Queue = queue.Queue()
+        self.seen: list[dict] = []  # every message wait_for took from the inbox
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        out = self.process.stdout
+        while True:
+            header = b""
+            while not header.endswith(b"\r\n\r\n"):
+                byte = out.read(1)
+                if not byte:
+                    return
+                header += byte
+            length = int(header.split(b"Content-Length:")[1].split(b"\r\n")[0])
+            self.inbox.put(json.loads(out.read(length)))
+
+    def send(self, message) -> None:
+        self.process.stdin.write(frame(message))
+        self.process.stdin.flush()
+
+    def wait_for(self, test, timeout: float = 120.0) -> dict:
+        deadline = time.monotonic() + timeout
+        while True:
+            message = self.inbox.get(timeout=max(0.01, deadline - time.monotonic()))
+            self.seen.append(message)
+            if test(message):
+                return message
+
+    def close(self) -> int:
+        try:
+            self.send({"jsonrpc": "2.0", "id": "bye", "method": "shutdown"})
+            self.send(EXIT)
+            return self.process.wait(timeout=60)
+        finally:
+            self.process.kill()
+
+
+def started(capabilities: dict, model_dir) -> RawClient:
+    client = RawClient()
+    client.send({"jsonrpc": "2.0", "id": 1, "method": "initialize",
+                 "params": {"capabilities": capabilities, "initializationOptions": {"model": str(model_dir)}}})
+    client.wait_for(lambda m: m.get("id") == 1)
+    client.send({"jsonrpc": "2.0", "method": "initialized", "params": {}})
+    client.wait_for(lambda m: m.get("method") == "coda/status" and m["params"]["state"] == "ready")
+    client.send({"jsonrpc": "2.0", "method": "textDocument/didOpen", "params": {"textDocument": {
+        "uri": "file:///w/a.py", "languageId": "python", "version": 1,
+        "text": "def add(a, b):\n    total = a + b\n    return total\n"}}})
+    return client
+
+
+def regenerate(client: RawClient, msg_id) -> None:
+    client.send({"jsonrpc": "2.0", "id": msg_id, "method": "workspace/executeCommand", "params": {
+        "command": "coda.regenerateSelection",
+        "arguments": ["file:///w/a.py", {"start": {"line": 1, "character": 0}, "end": {"line": 2, "character": 0}}]}})
+
+
+BOTH = {"window": {"workDoneProgress": True}, "workspace": {"applyEdit": True}}
+
+
+@pytest.mark.parametrize("answer", [None, {}, "garbage", {"error": {"code": -32603, "message": "no"}}])
+def test_a_command_is_answered_whatever_the_client_answers_to_its_requests(coda_mini_dir, answer):
+    client = started(BOTH, coda_mini_dir)
+    try:
+        regenerate(client, 50)
+        create = client.wait_for(lambda m: m.get("method") == "window/workDoneProgress/create")
+        client.send({"jsonrpc": "2.0", "id": create["id"], "error": {"code": -32601, "message": "no progress here"}})
+        apply = client.wait_for(lambda m: m.get("method") == "workspace/applyEdit")
+        reply = {"jsonrpc": "2.0", "id": apply["id"]}
+        reply.update(answer if isinstance(answer, dict) and "error" in answer else {"result": answer})
+        client.send(reply)
+        started_at = time.monotonic()
+        result = client.wait_for(lambda m: m.get("id") == 50)
+        assert result["result"] is False and time.monotonic() - started_at < 5
+        assert not any(m.get("method") == "$/progress" for m in client.seen + list(client.inbox.queue)), \
+            "progress was reported on a token the client refused"
+        assert client.close() == 0
+    finally:
+        client.process.kill()
+
+
+def test_a_client_without_the_capabilities_gets_no_requests_and_the_edit_in_the_result(coda_mini_dir):
+    client = started({}, coda_mini_dir)
+    try:
+        regenerate(client, 60)
+        result = client.wait_for(lambda m: m.get("id") == 60)
+        asked = [m for m in client.seen + list(client.inbox.queue) if m.get("method") in (
+            "window/workDoneProgress/create", "workspace/applyEdit")]
+        assert not asked
+        assert result["result"]["applied"] is False
+        change = result["result"]["edit"]["documentChanges"][0]
+        assert change["textDocument"]["uri"] == "file:///w/a.py" and change["edits"][0]["range"]["start"]["line"] == 1
+    finally:
+        client.process.kill()
+
+
+def test_a_client_that_never_answers_holds_up_neither_the_command_nor_shutdown(coda_mini_dir):
+    client = started(BOTH, coda_mini_dir)
+    try:
+        regenerate(client, 70)
+        client.wait_for(lambda m: m.get("method") == "window/workDoneProgress/create")  # never answered
+        client.wait_for(lambda m: m.get("method") == "workspace/applyEdit", timeout=60)  # after the timeout
+        result = client.wait_for(lambda m: m.get("id") == 70, timeout=60)  # applyEdit never answered either
+        assert result["result"] is False
+        told = [m["params"]["message"] for m in client.seen if m.get("method") == "window/showMessage"]
+        assert any("did not answer workspace/applyEdit" in text for text in told), told
+        # a command pending on the client when shutdown comes: shutdown is answered, and so is the command
+        regenerate(client, 71)
+        client.wait_for(lambda m: m.get("method") == "window/workDoneProgress/create")
+        client.send({"jsonrpc": "2.0", "id": 72, "method": "shutdown"})
+        client.wait_for(lambda m: m.get("id") == 72)
+        if not any(m.get("id") == 71 for m in client.seen):  # the two answers come in either order
+            client.wait_for(lambda m: m.get("id") == 71)
+        answers = {m["id"]: m for m in client.seen if m.get("id") in (71, 72) and "method" not in m}
+        assert answers[72]["result"] is None and "error" in answers[71]
+        client.send(EXIT)
+        assert client.process.wait(timeout=60) == 0
+    finally:
+        client.process.kill()
+
+
+def in_process_server():
+    """coda-lsp's server in this process, its output dropped, and a function that feeds it a message."""
+    from coda_lsp.server import server
+
+    class Sink:
+        def write(self, data):
+            pass
+
+        def close(self):
+            pass
+
+    server.protocol.set_writer(Sink())
+    return server, lambda message: server.protocol.handle_body(json.dumps(message).encode())
+
+
+def test_memory_stays_flat_over_50000_changes():
+    """pygls kept the future of every notification handler: 1 KB per didChange, 14.5 MB per 20k."""
+    server, send = in_process_server()
+    protocol = server.protocol
+
+    def change(version: int) -> dict:
+        # insert "x" at the end of line 1, or take it away again: the text stays the same size
+        start = {"line": 1, "character": 5}
+        end = {"line": 1, "character": 6 if version % 2 else 5}
+        return {"jsonrpc": "2.0", "method": "textDocument/didChange", "params": {
+            "textDocument": {"uri": "file:///w/long.py", "version": version},
+            "contentChanges": [{"range": {"start": start, "end": end} if version % 2 else {"start": start, "end": start},
+                                "text": "" if version % 2 else "x"}]}}
+
+    async def session() -> tuple[int, int, int, str]:
+        send(INITIALIZE)
+        send({"jsonrpc": "2.0", "method": "textDocument/didOpen", "params": {"textDocument": {
+            "uri": "file:///w/long.py", "languageId": "python", "version": 0, "text": "a = 1\nb = 2\n" * 50}}})
+        await asyncio.sleep(0.1)
+        tracemalloc.start()
+        sizes = []
+        for version in range(2, 50_002):
+            send(change(version))
+            if version % 1000 == 0:
+                await asyncio.sleep(0)  # let finished handlers run their callbacks
+            if version in (10_000, 50_000):
+                await asyncio.sleep(0.05)
+                sizes.append(tracemalloc.get_traced_memory()[0])
+        tracemalloc.stop()
+        text = server.workspace.get_text_document("file:///w/long.py").source
+        return sizes[0], sizes[1], len(protocol._request_futures), text
+
+    first, last, futures, text = asyncio.run(session())
+    assert text == "a = 1\nb = 2\n" * 50
+    assert futures < 10, f"{futures} finished requests' futures are still kept"
+    assert last - first < 1_000_000, f"memory grew by {last - first:,} bytes over 40,000 changes"
+
+
+def _client_position(text: str, offset: int) -> dict:
+    """The LSP position (UTF-16 columns) of `offset`, worked out as a client does, character by character."""
+    line, start, i = 0, 0, 0
+    while i < offset:
+        if text[i] == "\r" and text[i + 1:i + 2] == "\n":
+            i += 2
+        elif text[i] in "\r\n":
+            i += 1
+        else:
+            i += 1
+            continue
+        line, start = line + 1, i
+    return {"line": line, "character": sum(2 if ord(c) > 0xFFFF else 1 for c in text[start:offset])}
+
+
+def test_random_incremental_edits_keep_the_servers_text_equal_to_the_clients():
+    import random
+
+    server, send = in_process_server()
+    uri = "file:///w/odd%20name.py"
+    text = "def f(x):\r\n    return x\x0c + 1\u2028\n# \x85 é 😀\rlast\n"
+    pieces = ["x", " ", "\n", "\r\n", "\r", "\x0c", "\u2028", "\u2029", "\x85", "😀", "é", "ab\ncd", "", "\x1c"]
+    rnd = random.Random(11)
+
+    async def session() -> None:
+        nonlocal text
+        send(INITIALIZE)
+        send({"jsonrpc": "2.0", "method": "textDocument/didOpen", "params": {"textDocument": {
+            "uri": uri, "languageId": "python", "version": 0, "text": text}}})
+        for version in range(1, 3001):
+            def boundary(offset):  # LSP has no position between the two characters of a CRLF
+                return offset + 1 if text[offset - 1:offset + 1] == "\r\n" else offset
+            a = boundary(rnd.randrange(len(text) + 1))
+            b = boundary(min(len(text), a + rnd.choice([0, 0, 1, 2, 5])))
+            new = rnd.choice(pieces)
+            send({"jsonrpc": "2.0", "method": "textDocument/didChange", "params": {
+                "textDocument": {"uri": uri, "version": version},
+                "contentChanges": [{"range": {"start": _client_position(text, a), "end": _client_position(text, b)},
+                                    "text": new}]}})
+            text = text[:a] + new + text[b:]
+            if version % 50 == 0:
+                await asyncio.sleep(0)
+            assert server.workspace.get_text_document(uri).source == text, f"diverged at edit {version}"
+
+    asyncio.run(session())
