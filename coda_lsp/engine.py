@@ -24,6 +24,7 @@ from .context import context_window
 from .holes import Placeholder, choose_hole, parse, parser_for
 from .postprocess import clean
 from .settings import Settings
+from .text import offset_at_row
 
 
 # Canvas sizes per hole kind. A line hole wants the rest of one line, and its decode ends once
@@ -125,10 +126,9 @@ class Engine:
         hole = choose_hole(text, line, col, language_id, in_comments=self.settings.complete_in_comments)
         if hole.kind == "none":
             return []
-        lines = text.split("\n")
-        offset = sum(len(l) + 1 for l in lines[:line]) + col
+        offset = offset_at_row(text, line, col)
         before, after = text[:offset], text[offset:]
-        current_after = lines[line][col:]
+        current_after = after.split("\n", 1)[0]
         replacing = hole.replace_end > col
 
         timing = {"hole_ms": _ms_since(started)}
