@@ -27,6 +27,7 @@ from pygls.lsp.client import LanguageClient
 
 from coda_core.errors import CodaError
 
+INSERT_LINE = 1000  # where in the benchmark file the new lines are typed
 TYPED_LINES = [
     "    total = sum(values) / len(values)",
     "    for index, item in enumerate(items):",
@@ -68,7 +69,7 @@ async def _replay(model: str, interval: float, pause: float) -> dict:
     uri = "file:///bench/example.py"
     text = bench_file()
     client.text_document_did_open(T.DidOpenTextDocumentParams(T.TextDocumentItem(uri, "python", 1, text)))
-    insert_line = 1000
+    insert_line = INSERT_LINE
     version = 1
 
     async def request(line: int, col: int):
@@ -143,7 +144,7 @@ async def _stages(model: str) -> list[dict]:
     if error:
         raise CodaError(error)
     lines = bench_file().split("\n")
-    insert_line = 1000
+    insert_line = INSERT_LINE
     for typed in TYPED_LINES:
         lines.insert(insert_line, "")
         for col in range(1, len(typed) + 1):

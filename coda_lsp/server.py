@@ -131,7 +131,7 @@ async def _complete(ls: CodaServer, uri: str, position: T.Position, invoked: boo
         return None, []
     lines = doc.lines
     if position.line > len(lines) or position.line < 0 or position.character < 0:
-        return doc, []
+        return None, []
     # The empty line after a final newline has no entry in doc.lines; pygls would clamp it away.
     pos = position if position.line == len(lines) else doc.position_from_client_units(position)
     source = doc.source  # the text the completions are for, whatever arrives meanwhile
@@ -139,7 +139,8 @@ async def _complete(ls: CodaServer, uri: str, position: T.Position, invoked: boo
     streak = ls.engine.empty_streak
     completions = await ls.engine.complete(uri, source, row, col, doc.language_id or "", alternatives=invoked)
     _report_empty_streak(ls, streak)
-    return (doc, source), completions
+    snapshot = (doc.position_codec, source, split_lines(source)) if completions else None
+    return snapshot, completions
 
 
 def _report_empty_streak(ls: CodaServer, before: int) -> None:
@@ -159,11 +160,11 @@ def _notify_status(ls: CodaServer, state: str, model: str | None, message: str |
 
 
 def _client_range(snapshot, completion) -> T.Range:
-    """The range a completion replaces, in the client's units, in the text it was made for."""
-    doc, source = snapshot
+    """The range a completion replaces, in the client's units, in the text it was made for
+    (`snapshot` from _complete: the document's position codec, that text and its lines)."""
+    codec, source, lines = snapshot
     start, end = (offset_at_row(source, completion.line, column) for column in (completion.start, completion.end))
-    return doc.position_codec.range_to_client_units(split_lines(source), T.Range(position_of(source, start),
-                                                                                 position_of(source, end)))
+    return codec.range_to_client_units(lines, T.Range(position_of(source, start), position_of(source, end)))
 
 
 @server.feature(T.INITIALIZE)
@@ -248,21 +249,21 @@ def on_configuration(ls: CodaServer, params: T.DidChangeConfigurationParams) -> 
 @server.feature(T.TEXT_DOCUMENT_INLINE_COMPLETION, T.InlineCompletionOptions())
 async def inline_completion(ls: CodaServer, params: T.InlineCompletionParams) -> T.InlineCompletionList | None:
     invoked = params.context is not None and params.context.trigger_kind == T.InlineCompletionTriggerKind.Invoked
-    doc, completions = await _complete(ls, params.text_document.uri, params.position, invoked)
-    return T.InlineCompletionList(items=[T.InlineCompletionItem(insert_text=c.text, range=_client_range(doc, c))
-                                         for c in completions])
+    snapshot, completions = await _complete(ls, params.text_document.uri, params.position, invoked)
+    return T.InlineCompletionList(items=[
+        T.InlineCompletionItem(insert_text=c.text, range=_client_range(snapshot, c)) for c in completions])
 
 
 @server.feature(T.TEXT_DOCUMENT_COMPLETION, T.CompletionOptions(trigger_characters=[".", "(", " ", "\n"]))
 async def completion(ls: CodaServer, params: T.CompletionParams) -> T.CompletionList:
     invoked = params.context is None or params.context.trigger_kind == T.CompletionTriggerKind.Invoked
-    doc, completions = await _complete(ls, params.text_document.uri, params.position, invoked)
+    snapshot, completions = await _complete(ls, params.text_document.uri, params.position, invoked)
     items = []
     for rank, c in enumerate(completions):
         label = c.text.strip().split("\n", 1)[0][:80] or c.text
         items.append(T.CompletionItem(label=label, kind=T.CompletionItemKind.Text, detail="CoDA",
                                       sort_text=f"{rank:03d}", filter_text=label,
-                                      text_edit=T.TextEdit(range=_client_range(doc, c), new_text=c.text)))
+                                      text_edit=T.TextEdit(range=_client_range(snapshot, c), new_text=c.text)))
     return T.CompletionList(is_incomplete=True, items=items)
 
 
