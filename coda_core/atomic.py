@@ -12,13 +12,19 @@ from typing import Iterator
 from .errors import CodaError
 
 
+def require_empty(out: Path) -> None:
+    """Refuse to write into `out` when it holds anything: a user's files are never overwritten."""
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise CodaError(f"{out} already exists and is not empty; choose another --out")
+
+
 @contextmanager
 def atomic_directory(out: str | os.PathLike, replace: bool = False) -> Iterator[Path]:
     """Yield a temporary sibling of `out` to fill; when the block ends without an error it is renamed
     to `out`, otherwise removed. `out` must not hold files, unless `replace` allows replacing it."""
     out = Path(out)
-    if not replace and out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise CodaError(f"{out} already exists and is not empty; choose another --out")
+    if not replace:
+        require_empty(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:

@@ -20,7 +20,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 
 from .atomic import atomic_directory
-from .bundled import BUNDLED_MODELS, DEFAULT_MODEL, bundled_model_dir, default_model, is_bundled  # noqa: F401
+from .bundled import bundled_model_dir, is_bundled
 from .config import CoDAConfig, load_config
 from .errors import CheckpointError, CodaError, ModelNotFoundError, UnsafeCheckpointError
 from .model import CoDALanguageModel

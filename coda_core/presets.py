@@ -17,6 +17,7 @@ from pathlib import Path
 
 import torch
 
+from .atomic import require_empty
 from .config import CoDAConfig
 from .errors import CodaError
 from .loading import save_model_dir
@@ -86,8 +87,7 @@ def init_model(preset: str, out: str | os.PathLike, tokenizer: str | os.PathLike
     temporary sibling and renamed into place.
     """
     out = Path(out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise CodaError(f"{out} already exists and is not empty; choose another --out")
+    require_empty(out)
     tok = load_tokenizer(tokenizer or BUNDLED_TOKENIZER)
     config = preset_config(preset, tok)
     if len(tok) > config.vocab_size:

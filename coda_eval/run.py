@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 
 from tqdm import tqdm
 
+from coda_core.chat import fenced_code
 from coda_core.decode import DecodeOptions
 from coda_core.sampling import SamplingParams
 
@@ -41,8 +41,8 @@ def truncate_completion(text: str) -> str:
 
 def extract_code(answer: str) -> str:
     """The first fenced code block of a chat answer, else the whole answer."""
-    match = re.search(r"```(?:python|py)?[^\n]*\n(.*?)```", answer, re.DOTALL)
-    return match.group(1) if match else answer
+    code = fenced_code(answer)
+    return answer if code is None else code
 
 
 def generate(problems: list[Problem], sampler, *, max_new_tokens: int, samples: int = 1, chat: bool = False,

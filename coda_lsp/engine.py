@@ -13,12 +13,13 @@ shown, the rest is served without a model call.
 from __future__ import annotations
 
 import asyncio
-import re
 import threading
 import time
 from collections import OrderedDict, deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+
+from coda_core.chat import fenced_code
 
 from .context import context_window
 from .holes import Placeholder, choose_hole, parse, parser_for
@@ -224,8 +225,8 @@ class Engine:
         result = await asyncio.get_running_loop().run_in_executor(self._worker, work)
         if result.stats.stopped:
             return None
-        match = re.search(r"```[^\n]*\n(.*?)```", result.text, re.DOTALL)
-        code = match.group(1) if match else result.text
+        code = fenced_code(result.text)
+        code = result.text if code is None else code
         return code.rstrip("\n") + ("\n" if span.endswith("\n") else "") if code.strip() else None
 
     async def fill_holes(self, uri: str, text: str, holes: list[Placeholder], on_progress,

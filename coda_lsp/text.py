@@ -48,6 +48,13 @@ def position_of(text: str, offset: int) -> T.Position:
     return T.Position(len(lines) - 1, len(last))
 
 
+def rows(text: str) -> list[str]:
+    """The rows of `text` with their "\n" kept, counted on "\n" alone (the engine's and tree-sitter's);
+    the last row is "" when the text ends with one."""
+    pieces = text.split("\n")
+    return [piece + "\n" for piece in pieces[:-1]] + [pieces[-1]]
+
+
 def row_col(text: str, offset: int) -> tuple[int, int]:
     """(row, column) of a character offset, rows counted on "\n" (the engine's and tree-sitter's)."""
     return text.count("\n", 0, offset), offset - (text.rfind("\n", 0, offset) + 1)

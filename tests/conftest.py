@@ -25,7 +25,7 @@ def coda_v0_dir() -> Path:
 @pytest.fixture(scope="session")
 def coda_mini_dir() -> Path:
     """The bundled coda-mini model (coda_core/assets/coda-mini), which the package ships."""
-    from coda_core.loading import BUNDLED_MODELS
+    from coda_core.bundled import BUNDLED_MODELS
 
     folder = BUNDLED_MODELS["coda-mini"]
     assert (folder / "config.json").is_file() and any(folder.glob("*.safetensors")), (

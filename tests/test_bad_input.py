@@ -204,7 +204,8 @@ def test_coda_mini_resolves_to_the_package_folder_without_the_hub(coda_mini_dir,
     from pathlib import Path
 
     import coda_core
-    from coda_core.loading import BUNDLED_MODELS, DEFAULT_MODEL, resolve_model_dir
+    from coda_core.bundled import BUNDLED_MODELS, DEFAULT_MODEL
+    from coda_core.loading import resolve_model_dir
 
     _no_hub(monkeypatch)
     # the folder a non-editable install finds beside the code (pyproject.toml ships it as package data)
@@ -218,7 +219,8 @@ def test_a_local_folder_named_like_a_bundled_model_needs_a_path(tiny_model_dir, 
     """The bare name is the bundled model even with ./coda-mini in the cwd; ./coda-mini or a Path is local."""
     from pathlib import Path
 
-    from coda_core.loading import BUNDLED_MODELS, resolve_model_dir
+    from coda_core.bundled import BUNDLED_MODELS
+    from coda_core.loading import resolve_model_dir
 
     _no_hub(monkeypatch)
     # the tiny model stands in for the bundled one, so this runs before the real folder is built
@@ -232,7 +234,7 @@ def test_a_local_folder_named_like_a_bundled_model_needs_a_path(tiny_model_dir, 
 
 def test_a_missing_or_weightless_bundled_model_is_a_broken_install(saved, tmp_path, monkeypatch):
     from coda_core.info import model_info
-    from coda_core.loading import BUNDLED_MODELS
+    from coda_core.bundled import BUNDLED_MODELS
 
     _no_hub(monkeypatch)
     monkeypatch.setitem(BUNDLED_MODELS, "coda-mini", tmp_path / "gone")
@@ -247,7 +249,7 @@ def test_a_missing_or_weightless_bundled_model_is_a_broken_install(saved, tmp_pa
 
 
 def test_default_model_is_coda_model_else_coda_mini(monkeypatch):
-    from coda_core.loading import default_model
+    from coda_core.bundled import default_model
 
     monkeypatch.delenv("CODA_MODEL", raising=False)
     assert default_model() == "coda-mini"

@@ -132,7 +132,7 @@ def test_rewrite_bad_range(tiny_model_dir, tmp_path):
 
 
 def test_split_at_positions():
-    from coda_core.cli import split_at
+    from coda_cli.main import split_at
 
     text = "ab\ncdé\n"
     assert split_at(text, 1, 1) == ("", text)

@@ -6,8 +6,8 @@ import json
 import pytest
 import torch
 
-from train.corpus import Package, build_corpus, licence_of, split_of, sft_pairs
-from train.tokenizer import SPECIAL_TOKENS, as_transformers, train_bpe
+from coda_train.corpus import Package, build_corpus, licence_of, split_of, sft_pairs
+from coda_train.tokenizer import SPECIAL_TOKENS, as_transformers, train_bpe
 
 
 def metadata(**fields) -> email.message.Message:
@@ -143,7 +143,8 @@ EASY_HOLES = [
 
 
 def test_the_default_model_is_bundled_and_knows_python(coda_mini_dir, monkeypatch):
-    from coda_core.loading import default_model, load_model, resolve_model_dir
+    from coda_core.bundled import default_model
+    from coda_core.loading import load_model, resolve_model_dir
     from coda_core.sampler import Sampler
     from coda_core.tokenizer import load_tokenizer
 

@@ -31,7 +31,7 @@ def coda(*args, cwd=None, check=True, timeout=900):
 @pytest.fixture(scope="module")
 def code_data(tmp_path_factory):
     """This package's own Python sources, prepared in short rows."""
-    from train.data import prepare
+    from coda_train.data import prepare
 
     out = tmp_path_factory.mktemp("data") / "code"
     prepare([str(ROOT / "coda_core")], load_tokenizer(BUNDLED_TOKENIZER), out, seq_len=64, languages={"python"},
@@ -55,7 +55,7 @@ def write_recipe(path: Path, data: Path, out: Path, **train) -> Path:
 
 
 def test_prepare_dedups_packs_and_records_checksums(tmp_path, code_data):
-    from train.data import Dataset, prepare
+    from coda_train.data import Dataset, prepare
 
     manifest = json.loads((code_data / "manifest.json").read_text())
     assert manifest["kind"] == "text" and manifest["seq_len"] == 64 and manifest["rows"] > 50
@@ -75,7 +75,7 @@ def test_prepare_dedups_packs_and_records_checksums(tmp_path, code_data):
 
 
 def test_reader_shards_by_host_and_worker_and_resumes_exactly(code_data):
-    from train.data import Dataset, ShardReader
+    from coda_train.data import Dataset, ShardReader
 
     data = Dataset(code_data)
     readers = [ShardReader(data, 2, host=h, hosts=2, worker=w, workers=2) for h in (0, 1) for w in (0, 1)]
@@ -91,7 +91,7 @@ def test_reader_shards_by_host_and_worker_and_resumes_exactly(code_data):
 
 
 def test_sft_records_keep_prompt_lengths_and_drop_long_examples(tmp_path):
-    from train.data import Dataset, prepare
+    from coda_train.data import Dataset, prepare
 
     records = tmp_path / "chat.jsonl"
     records.write_text("\n".join(json.dumps({"prompt": f"Say {i}", "response": f"{i}" * (1 if i else 300)})
@@ -131,7 +131,7 @@ def test_bad_data_and_recipes_get_clear_errors(tmp_path, code_data):
 def test_a_corrupted_shard_is_named(tmp_path, code_data):
     import shutil
 
-    from train.data import DataError, Dataset
+    from coda_train.data import DataError, Dataset
 
     copy = tmp_path / "copy"
     shutil.copytree(code_data, copy)
@@ -217,7 +217,7 @@ def test_tiny_cpu_pipeline_end_to_end(tmp_path):
     again = coda("train", "pipeline", RECIPES / "tiny-cpu.yaml", cwd=tmp_path)
     assert all(json.loads(line).get("skipped") for line in again.stdout.splitlines())
     # `coda train ship` reports the stages in the order they ran and ships the last one's export
-    from train.ship import ship
+    from coda_train.ship import ship
 
     run = tmp_path / "runs" / "tiny-cpu"
     shipped = ship(run, out=tmp_path / "shipped", images=tmp_path / "images")
@@ -265,8 +265,8 @@ def test_fsdp2_under_torchrun_trains_checkpoints_and_resumes(tmp_path, code_data
 
 
 def test_pipeline_stages_of_one_kind_need_their_own_folder(tmp_path):
-    from train.pipeline import load_pipeline
-    from train.recipe import RecipeError
+    from coda_train.pipeline import load_pipeline
+    from coda_train.recipe import RecipeError
 
     stages = "  - {recipe: %s, data: code}\n  - {recipe: %s, data: code%s}\n"
     pretrain = RECIPES / "tiny-pretrain.yaml"

@@ -16,9 +16,9 @@ XLA_PYTHON = Path(os.environ.get("CODA_XLA_PYTHON", ROOT / ".venv-xla" / "bin" /
 SCRIPT = r"""
 import json, sys, torch
 from coda_core.tokenizer import BUNDLED_TOKENIZER, load_tokenizer
-from train.data import prepare
-from train.recipe import recipe_from_dict
-from train.trainer import Trainer
+from coda_train.data import prepare
+from coda_train.recipe import recipe_from_dict
+from coda_train.trainer import Trainer
 
 work = sys.argv[1]
 prepare([sys.argv[2]], load_tokenizer(BUNDLED_TOKENIZER), work + "/data", seq_len=64, languages={"python"},

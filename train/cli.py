@@ -1,11 +1,10 @@
-"""`coda train ...`: prepare data, run a stage, export a checkpoint, run a pipeline."""
+"""`coda train ...`: build a corpus and tokenizer, prepare data, run a stage or a pipeline, export, ship."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import os
-import sys
 
 from coda_core.errors import CodaError
 
@@ -158,13 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None) -> None:
+    """Run one `coda train` command; errors are raised for `coda`'s one error contract (coda_cli.main)."""
     args = build_parser().parse_args(argv)
-    try:
-        args.func(args)
-    except CodaError as exc:
-        print(f"coda train: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        return 130
-    return 0
+    args.func(args)

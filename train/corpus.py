@@ -41,7 +41,7 @@ from typing import Iterable, Iterator
 
 from tqdm import tqdm
 
-from coda_core.atomic import atomic_directory
+from coda_core.atomic import atomic_directory, require_empty
 from .data import DataError
 
 # SPDX ids (and classifier / free-text spellings) whose terms let us train on and ship a model
@@ -233,8 +233,7 @@ def build_corpus(out: str | Path, packages: list[Package] | None = None, *, max_
                  max_sft: int = 20_000, decontaminate: bool = True, progress: bool = True) -> dict:
     """Write the corpus folder `out` (atomically); returns its manifest."""
     out = Path(out)
-    if out.exists() and any(out.iterdir()):
-        raise CorpusError(f"{out} already exists and is not empty; choose another --out")
+    require_empty(out)
     if packages is None:
         packages = stdlib_packages() + installed_packages()
     grams = humaneval_ngrams() if decontaminate else set()

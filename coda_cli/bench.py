@@ -26,10 +26,11 @@ import time
 
 import torch
 
-from .decode import DecodeOptions
-from .model import CoDALanguageModel
-from .presets import preset_config
-from .sampler import Sampler
+import coda_core
+from coda_core.decode import DecodeOptions
+from coda_core.model import CoDALanguageModel
+from coda_core.presets import preset_config
+from coda_core.sampler import Sampler
 
 
 def random_model(preset: str, dtype: torch.dtype, seed: int = 0, device: str = "cpu") -> CoDALanguageModel:
@@ -51,6 +52,12 @@ def random_model(preset: str, dtype: torch.dtype, seed: int = 0, device: str = "
 def _setting(preset: str, dtype: torch.dtype) -> dict:
     """What a shape benchmark ran on, for its report."""
     return {"preset": preset, "dtype": str(dtype).removeprefix("torch."), "threads": torch.get_num_threads()}
+
+
+def _device_name(device: str) -> str:
+    if device.startswith("cuda") and torch.cuda.is_available():
+        return torch.cuda.get_device_name(torch.device(device))
+    return device.upper() if device == "cpu" else device
 
 
 def median_ms(fn, repeats: int, warmup: int = 1) -> float:
@@ -124,7 +131,7 @@ def _timed_steps(sampler: Sampler, strategy: str, prefix, suffix, hole: int, opt
 def bench_sample_shape(prefix: int = 1024, suffix: int = 256, hole: int = 32, steps: int = 3,
                        preset: str = "coda-v0", dtype: torch.dtype = torch.bfloat16, device: str = "cpu") -> dict:
     """Per-step cost of the reference and fast samplers on a random model of `preset` shape."""
-    from .tokenizer import BUNDLED_TOKENIZER, load_tokenizer
+    from coda_core.tokenizer import BUNDLED_TOKENIZER, load_tokenizer
 
     model = random_model(preset, dtype, device=device)
     sampler = Sampler(model, load_tokenizer(BUNDLED_TOKENIZER))
@@ -163,7 +170,7 @@ def _source_texts(source: str | None) -> list[tuple[str, str]]:
     from pathlib import Path
 
     if source is None:
-        return [(p.name, p.read_text(encoding="utf-8")) for p in sorted(Path(__file__).parent.glob("*.py"))]
+        return [(p.name, p.read_text(encoding="utf-8")) for p in sorted(Path(coda_core.__file__).parent.glob("*.py"))]
     path = Path(source)
     if path.is_dir():
         return [(str(p.relative_to(path)), p.read_text(encoding="utf-8")) for p in sorted(path.rglob("*.py"))]
@@ -257,7 +264,7 @@ def bench_sample_model(model_path: str, holes: int = 20, hole: int = 32, thresho
 def format_sample(r: dict) -> str:
     if "step_speedup" in r:
         return "\n".join([
-            f"Samplers on {r['preset']} ({r['dtype']}, CPU, {r['threads']} threads): a {r['hole_tokens']}-token hole, "
+            f"Samplers on {r['preset']} ({r['dtype']}, {_device_name(r['device'])}, {r['threads']} CPU threads): a {r['hole_tokens']}-token hole, "
             f"{r['prefix_tokens']} prefix + {r['suffix_tokens']} suffix tokens, one token per step, "
             f"medians of {r['steps_timed']} steps",
             f"  fast prefill (first full forward): {r['prefill_ms']:10.1f} ms",

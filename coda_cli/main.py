@@ -1,8 +1,11 @@
 """The `coda` command line.
 
 Each subcommand parses its arguments, calls one library function, and prints
-text or (with --json) one JSON object. Errors a user can fix (`CodaError`)
-print one line on stderr and exit with status 2, never a traceback.
+text or (with --json) one JSON object. `coda eval` and `coda train` parse
+their own arguments (coda_eval.cli, coda_train.cli). Every subcommand keeps
+one error contract, kept here in `main`: an error a user can fix (`CodaError`,
+or a value the library rejects with ValueError) prints one `coda: error: ...`
+line on stderr and exits with status 2, never a traceback.
 """
 
 from __future__ import annotations
@@ -13,19 +16,21 @@ import re
 import sys
 from pathlib import Path
 
-from .bundled import DEFAULT_MODEL_HELP, default_model
-from .errors import CodaError
+from coda_core.bundled import DEFAULT_MODEL_HELP, default_model
+from coda_core.errors import CodaError
+from coda_core.sampler import STRATEGIES
+from coda_lsp.text import offset_at_row, rows
 
 
 def cmd_info(args) -> None:
-    from .info import format_info, model_info
+    from coda_core.info import format_info, model_info
 
     info = model_info(args.model or default_model())
     print(json.dumps(info) if args.json else format_info(info))
 
 
 def cmd_init_model(args) -> None:
-    from .presets import init_model
+    from coda_core.presets import init_model
 
     out = init_model(args.preset, args.out, tokenizer=args.tokenizer, seed=args.seed)
     print(f"wrote a random {args.preset} model to {out}")
@@ -43,16 +48,14 @@ def read_source(path: str) -> str:
 
 
 def split_at(text: str, line: int, col: int) -> tuple[str, str]:
-    """(before, after) the 1-based line and column (in characters) of `text`."""
-    # Lines end at "\n" only, as editors count them (str.splitlines also splits at \f, \x85, ...).
-    lines = text.split("\n")
-    lines = [line + "\n" for line in lines[:-1]] + [lines[-1]]
+    """(before, after) the 1-based line and column (in characters) of `text`, rows counted on "\n"."""
+    lines = rows(text)
     if not 1 <= line <= len(lines):
         raise CodaError(f"line {line} is outside the file (1..{len(lines)})")
-    body = lines[line - 1].rstrip("\r\n")
-    if not 1 <= col <= len(body) + 1:
-        raise CodaError(f"column {col} is outside line {line} (1..{len(body) + 1})")
-    offset = sum(len(x) for x in lines[: line - 1]) + col - 1
+    width = len(lines[line - 1].rstrip("\r\n"))
+    if not 1 <= col <= width + 1:
+        raise CodaError(f"column {col} is outside line {line} (1..{width + 1})")
+    offset = offset_at_row(text, line - 1, col - 1)
     return text[:offset], text[offset:]
 
 
@@ -64,9 +67,9 @@ def parse_target(target: str, pattern: str, usage: str) -> tuple[str, ...]:
 
 
 def make_sampler(args):
-    from .decode import DecodeOptions
-    from .sampler import Sampler
-    from .sampling import SamplingParams
+    from coda_core.decode import DecodeOptions
+    from coda_core.sampler import Sampler
+    from coda_core.sampling import SamplingParams
 
     options = DecodeOptions(alg=args.alg, threshold=args.threshold, block_size=args.block_size, steps=args.steps,
                             sampling=SamplingParams(args.temperature, args.top_p, args.top_k))
@@ -90,8 +93,7 @@ def cmd_infill(args) -> None:
 def cmd_rewrite(args) -> None:
     path, start, end = parse_target(args.target, r"(.+):(\d+)-(\d+)", "FILE:START-END")
     start, end = int(start), int(end)
-    lines = read_source(path).split("\n")
-    lines = [line + "\n" for line in lines[:-1]] + ([lines[-1]] if lines[-1] else [])
+    lines = [line for line in rows(read_source(path)) if line]
     if not 1 <= start <= end <= len(lines):
         raise CodaError(f"lines {start}-{end} are not a range inside the file (1..{len(lines)})")
     sampler = make_sampler(args)
@@ -103,12 +105,12 @@ def cmd_rewrite(args) -> None:
 
 def cmd_bench_sample(args) -> None:
     from .bench import bench_sample_model, bench_sample_shape, format_sample
-    from .loading import resolve_dtype
+    from coda_core.loading import resolve_dtype
 
     if args.model:
         result = bench_sample_model(args.model, holes=args.holes, threshold=args.threshold, source=args.source)
     else:
-        from .loading import resolve_device
+        from coda_core.loading import resolve_device
 
         device = resolve_device(args.device)
         result = bench_sample_shape(steps=args.steps, preset=args.preset, dtype=resolve_dtype(args.dtype, device),
@@ -117,18 +119,16 @@ def cmd_bench_sample(args) -> None:
     print(json.dumps(result) if args.json else format_sample(result))
 
 
-def cmd_eval(args) -> None:
+def cmd_eval(args) -> int | None:
     from coda_eval.cli import main as eval_main
 
-    eval_main(args.rest)
+    return eval_main(args.rest)
 
 
-def cmd_train(args) -> None:
-    from train.cli import main as train_main
+def cmd_train(args) -> int | None:
+    from coda_train.cli import main as train_main
 
-    code = train_main(args.rest)
-    if code:
-        sys.exit(code)
+    return train_main(args.rest)
 
 
 def cmd_bench_lsp(args) -> None:
@@ -153,7 +153,7 @@ def cmd_bench_lsp(args) -> None:
 def cmd_bench_forward(args) -> None:
     from .bench import bench_forward, format_forward
 
-    from .loading import resolve_dtype
+    from coda_core.loading import resolve_dtype
 
     result = bench_forward(repeats=args.repeats, preset=args.preset,
                            dtype=resolve_dtype(args.dtype, "cpu"))
@@ -161,7 +161,7 @@ def cmd_bench_forward(args) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .presets import PRESETS
+    from coda_core.presets import PRESETS
 
     parser = argparse.ArgumentParser(prog="coda", description="CoDA diffusion language model tools")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -183,7 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--model", help=f"coda-mini, a model directory or hub id ({DEFAULT_MODEL_HELP})")
         p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
         p.add_argument("--dtype", default="auto", help="auto (default), bfloat16, float16 or float32")
-        p.add_argument("--strategy", choices=["fast", "reference"], default="fast")
+        p.add_argument("--strategy", choices=STRATEGIES, default=STRATEGIES[0])
         p.add_argument("--threshold", type=float, default=0.9, help="fast: commit tokens at least this sure")
         p.add_argument("--block-size", type=int, default=32)
         p.add_argument("--steps", type=int, help="reference: denoising steps (default: one per token)")
@@ -255,14 +255,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        args.func(args)
+        return args.func(args) or 0
     except (CodaError, ValueError) as exc:
         # ValueError: arguments the sampler rejects (token ids, sizes, options), each with its reason.
         print(f"coda: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
-    return 0
 
 
 if __name__ == "__main__":
