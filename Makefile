@@ -29,8 +29,9 @@ test: test-python test-vscode
 test-python: $(STAMP) $(XLA_STAMP)
 	CODA_XLA_PYTHON=$(CURDIR)/$(XLA_VENV)/bin/python $(PY) -m pytest
 
-test-vscode: $(NPM_STAMP)
-	cd $(VSCODE) && npm run build && npm test
+# The extension's tests run against the real coda-lsp of the venv too (test/realServer.test.ts).
+test-vscode: $(NPM_STAMP) $(STAMP)
+	cd $(VSCODE) && npm run build && CODA_LSP_SERVER=$(CURDIR)/$(VENV)/bin/coda-lsp npm test
 
 demo: $(STAMP)
 	$(VENV)/bin/coda infill examples/area.py:5:12 --max-new-tokens 16

@@ -27,7 +27,7 @@ import time
 import torch
 
 import coda_core
-from coda_core.decode import DecodeOptions
+from coda_core.denoise import DecodeOptions
 from coda_core.model import CoDALanguageModel
 from coda_core.presets import preset_config
 from coda_core.sampler import Sampler
@@ -83,10 +83,10 @@ def bench_forward(context: int = 1024, window: int = 32, repeats: int = 5, prese
     cache = model.new_cache(1, total)
 
     with torch.inference_mode():
-        model(ids, cache=cache, logits_index=rows[:1])  # prefill, also warms up
-        full = median_ms(lambda: model(ids, logits_index=rows), repeats)
-        window_ms = median_ms(lambda: model(ids[:, slots], cache=cache, slots=slots,
-                                            logits_index=torch.arange(window)), repeats * 4)
+        model.prefill(ids, cache, logits_index=(torch.zeros_like(rows[:1]), rows[:1]))  # also warms up
+        full = median_ms(lambda: model(ids, logits_index=(torch.zeros_like(rows), rows)), repeats)
+        window_ms = median_ms(lambda: model.decode_window(ids[:, slots], cache, slots, logits_index=(
+            torch.zeros_like(rows), torch.arange(window))), repeats * 4)
         full_all = median_ms(lambda: model(ids), repeats)
     return {
         **_setting(preset, dtype),

@@ -67,9 +67,9 @@ def parse_target(target: str, pattern: str, usage: str) -> tuple[str, ...]:
 
 
 def make_sampler(args):
-    from coda_core.decode import DecodeOptions
+    from coda_core.denoise import DecodeOptions
     from coda_core.sampler import Sampler
-    from coda_core.sampling import SamplingParams
+    from coda_core.token_choice import SamplingParams
 
     options = DecodeOptions(alg=args.alg, threshold=args.threshold, block_size=args.block_size, steps=args.steps,
                             sampling=SamplingParams(args.temperature, args.top_p, args.top_k))
@@ -161,7 +161,7 @@ def cmd_bench_forward(args) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from coda_core.presets import PRESETS
+    from coda_core.presets import SHAPES
 
     parser = argparse.ArgumentParser(prog="coda", description="CoDA diffusion language model tools")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -173,7 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_info)
 
     p = sub.add_parser("init-model", help="write a randomly initialised model directory")
-    p.add_argument("--preset", choices=list(PRESETS), required=True)
+    p.add_argument("--preset", choices=list(SHAPES), required=True)
     p.add_argument("--out", required=True, metavar="DIR")
     p.add_argument("--tokenizer", metavar="PATH", help="tokenizer directory (default: the bundled Qwen3 tokenizer)")
     p.add_argument("--seed", type=int, default=0)
@@ -221,7 +221,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--repeats", type=int, default=3, help="timed full forwards (window forwards: 4x as many)")
     p.add_argument("--dtype", default="bfloat16", help="bfloat16 (default), float32, or auto")
-    p.add_argument("--preset", choices=list(PRESETS), default="coda-v0", help=argparse.SUPPRESS)
+    p.add_argument("--preset", choices=list(SHAPES), default="coda-v0", help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_bench_forward)
 
     p = bench.add_parser("sample", help="reference vs fast sampler, side by side")
@@ -234,7 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "(e.g. runs/coda-mini/corpus/bench.jsonl, the held-out packages; default: coda_core's sources)")
     p.add_argument("--steps", type=int, default=3, help="without --model: steps timed per sampler")
     p.add_argument("--dtype", default="bfloat16", help="without --model: bfloat16 (default), float32 or auto")
-    p.add_argument("--preset", choices=list(PRESETS), default="coda-v0", help=argparse.SUPPRESS)
+    p.add_argument("--preset", choices=list(SHAPES), default="coda-v0", help=argparse.SUPPRESS)
     p.add_argument("--prefix-tokens", type=int, default=1024, help="without --model: prefix length")
     p.add_argument("--suffix-tokens", type=int, default=256, help="without --model: suffix length")
     p.add_argument("--hole-tokens", type=int, default=32, help="without --model: hole length")

@@ -1,3 +1,8 @@
-"""CoDA: the model runtime, the masking curriculum and the sampler (plain PyTorch)."""
+"""CoDA: the model runtime, the masking curriculum and the cached parallel sampler.
+
+The bottom layer: it imports nothing of coda_lsp, coda_eval, coda_train or
+coda_cli, and knows nothing of parallelism (coda_train.parallel applies it
+from outside).
+"""
 
 __version__ = "0.1.0"

@@ -128,10 +128,6 @@ class Canvas:
             out[hole].append(token)
         return out
 
-    def content(self, row: int) -> list[int]:
-        """The (first) hole's tokens in `row`, up to its first end token or remaining mask."""
-        return self.contents(row)[0]
-
     def ended(self) -> torch.Tensor:
         """[B]: rows where every hole holds an end token (the content fit the canvas)."""
         per_hole = torch.zeros(self.batch, self.n_holes, dtype=torch.int, device=self.ids.device)

@@ -2,23 +2,29 @@
 
 Shapes used throughout:
     B batch, T tokens fed in this call, S canvas slots held in the KV cache,
-    C hidden size, H query heads, G key/value heads (GQA), D head dim, V vocab.
+    C hidden size, H query heads, G key/value heads (GQA), D head dim, V vocab,
+    N rows picked for the LM head.
 
 Module and parameter names are exactly Qwen3ForCausalLM's, so CoDA releases and
 Qwen3 autoregressive checkpoints load without renaming.
 
 Logits are *shifted*: the token at position j is predicted from the hidden
-state at j - 1 (position 0 from itself). `forward` returns logits in the plain
-causal-LM layout (row j = hidden j); `prediction_rows` maps the positions you
-want predicted to the rows that predict them.
+state at j - 1 (position 0 from itself). Every method returns logits in the
+plain causal-LM layout (row j = hidden j); `prediction_rows` maps the
+positions you want predicted to the rows that predict them.
 
-Diffusion decoding re-reads the same context many times, so the model takes an
-explicit `KVCache` holding K/V for every canvas slot:
-  * prefill: `forward(ids, cache=cache)` runs all S slots and fills the cache;
-  * window:  `forward(window_ids, cache=cache, slots=slots)` runs only the T
-    slots named in `slots`, attends to the cached K/V of every other slot, and
-    (with `write_cache=True`) stores the window's fresh K/V back.
-Only the rows in `logits_index` go through the 151,936-wide LM head.
+Three ways in, one shape each (in the style of gpt-fast's prefill /
+decode_one_token):
+  * forward(input_ids [B, T])  the full forward, HF-compatible, no cache
+    (training, the reference sampler, Qwen3 equivalence);
+  * prefill(input_ids [B, S], cache)  all S canvas slots; fills the KVCache;
+  * decode_window(input_ids [B, T], cache, slots [T])  only the T slots named
+    in `slots`; attends to the cached K/V of every other slot and stores the
+    window's fresh K/V back (diffusion decoding re-reads the same context
+    many times, so only the window is recomputed).
+Each takes `logits_index`, a (batch [N], row [N]) pair: only those N rows go
+through the 151,936-wide LM head, giving logits [N, V]; without it every
+row does, giving [B, T, V].
 """
 
 from __future__ import annotations
@@ -63,20 +69,36 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.T
     return x * cos + torch.cat((-x2, x1), dim=-1) * sin
 
 
+def padding_mask(attention_mask: torch.Tensor | None) -> torch.Tensor | None:
+    """attention_mask [B, T] (1 or True = a real token) as a bool key mask [B, T], or None when
+    nothing is padded (so unpadded forwards pass no mask to SDPA at all)."""
+    if attention_mask is None or bool(attention_mask.all()):
+        return None
+    return attention_mask.bool()
+
+
+def default_position_ids(attention_mask: torch.Tensor | None, batch: int, length: int, device=None) -> torch.Tensor:
+    """RoPE positions [B, T] counted over real tokens, so left padding does not shift them."""
+    if attention_mask is None:
+        return torch.arange(length, device=device).expand(batch, length)
+    return (attention_mask.long().cumsum(-1) - 1).clamp_min(0)
+
+
 @dataclass
 class KVCache:
-    """K/V for every canvas slot and every layer, plus what prefill learned.
+    """K/V for every canvas slot and every layer, plus the canvas's padding.
 
     k[i], v[i]: [B, G, S, D] for layer i. `key_mask` [B, S] (True = a real
-    token, None = no padding) and `position_ids` [B, S] are set by prefill so
-    that window forwards attend and rotate exactly as the full forward did.
-    The shapes are fixed for a request, which keeps window forwards static.
+    token, None = no padding) and `position_ids` [B, S] are set by
+    `set_padding`, which prefill (and a prefix-cache restore) calls, so that
+    window steps attend and rotate exactly as prefill did. The shapes are
+    fixed for a request, which keeps window steps static.
     """
 
     k: list[torch.Tensor]
     v: list[torch.Tensor]
     key_mask: torch.Tensor | None = None
-    position_ids: torch.Tensor | None = None
+    position_ids: torch.Tensor | None = None  # None until set_padding: no window step may run yet
 
     @classmethod
     def empty(cls, config: CoDAConfig, batch: int, slots: int, device=None, dtype=torch.float32) -> "KVCache":
@@ -94,6 +116,18 @@ class KVCache:
     @property
     def slots(self) -> int:
         return self.k[0].shape[2]
+
+    def set_padding(self, attention_mask: torch.Tensor | None) -> None:
+        """Record the canvas's padding: attention_mask [B, S] (1 = real token) or None.
+
+        Sets key_mask [B, S] (None when nothing is padded) and position_ids
+        [B, S], counted over real tokens as the full forward counts them.
+        """
+        if attention_mask is not None and attention_mask.shape != (self.batch, self.slots):
+            raise ValueError(f"attention_mask of shape {tuple(attention_mask.shape)} for a cache of "
+                             f"{self.batch}x{self.slots} slots")
+        self.key_mask = padding_mask(attention_mask)
+        self.position_ids = default_position_ids(self.key_mask, self.batch, self.slots, self.k[0].device)
 
     def nbytes(self) -> int:
         return sum(t.numel() * t.element_size() for t in (*self.k, *self.v))
@@ -115,31 +149,29 @@ class Attention(nn.Module):
         self.q_norm = RMSNorm(D, config.rms_norm_eps)
         self.k_norm = RMSNorm(D, config.rms_norm_eps)
 
-    def forward(self, x, cos, sin, mask, cache_kv=None, slots=None, write_cache=True):
-        """x [B, T, C] -> [B, T, C].
+    def forward(self, x, cos, sin, mask, kv=None, slots=None):
+        """x [B, T, C] -> [B, T, C]; cos/sin [B, T, D]; mask [B or 1, 1, T, S] bool or None.
 
-        cache_kv: this layer's (k, v) [B, G, S, D] or None. With slots None the
-        fed tokens are the whole canvas and their K/V are stored. With slots [T]
-        the fed tokens sit at those canvas slots; the other slots' K/V come
-        from the cache.
+        kv: this layer's cached (k, v), each [B, G, S, D], or None (no cache).
+          slots None (prefill): the fed tokens are the whole canvas (T = S);
+            their K/V are stored and attended to as computed.
+          slots [T] (window): the fed tokens sit at those canvas slots; their
+            K/V are written there, and attention reads every slot from the cache.
         """
         B, T, _ = x.shape
-        q = self.q_norm(self.q_proj(x).view(B, T, self.n_heads, self.head_dim)).transpose(1, 2)
-        k = self.k_norm(self.k_proj(x).view(B, T, self.n_kv_heads, self.head_dim)).transpose(1, 2)
-        v = self.v_proj(x).view(B, T, self.n_kv_heads, self.head_dim).transpose(1, 2)
+        q = self.q_norm(self.q_proj(x).view(B, T, self.n_heads, self.head_dim)).transpose(1, 2)  # [B, H, T, D]
+        k = self.k_norm(self.k_proj(x).view(B, T, self.n_kv_heads, self.head_dim)).transpose(1, 2)  # [B, G, T, D]
+        v = self.v_proj(x).view(B, T, self.n_kv_heads, self.head_dim).transpose(1, 2)  # [B, G, T, D]
         q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
 
-        if cache_kv is not None:
-            k_cache, v_cache = cache_kv
+        if kv is not None:
+            k_cache, v_cache = kv
             if slots is None:
                 k_cache.copy_(k)
                 v_cache.copy_(v)
-            elif write_cache:
-                k = k_cache.index_copy_(2, slots, k.to(k_cache.dtype))
-                v = v_cache.index_copy_(2, slots, v.to(v_cache.dtype))
             else:
-                k = k_cache.index_copy(2, slots, k.to(k_cache.dtype))
-                v = v_cache.index_copy(2, slots, v.to(v_cache.dtype))
+                k = k_cache.index_copy_(2, slots, k.to(k_cache.dtype))  # [B, G, S, D]
+                v = v_cache.index_copy_(2, slots, v.to(v_cache.dtype))
 
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, enable_gqa=self.n_kv_heads != self.n_heads)
         return self.o_proj(y.transpose(1, 2).reshape(B, T, self.n_heads * self.head_dim))
@@ -165,8 +197,9 @@ class DecoderLayer(nn.Module):
         self.post_attention_layernorm = RMSNorm(config.hidden_size, config.rms_norm_eps)
         self.mlp = MLP(config)
 
-    def forward(self, x, cos, sin, mask, cache_kv=None, slots=None, write_cache=True):
-        x = x + self.self_attn(self.input_layernorm(x), cos, sin, mask, cache_kv, slots, write_cache)
+    def forward(self, x, cos, sin, mask, kv=None, slots=None):
+        """x [B, T, C] -> [B, T, C]; the rest as Attention.forward."""
+        x = x + self.self_attn(self.input_layernorm(x), cos, sin, mask, kv, slots)
         return x + self.mlp(self.post_attention_layernorm(x))
 
 
@@ -183,9 +216,10 @@ class Decoder(nn.Module):
 def attention_mask_for(key_mask, query_slots, n_keys: int, causal: bool):
     """Boolean SDPA mask [B or 1, 1, T, S] (True = attend), or None when every pair attends.
 
-    key_mask [B, S] marks real tokens. Every query may always attend to its
-    own slot, so rows of padding never see an empty key set (which would give
-    NaN); their outputs are ignored anyway.
+    key_mask [B, S] marks real tokens (None: no padding); query_slots [T] are
+    the canvas slots of the fed tokens; n_keys is S. Every query may always
+    attend to its own slot, so rows of padding never see an empty key set
+    (which would give NaN); their outputs are ignored anyway.
     """
     if key_mask is None and not causal:
         return None
@@ -196,13 +230,6 @@ def attention_mask_for(key_mask, query_slots, n_keys: int, causal: bool):
     if causal:
         allowed = allowed & (keys[None, :] <= query_slots[:, None])
     return allowed | (keys[None, :] == query_slots[:, None])
-
-
-def default_position_ids(attention_mask: torch.Tensor | None, batch: int, length: int, device=None) -> torch.Tensor:
-    """RoPE positions [B, T] counted over real tokens, so left padding does not shift them."""
-    if attention_mask is None:
-        return torch.arange(length, device=device).expand(batch, length)
-    return (attention_mask.long().cumsum(-1) - 1).clamp_min(0)
 
 
 def prediction_rows(positions: torch.Tensor, first_fed: int = 0) -> torch.Tensor:
@@ -238,68 +265,102 @@ class CoDALanguageModel(CoDAPreTrainedModel):
         position_ids: torch.Tensor | None = None,
         *,
         causal: bool = False,
-        cache: KVCache | None = None,
-        slots: torch.Tensor | None = None,
-        write_cache: bool = True,
-        logits_index: torch.Tensor | tuple[torch.Tensor, torch.Tensor] | None = None,
+        logits_index: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> CausalLMOutput:
-        """Logits for `input_ids` [B, T].
+        """The full forward, no cache: logits for input_ids [B, T].
 
-        attention_mask [B, T]: 1 for real tokens, 0 for padding (full forwards).
-            A window forward takes the mask stored in the cache by prefill.
-        position_ids [B, T]: RoPE positions. Default: counted over real tokens
-            (so left padding does not shift them), or the cache's for a window.
+        attention_mask [B, T]: 1 for real tokens, 0 for padding; None: no padding.
+        position_ids [B, T]: RoPE positions; default counted over real tokens,
+            so left padding does not shift them.
         causal: attend only to earlier slots (the autoregressive Qwen3 mode).
-        cache: a KVCache; without `slots`, T must equal cache.slots and the
-            cache is filled (prefill).
-        slots [T]: canvas slots of the fed tokens for a window forward.
-        write_cache: store the window's fresh K/V in the cache.
-        logits_index: rows to compute logits for (default all): [K] for every
-            batch row, [B, K] per batch row, or a (batch [N], row [N]) pair
-            for N scattered rows, which gives logits [N, V].
-        Returns CausalLMOutput whose logits [B, K or T, V] (model dtype) hold,
-        in row r, the prediction made from hidden row r (see prediction_rows).
+        logits_index: a (batch [N], row [N]) pair, the N rows to compute logits for.
+        Returns CausalLMOutput with logits [N, V], or [B, T, V] without
+        logits_index (model dtype); row r holds the prediction made from hidden
+        row r (see prediction_rows).
         """
         B, T = input_ids.shape
-        device = input_ids.device
-        if slots is not None:
-            if cache is None:
-                raise ValueError("a window forward (slots=...) needs a cache filled by prefill")
-            if slots.shape != (T,):
-                raise ValueError(f"slots must have shape ({T},), got {tuple(slots.shape)}")
-            key_mask = cache.key_mask
-            query_slots = slots
-            if position_ids is None:
-                position_ids = cache.position_ids[:, slots] if cache.position_ids is not None else slots.expand(B, T)
-        else:
-            key_mask = None if attention_mask is None or bool(attention_mask.all()) else attention_mask.bool()
-            query_slots = torch.arange(T, device=device)
-            if position_ids is None:
-                position_ids = default_position_ids(key_mask, B, T, device)
-            if cache is not None:
-                if cache.slots != T or cache.batch != B:
-                    raise ValueError(f"prefill of {B}x{T} tokens into a cache of {cache.batch}x{cache.slots} slots")
-                cache.key_mask = key_mask
-                cache.position_ids = position_ids
+        key_mask = padding_mask(attention_mask)
+        if position_ids is None:
+            position_ids = default_position_ids(key_mask, B, T, input_ids.device)
+        mask = attention_mask_for(key_mask, torch.arange(T, device=input_ids.device), T, causal)
+        hidden = self._hidden(input_ids, position_ids, mask)
+        return CausalLMOutput(logits=self._logits(hidden, logits_index))
 
-        n_keys = cache.slots if cache is not None else T
-        mask = attention_mask_for(key_mask, query_slots, n_keys, causal)
+    def prefill(
+        self,
+        input_ids: torch.Tensor,
+        cache: KVCache,
+        attention_mask: torch.Tensor | None = None,
+        *,
+        logits_index: tuple[torch.Tensor, torch.Tensor] | None = None,
+    ) -> torch.Tensor:
+        """Encode a whole canvas, input_ids [B, S], and store every slot's K/V in `cache`.
+
+        attention_mask [B, S]: 1 for real tokens, 0 for padding; None: no
+            padding. The cache keeps it, and the positions it implies, for the
+            window steps that follow.
+        logits_index: a (batch [N], row [N]) pair, as for forward.
+        Returns logits [N, V], or [B, S, V] without logits_index: the same as
+        forward(input_ids, attention_mask).
+        """
+        B, S = input_ids.shape
+        if (cache.batch, cache.slots) != (B, S):
+            raise ValueError(f"prefill of {B}x{S} tokens into a cache of {cache.batch}x{cache.slots} slots")
+        cache.set_padding(attention_mask)
+        mask = attention_mask_for(cache.key_mask, torch.arange(S, device=input_ids.device), S, causal=False)
+        hidden = self._hidden(input_ids, cache.position_ids, mask, cache)
+        return self._logits(hidden, logits_index)
+
+    def decode_window(
+        self,
+        input_ids: torch.Tensor,
+        cache: KVCache,
+        slots: torch.Tensor,
+        *,
+        logits_index: tuple[torch.Tensor, torch.Tensor] | None = None,
+    ) -> torch.Tensor:
+        """One cached window step: input_ids [B, T] are the tokens at canvas slots [T].
+
+        Attends to the cached K/V of every other slot (with the padding and
+        positions the cache recorded at prefill) and writes the window's fresh
+        K/V back at `slots`. To predict a window [s, e) feed slots [s - 1, e),
+        since token j is predicted from hidden j - 1 (see prediction_rows).
+        logits_index: a (batch [N], row [N]) pair, rows counted within the window.
+        Returns logits [N, V], or [B, T, V] without logits_index.
+        """
+        B, T = input_ids.shape
+        if cache.position_ids is None:  # set_padding never ran: the cache holds no canvas
+            raise ValueError("a window step needs a cache filled by prefill (or a prefix-cache restore)")
+        if slots.shape != (T,):
+            raise ValueError(f"slots must have shape ({T},), got {tuple(slots.shape)}")
+        if B != cache.batch:
+            raise ValueError(f"a window of {B} rows over a cache of {cache.batch}")
+        mask = attention_mask_for(cache.key_mask, slots, cache.slots, causal=False)
+        hidden = self._hidden(input_ids, cache.position_ids[:, slots], mask, cache, slots)
+        return self._logits(hidden, logits_index)
+
+    def _hidden(self, input_ids, position_ids, mask, cache: KVCache | None = None, slots=None) -> torch.Tensor:
+        """Final-norm hidden states [B, T, C] for input_ids [B, T] at position_ids [B, T].
+
+        mask: SDPA mask from attention_mask_for. cache and slots: as
+        Attention.forward's kv and slots (None, None for the full forward).
+        """
         x = self.model.embed_tokens(input_ids)
         cos, sin = rope_cos_sin(position_ids, self.config.head_dim, self.config.rope_parameters["rope_theta"], x.dtype)
         for i, layer in enumerate(self.model.layers):
-            cache_kv = (cache.k[i], cache.v[i]) if cache is not None else None
-            x = layer(x, cos, sin, mask, cache_kv, slots, write_cache)
-        x = self.model.norm(x)
+            kv = (cache.k[i], cache.v[i]) if cache is not None else None
+            x = layer(x, cos, sin, mask, kv, slots)
+        return self.model.norm(x)
 
-        if isinstance(logits_index, tuple):
-            batch_index, row_index = logits_index
-            x = x[batch_index, row_index]
-        elif logits_index is not None:
-            if logits_index.dim() == 1:
-                x = x[:, logits_index]
-            else:
-                x = x.gather(1, logits_index[..., None].expand(-1, -1, x.shape[-1]))
-        return CausalLMOutput(logits=self.lm_head(x))
+    def _logits(self, hidden: torch.Tensor, logits_index) -> torch.Tensor:
+        """hidden [B, T, C] -> logits [B, T, V], or [N, V] for a (batch [N], row [N]) logits_index."""
+        if logits_index is None:
+            return self.lm_head(hidden)
+        # A bare tensor would unpack along its first dimension without complaint.
+        if not isinstance(logits_index, (tuple, list)) or len(logits_index) != 2:
+            raise TypeError("logits_index must be a (batch index [N], row index [N]) pair")
+        batch_index, row_index = logits_index
+        return self.lm_head(hidden[batch_index, row_index])
 
     def new_cache(self, batch: int, slots: int) -> KVCache:
         """An empty cache on the model's device and dtype."""

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import torch
 
 from .canvas import Canvas
-from .model import KVCache, default_position_ids
+from .model import KVCache
 
 
 @dataclass
@@ -87,8 +87,9 @@ class PrefixCache:
         """Fill `cache` with the longest usable shared head; returns its length (0: nothing reused).
 
         The slot before the hole is never restored: it is fed again, since it
-        predicts the hole's first token. The cache is also given the canvas's
-        padding mask and positions, as a prefill would.
+        predicts the hole's first token. The cache also records the canvas's
+        padding, as prefill does, so the window step that encodes the rest of
+        the canvas sees what a prefill would have seen.
         """
         entry, common = self.lookup(canvas)
         reuse = min(common, canvas.hole_start - 1)
@@ -98,9 +99,7 @@ class PrefixCache:
         for layer in range(len(cache.k)):
             cache.k[layer][:, :, :reuse] = entry.k[layer][:, :, :reuse]
             cache.v[layer][:, :, :reuse] = entry.v[layer][:, :, :reuse]
-        batch, length = canvas.ids.shape
-        cache.key_mask = canvas.attention_mask
-        cache.position_ids = default_position_ids(canvas.attention_mask, batch, length, canvas.ids.device)
+        cache.set_padding(canvas.attention_mask)
         return reuse
 
     def store(self, canvas: Canvas, cache: KVCache) -> None:

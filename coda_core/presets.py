@@ -36,7 +36,7 @@ _CODA_V0_COMMON = dict(
     tie_word_embeddings=False,
 )
 
-PRESETS: dict[str, dict] = {
+SHAPES: dict[str, dict] = {
     # ~20M parameters, almost all of them the two vocabulary matrices.
     "tiny": dict(hidden_size=64, intermediate_size=192, num_hidden_layers=2,
                  num_attention_heads=4, num_key_value_heads=2, head_dim=16),
@@ -54,7 +54,7 @@ PRESETS: dict[str, dict] = {
 # max_position_embeddings).
 _MINI_COMMON = dict(rope_theta=10000.0, rms_norm_eps=1e-6, max_position_embeddings=512,
                     tie_word_embeddings=False, head_dim=64)
-MINI_PRESETS: dict[str, dict] = {
+MINI_SHAPES: dict[str, dict] = {
     "mini-s": dict(hidden_size=256, intermediate_size=768, num_hidden_layers=4,
                    num_attention_heads=4, num_key_value_heads=2),
     "mini": dict(hidden_size=384, intermediate_size=1024, num_hidden_layers=6,
@@ -62,21 +62,21 @@ MINI_PRESETS: dict[str, dict] = {
     "mini-l": dict(hidden_size=512, intermediate_size=1536, num_hidden_layers=8,
                    num_attention_heads=8, num_key_value_heads=2),
 }
-PRESETS.update(MINI_PRESETS)
+SHAPES.update(MINI_SHAPES)
 
 
 def preset_config(name: str, tokenizer=None) -> CoDAConfig:
     """The config of preset `name`; a mini-* preset takes vocabulary and special ids from `tokenizer`."""
-    if name not in PRESETS:
-        raise CodaError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
-    if name not in MINI_PRESETS:
-        return CoDAConfig(**_CODA_V0_COMMON, **PRESETS[name], architectures=["CoDALanguageModel"])
+    if name not in SHAPES:
+        raise CodaError(f"unknown preset {name!r}; choose one of {', '.join(SHAPES)}")
+    if name not in MINI_SHAPES:
+        return CoDAConfig(**_CODA_V0_COMMON, **SHAPES[name], architectures=["CoDALanguageModel"])
     if tokenizer is None:
         raise CodaError(f"preset {name} takes its vocabulary from a tokenizer; give one (model.tokenizer in a recipe)")
     ids = special_ids(None, tokenizer)
     vocab = -(-len(tokenizer) // 64) * 64  # rows in multiples of 64 keep the LM head's matmul aligned
     return CoDAConfig(vocab_size=vocab, mask_token_id=ids.mask, pad_token_id=ids.pad, eos_token_id=ids.eos,
-                      **_MINI_COMMON, **PRESETS[name], architectures=["CoDALanguageModel"])
+                      **_MINI_COMMON, **SHAPES[name], architectures=["CoDALanguageModel"])
 
 
 def init_model(preset: str, out: str | os.PathLike, tokenizer: str | os.PathLike | None = None,

@@ -33,7 +33,7 @@ from typing import Callable, Sequence
 import torch
 
 from .canvas import Canvas, build_canvas, build_holes_canvas
-from .decode import Control, DecodeOptions, DecodeStats, denoise_fast, denoise_reference
+from .denoise import Control, DecodeOptions, DecodeStats, denoise_fast, denoise_reference
 from .model import CoDALanguageModel
 from .prefix_cache import PrefixCache
 from .tokenizer import special_ids

@@ -38,16 +38,16 @@ def _sandbox_options(p: argparse.ArgumentParser) -> None:
 def cmd_run(args) -> None:
     from coda_core.sampler import Sampler
 
-    from .run import PRESETS, generate
+    from .run import DECODE_PRESETS, generate
     from .scoring import execute, summarize, write_run
 
     problems = load_task(args.task, args.data)[: args.limit]
-    preset = PRESETS[args.preset]
+    preset = DECODE_PRESETS[args.preset]
     options = preset.options
     if args.threshold is not None or args.steps is not None or args.temperature is not None:
         from dataclasses import replace
 
-        from coda_core.sampling import SamplingParams
+        from coda_core.token_choice import SamplingParams
 
         options = replace(options,
                           threshold=args.threshold if args.threshold is not None else options.threshold,
@@ -150,7 +150,7 @@ def build_parser(kind: str) -> argparse.ArgumentParser:
         p.add_argument("--json", action="store_true")
         p.set_defaults(func=cmd_compare)
         return p
-    from .run import PRESETS
+    from .run import DECODE_PRESETS
 
     p = argparse.ArgumentParser(prog="coda eval", description="evaluate a model: generate, execute, score. "
                                 "Also: `coda eval check TASK ...` and `coda eval compare A B`.")
@@ -158,7 +158,7 @@ def build_parser(kind: str) -> argparse.ArgumentParser:
     p.add_argument("--model", help=f"coda-mini, a model directory or hub id ({DEFAULT_MODEL_HELP})")
     p.add_argument("--device", default="auto")
     p.add_argument("--dtype", default="auto")
-    p.add_argument("--preset", choices=list(PRESETS), default="fast")
+    p.add_argument("--preset", choices=list(DECODE_PRESETS), default="fast")
     p.add_argument("--strategy", choices=["fast", "reference"], help="override the preset's sampler")
     p.add_argument("--max-new-tokens", type=int)
     p.add_argument("--threshold", type=float)

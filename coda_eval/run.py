@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from tqdm import tqdm
-
 from coda_core.chat import fenced_code
-from coda_core.decode import DecodeOptions
-from coda_core.sampling import SamplingParams
+from coda_core.denoise import DecodeOptions
+from coda_core.progress import progress
+from coda_core.token_choice import SamplingParams
 
 from .tasks import Problem
 
@@ -23,7 +22,7 @@ class Preset:
     options: DecodeOptions = field(default_factory=DecodeOptions)
 
 
-PRESETS = {
+DECODE_PRESETS = {
     # The published CoDA evaluation settings: 768 new tokens over 768 steps, entropy order, T 0.1, top-p 0.9.
     "published": Preset("reference", 768, DecodeOptions(alg="entropy", steps=768,
                                                         sampling=SamplingParams(temperature=0.1, top_p=0.9))),
@@ -50,7 +49,7 @@ def generate(problems: list[Problem], sampler, *, max_new_tokens: int, samples: 
     """One row per (problem, sample) with the completion and its decoding stats."""
     tok = sampler.tokenizer
     rows = []
-    for problem in tqdm(problems, desc="generating", unit="problem", disable=None):
+    for problem in progress(problems, desc="generating", unit="problem"):
         for sample in range(samples):
             full = False
             if problem.infill:

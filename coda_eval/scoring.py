@@ -19,7 +19,7 @@ import statistics
 from collections import Counter, defaultdict
 from pathlib import Path
 
-from tqdm import tqdm
+from coda_core.progress import progress
 
 from .metrics import mean_pass_at_k
 from .sandbox import Limits, isolation_level, run_many
@@ -43,7 +43,7 @@ def execute(problems: list[Problem], rows: list[dict], limits: Limits = Limits()
     # Identical programs (the same fill of the same problem, or infill holes whose fills rebuild
     # the same file) run once and share the outcome.
     unique = list(dict.fromkeys(programs))
-    with tqdm(total=len(unique), desc="executing", unit="program", disable=None) as bar:
+    with progress(total=len(unique), desc="executing", unit="program") as bar:
         outcome_of = dict(zip(unique, run_many(unique, limits, workers, bar.update)))
     for row, program in zip(rows, programs):
         outcome = outcome_of[program]

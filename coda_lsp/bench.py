@@ -140,7 +140,7 @@ async def _stages(model: str) -> list[dict]:
     from .settings import Settings
 
     engine = Engine(Settings(model=model))
-    error = engine.load()
+    error = engine.models.load()
     if error:
         raise CodaError(error)
     lines = bench_file().split("\n")

@@ -1,13 +1,15 @@
-"""The completion engine behind the server: one model worker, latest request wins.
+"""The completion engine behind the server: latest request wins.
 
-Editor concepts stop here; below is `coda_core.sampler`. Per document only the
+Editor concepts stop here; below is `coda_core.sampler`, run by the model's
+one owner (coda_lsp.models). Per document only the
 newest request matters: starting one tells the older one to stop (its
 denoising loop checks between steps) and the older one is answered with an
 empty result. A `$/cancelRequest` stops a request the same way.
 
-A small cache keyed by the text around the cursor serves repeats, and
-typed-ahead: when the user types the first characters of a completion just
-shown, the rest is served without a model call.
+A completion is a short pipeline, each stage in the module named after it:
+locate the hole (holes), try the completions shown a keystroke ago (cache),
+take the context (context), decode on the model thread (models, then
+coda_core.sampler), filter and rank (postprocess).
 """
 
 from __future__ import annotations
@@ -15,15 +17,16 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections import OrderedDict, deque
-from concurrent.futures import ThreadPoolExecutor
+from collections import deque
 from dataclasses import dataclass
 
 from coda_core.chat import fenced_code
 
 from .context import context_window
-from .holes import Placeholder, choose_hole, parse, parser_for
-from .postprocess import clean
+from .cache import ShownCompletions
+from .holes import Hole, Placeholder, choose_hole
+from .models import ModelHost
+from .postprocess import clean, rank_by_syntax
 from .settings import Settings
 from .text import offset_at_row
 
@@ -42,6 +45,30 @@ def _ms_since(start: float) -> float:
     return (time.perf_counter() - start) * 1000
 
 
+def _finished(result) -> bool:
+    """A decode that ran to its end: not stopped, every masked token committed."""
+    return result is not None and not result.stats.stopped and result.stats.complete
+
+
+@dataclass(frozen=True)
+class _Cursor:
+    """The text around the cursor, split once, as the stages of a completion read it."""
+    before: str
+    after: str
+    current_after: str  # the rest of the cursor's line
+    rest: str  # what stays after the completion: the text after the range it replaces
+    replacing: bool  # the completion replaces text after the cursor (closers the editor inserted)
+    hole: Hole
+
+    @classmethod
+    def at(cls, text: str, line: int, col: int, hole: Hole) -> "_Cursor":
+        offset = offset_at_row(text, line, col)
+        after = text[offset:]
+        end = after.find("\n")
+        return cls(text[:offset], after, after if end < 0 else after[:end], after[hole.replace_end - col:],
+                   hole.replace_end > col, hole)
+
+
 @dataclass(frozen=True)
 class Completion:
     text: str
@@ -51,52 +78,17 @@ class Completion:
 
 
 class Engine:
+    """Completions and edits for the server: editor text in, texts for spans of it out."""
+
     def __init__(self, settings: Settings | None = None):
         self.settings = settings or Settings()
-        # The model in use, swapped whole by `load`. A request reads `sampler` once and keeps that
-        # object to its end, so a load finishing meanwhile never changes the model under it.
-        self.sampler = None
-        self.error: str | None = None
-        self.model_name: str | None = None  # the model in use, or being loaded when none is
-        self.wanted: tuple | None = None  # (model, device, dtype) of the load asked for last
-        self._worker = ThreadPoolExecutor(1, thread_name_prefix="coda-model")
+        self.models = ModelHost(self.settings)
         self._latest: dict[str, int] = {}
         self._counter = 0
         self._lock = threading.Lock()
-        self.loading = threading.Lock()  # held by the one thread that loads models
-        self.load_wanted = threading.Event()  # settings asked for a (re)load
-        self._shown: OrderedDict[tuple, list[str]] = OrderedDict()  # context -> completions shown
+        self.shown = ShownCompletions()
         self.empty_streak = 0  # model answers in a row that had nothing left after cleaning
         self.timings: deque[dict] = deque(maxlen=1024)  # where each recent answer's time went (ms)
-
-    # -- model -------------------------------------------------------------
-
-    @staticmethod
-    def model_key(settings: Settings) -> tuple:
-        """What a load depends on: a settings change that keeps it keeps the loaded model."""
-        return settings.model, settings.device, settings.dtype
-
-    def load(self) -> str | None:
-        """Load the configured model and put it in use; returns an error message instead of raising.
-
-        A failed load keeps the model in use, if there is one: the user loses nothing.
-        """
-        from coda_core.errors import CodaError
-        from coda_core.sampler import Sampler
-
-        s = self.settings
-        model = s.model
-        if self.sampler is None:
-            self.model_name = model
-        try:
-            sampler = Sampler.load(model, device=s.device, dtype=s.dtype)
-        except (CodaError, ValueError, OSError, RuntimeError, TypeError) as exc:
-            self.error = f"coda-lsp could not load the model {model}: {exc}"
-            if self.sampler is not None:
-                self.error += f" (still using {self.model_name})"
-            return self.error
-        self.sampler, self.model_name, self.error = sampler, model, None  # one swap, between requests' reads
-        return None
 
     # -- requests ----------------------------------------------------------
 
@@ -116,54 +108,52 @@ class Engine:
                        alternatives: bool = False) -> list[Completion]:
         """Completions for the cursor at (line, col) (0-based, characters). Empty when superseded.
 
-        While the user types, a line hole is decoded as one canvas, the fastest answer; with
-        `alternatives` (the user asked), at several canvas sizes, for up to `candidates` texts.
+        Locate the hole, try the texts shown a few keystrokes ago, else take the context and
+        decode; then filter and rank. While the user types, a line hole is decoded as one
+        canvas, the fastest answer; with `alternatives` (the user asked), at several canvas
+        sizes, for up to `candidates` texts.
         """
         token = self._supersede(uri)
-        sampler = self.sampler
+        sampler = self.models.current()
         if sampler is None or not self.enabled_for(language_id):
             return []
         started = time.perf_counter()
         hole = choose_hole(text, line, col, language_id, in_comments=self.settings.complete_in_comments)
         if hole.kind == "none":
             return []
-        offset = offset_at_row(text, line, col)
-        before, after = text[:offset], text[offset:]
-        current_after = after.split("\n", 1)[0]
-        replacing = hole.replace_end > col
-
+        at = _Cursor.at(text, line, col, hole)
         timing = {"hole_ms": _ms_since(started)}
-        typed = None if alternatives else self._typed_ahead(before, after, hole.kind)
-        if typed is not None:
-            texts = typed
+        texts = None if alternatives else self.shown.typed_ahead(at.before, at.after, hole.kind)
+        if texts is not None:
             timing["typed_ahead"] = True
         else:
-            cancelled = threading.Event()
-            stop = lambda: cancelled.is_set() or not self.is_current(uri, token)
-            loop = asyncio.get_running_loop()
-            try:
-                result = await loop.run_in_executor(self._worker, self._fill, sampler, before, after, hole.kind,
-                                                    alternatives, stop)
-            except asyncio.CancelledError:
-                cancelled.set()
-                raise
-            if result is None or not self.is_current(uri, token):
+            result = await self._decode(uri, token, sampler, at, alternatives)
+            if result is None:
                 return []
             result, context_ms = result
             timing.update(context_ms=context_ms, decode_ms=result.ms, prefill_ms=result.stats.prefill_ms,
                           steps_ms=result.stats.steps_ms, steps=result.stats.steps,
                           reused_prefix=result.stats.reused_prefix)
             post = time.perf_counter()
-            texts = [clean(c.text, hole.kind, hole.indent, current_after, replacing) for c in result.candidates]
-            texts = [t for t in dict.fromkeys(texts) if t]
-            self.empty_streak = 0 if texts else self.empty_streak + 1
-            texts = self._rank_by_syntax(texts, before, after[hole.replace_end - col:], language_id)
-            self._remember(before, after, hole.kind, texts)
+            texts = self._filter(result, at)
+            texts = rank_by_syntax(texts, at.before, at.rest, language_id)
+            self.shown.remember(at.before, at.after, hole.kind, texts)
             timing["post_ms"] = _ms_since(post)
         timing["total_ms"] = _ms_since(started)
         self.timings.append(timing)
-        end = hole.replace_end
-        return [Completion(t, line, col, end) for t in texts[: self.settings.candidates]]
+        return [Completion(t, line, col, hole.replace_end) for t in texts[: self.settings.candidates]]
+
+    async def _decode(self, uri: str, token: int, sampler, at: "_Cursor", alternatives: bool):
+        """(result, context ms) of the model's fill at the cursor, or None when superseded or cancelled."""
+        cancelled = threading.Event()
+        stop = lambda: cancelled.is_set() or not self.is_current(uri, token)
+        try:
+            result = await self.models.run(self._fill, sampler, at.before, at.after, at.hole.kind,
+                                           alternatives, stop)
+        except asyncio.CancelledError:
+            cancelled.set()  # the decode on the model thread stops at its next step
+            raise
+        return result if result is not None and self.is_current(uri, token) else None
 
     def _fill(self, sampler, before: str, after: str, kind: str, alternatives: bool, stop):
         s = self.settings
@@ -178,9 +168,17 @@ class Engine:
                                 options=self.options(kind), first_line=kind == "line")
         return None if result.stats.stopped else (result, context_ms)
 
+    def _filter(self, result, at: "_Cursor") -> list[str]:
+        """The candidates' texts cleaned for the hole, without repeats and empties."""
+        hole = at.hole
+        texts = [clean(c.text, hole.kind, hole.indent, at.current_after, at.replacing) for c in result.candidates]
+        texts = [t for t in dict.fromkeys(texts) if t]
+        self.empty_streak = 0 if texts else self.empty_streak + 1
+        return texts
+
     def options(self, kind: str = "block"):
         """Decode options from the settings as they are now (they change without a model reload)."""
-        from coda_core.decode import DecodeOptions
+        from coda_core.denoise import DecodeOptions
 
         s = self.settings
         # A line hole's window moves left to right a few slots at a time, so its first line is
@@ -198,32 +196,64 @@ class Engine:
         largest = limit if kind == "block" else min(limit, max(wanted))  # maxNewTokens bounds a block
         return sorted({size for size in wanted if size < largest} | {largest})
 
+    # -- edits (code actions) ----------------------------------------------
+
+    async def _run_edit(self, uri: str, work):
+        """Run `work(sampler)` on the model thread for an edit of `uri`; None without a model.
+
+        An edit outranks pending completions in the same document: they stop.
+        """
+        self._supersede(uri)
+        sampler = self.models.current()
+        if sampler is None:
+            return None
+        return await self.models.run(work, sampler)
+
+    def _edit_context(self, sampler, text: str, start: int, end: int, room: int):
+        s = self.settings
+        return context_window(sampler.tokenizer, text[:start], text[end:], s.context_before, s.context_after,
+                              total=max(sampler.max_context - room, 0))
+
     async def regenerate(self, uri: str, text: str, start: int, end: int, on_progress, should_stop) -> str | None:
         """Re-mask text[start:end] and denoise it with both sides as context; None if stopped."""
-        return await self._edit(uri, text, start, end, None, on_progress, should_stop)
+        def work(sampler):
+            span = sampler.tokenizer.encode(text[start:end], add_special_tokens=False)
+            prefix, suffix = self._edit_context(sampler, text, start, end, 2 * len(span) + 8)
+            return sampler.rewrite(prefix, span, suffix, options=self.options(), should_stop=should_stop,
+                                   on_progress=on_progress)
+
+        result = await self._run_edit(uri, work)
+        return result.text if _finished(result) else None
 
     async def implement(self, uri: str, text: str, start: int, end: int, indent: str, on_progress,
                         should_stop) -> str | None:
         """Fill the placeholder text[start:end] of a function body from everything around it."""
-        return await self._edit(uri, text, start, end, indent, on_progress, should_stop)
+        budget = 2 * self.settings.max_new_tokens
+
+        def work(sampler):
+            prefix, suffix = self._edit_context(sampler, text, start, end, budget)
+            return sampler.infill(prefix, suffix, budget, options=self.options(), should_stop=should_stop,
+                                  on_progress=on_progress)
+
+        result = await self._run_edit(uri, work)
+        return (clean(result.text, "block", indent.lstrip("\n"), "", True) or None) if _finished(result) else None
 
     async def instruct(self, uri: str, text: str, start: int, end: int, instruction: str, on_progress,
                        should_stop) -> str | None:
         """Rewrite text[start:end] as `instruction` says, through the chat template (instruction models)."""
-        self._supersede(uri)
-        sampler = self.sampler
-        if sampler is None:
-            return None
         span = text[start:end]
         context = text[max(0, start - 4000):start][-2000:]
-        prompt = sampler.chat_prompt([{"role": "user", "content": (
-            f"{instruction.strip()}\n\nRewrite this code accordingly. It follows:\n```\n{context}\n```\n"
-            f"The code to rewrite:\n```\n{span}\n```\nAnswer with only the rewritten code in one fenced block.")}])
-        budget = 2 * len(sampler.tokenizer.encode(span)) + 32
-        work = lambda: sampler.generate(prompt, budget, should_stop=should_stop, on_progress=on_progress,
-                                        options=self.options())
-        result = await asyncio.get_running_loop().run_in_executor(self._worker, work)
-        if result.stats.stopped:
+
+        def work(sampler):
+            prompt = sampler.chat_prompt([{"role": "user", "content": (
+                f"{instruction.strip()}\n\nRewrite this code accordingly. It follows:\n```\n{context}\n```\n"
+                f"The code to rewrite:\n```\n{span}\n```\nAnswer with only the rewritten code in one fenced block.")}])
+            budget = 2 * len(sampler.tokenizer.encode(span)) + 32
+            return sampler.generate(prompt, budget, should_stop=should_stop, on_progress=on_progress,
+                                    options=self.options())
+
+        result = await self._run_edit(uri, work)
+        if result is None or result.stats.stopped:
             return None
         code = fenced_code(result.text)
         code = result.text if code is None else code
@@ -237,24 +267,22 @@ class Engine:
         that placeholder stays), or None when stopped. Raises ValueError when
         the code between the holes does not fit the model's context.
         """
-        self._supersede(uri)
-        sampler = self.sampler
-        if sampler is None:
-            return None
         s = self.settings
-        tok = sampler.tokenizer
         bounds = [0] + [offset for hole in holes for offset in (hole.start, hole.end)] + [len(text)]
         pieces = [text[a:b] for a, b in zip(bounds[::2], bounds[1::2])]
-        middle = [tok.encode(piece, add_special_tokens=False) for piece in pieces[1:-1]]
         sizes = [max(self.canvas_sizes(hole.kind)) for hole in holes]
-        total = sampler.max_context - sum(sizes) - sum(map(len, middle))
-        head, tail = context_window(tok, pieces[0], pieces[-1], s.context_before, s.context_after,
-                                    total=max(total, 0))
-        ids = [head, *middle, tail]
-        work = lambda: sampler.fill_holes(ids, sizes, should_stop=should_stop, on_progress=on_progress,
-                                          options=self.options())
-        result = await asyncio.get_running_loop().run_in_executor(self._worker, work)
-        if result.stats.stopped or not result.candidates:
+
+        def work(sampler):
+            tok = sampler.tokenizer
+            middle = [tok.encode(piece, add_special_tokens=False) for piece in pieces[1:-1]]
+            total = sampler.max_context - sum(sizes) - sum(map(len, middle))
+            head, tail = context_window(tok, pieces[0], pieces[-1], s.context_before, s.context_after,
+                                        total=max(total, 0))
+            return sampler.fill_holes([head, *middle, tail], sizes, should_stop=should_stop,
+                                      on_progress=on_progress, options=self.options())
+
+        result = await self._run_edit(uri, work)
+        if result is None or result.stats.stopped or not result.candidates:
             return None
         fills = []
         for hole, fill, after in zip(holes, result.candidates[0].fills, pieces[1:]):
@@ -264,66 +292,5 @@ class Engine:
             fills.append(fill)
         return fills
 
-    async def _edit(self, uri, text, start, end, block_indent, on_progress, should_stop) -> str | None:
-        self._supersede(uri)  # an edit outranks pending completions in the same document
-        sampler = self.sampler
-        if sampler is None:
-            return None
-        s = self.settings
-        tok = sampler.tokenizer
-        span = tok.encode(text[start:end], add_special_tokens=False)
-        room = sampler.max_context - (2 * len(span) + 8 if block_indent is None else 2 * s.max_new_tokens)
-        prefix, suffix = context_window(tok, text[:start], text[end:], s.context_before, s.context_after,
-                                        total=max(room, 0))
-        if block_indent is None:
-            work = lambda: sampler.rewrite(prefix, span, suffix, options=self.options(),
-                                           should_stop=should_stop, on_progress=on_progress)
-        else:
-            work = lambda: sampler.infill(prefix, suffix, 2 * s.max_new_tokens, options=self.options(),
-                                          should_stop=should_stop, on_progress=on_progress)
-        result = await asyncio.get_running_loop().run_in_executor(self._worker, work)
-        if result.stats.stopped or not result.stats.complete:
-            return None
-        if block_indent is None:
-            return result.text
-        return clean(result.text, "block", block_indent.lstrip("\n"), "", True) or None
-
-    # -- caches --------------------------------------------------------------
-
-    def _remember(self, before: str, after: str, kind: str, texts: list[str]) -> None:
-        key = (before[-2000:], after[:500], kind)
-        self._shown[key] = texts
-        self._shown.move_to_end(key)
-        while len(self._shown) > 64:  # bounded: memory stays flat however long the session runs
-            self._shown.popitem(last=False)
-
-    def _typed_ahead(self, before: str, after: str, kind: str) -> list[str] | None:
-        """The rest of completions shown at an earlier cursor, if the user typed their start since."""
-        for (tail, old_after, old_kind), texts in reversed(self._shown.items()):
-            if old_after != after[:500] or old_kind != kind:
-                continue
-            for k in range(min(200, len(before)) + 1):
-                if before.endswith(tail, 0, len(before) - k):  # no copy of `before` per k
-                    typed = before[len(before) - k:]
-                    rest = [t[k:] for t in texts if t.startswith(typed) and len(t) > k]
-                    if rest:
-                        return rest
-                    break
-        return None
-
-    @staticmethod
-    def _rank_by_syntax(texts: list[str], before: str, rest: str, language_id: str) -> list[str]:
-        """Candidates that would add tree-sitter ERROR nodes go below those that parse."""
-        parser = parser_for(language_id)
-        if parser is None or len(texts) < 2:
-            return texts
-        if parse(before + rest, language_id).root_node.has_error:
-            return texts  # the file has errors already: nothing to tell candidates apart by
-
-        def adds_errors(text: str) -> bool:
-            return parse(before + text + rest, language_id).root_node.has_error
-
-        return sorted(texts, key=adds_errors)
-
     def shutdown(self) -> None:
-        self._worker.shutdown(wait=False, cancel_futures=True)
+        self.models.shutdown()

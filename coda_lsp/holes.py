@@ -21,6 +21,8 @@ from dataclasses import dataclass
 
 from coda_core.syntax import parser_for
 
+from .text import byte_offset, byte_point, char_offset, indentation
+
 CLOSERS = set(")]}>\"'`;,")
 BLOCK_OPENERS = (":", "{", "(", "[", "=>")
 
@@ -116,7 +118,7 @@ class Hole:
 
 def _in_string_or_comment_tree(text: str, line: int, col: int, lines: list[str], language_id: str) -> bool:
     tree = parse(text, language_id)
-    point = (line, len(lines[line][:col].encode("utf-8")))
+    point = byte_point(lines[line], line, col)
     # Look at the node under the cursor and the one just before it: a line
     # comment ends where the cursor sits at the end of the line.
     before = (line, max(point[1] - 1, 0))
@@ -153,7 +155,7 @@ def choose_hole(text: str, line: int, col: int, language_id: str, *, in_comments
         return Hole("none", col, "")
     current = lines[line]
     before, after = current[:col], current[col:]
-    indent = current[: len(current) - len(current.lstrip())]
+    indent = indentation(current)
 
     if not in_comments:
         parser = parser_for(language_id)
@@ -168,9 +170,9 @@ def choose_hole(text: str, line: int, col: int, language_id: str, *, in_comments
         return Hole("line", replace_end, indent)
     # An empty (or all-indentation) line: a block, indented like the line or one level in from an opener.
     previous = next((lines[i] for i in range(line - 1, -1, -1) if lines[i].strip()), "")
-    if previous.rstrip().endswith(BLOCK_OPENERS) and len(before) <= len(previous) - len(previous.lstrip()):
+    if previous.rstrip().endswith(BLOCK_OPENERS) and len(before) <= len(indentation(previous)):
         unit = "\t" if previous.startswith("\t") else "    "
-        indent = previous[: len(previous) - len(previous.lstrip())] + unit
+        indent = indentation(previous) + unit
     else:
         indent = before
     return Hole("block", replace_end, indent)
@@ -182,8 +184,12 @@ FUNCTION_TYPES = {"function_definition", "function_declaration", "method_definit
 PLACEHOLDER_TYPES = {"pass_statement", "comment", "line_comment", "block_comment", "empty_statement"}
 
 
+def _node_text(node, source: bytes) -> str:
+    return source[node.start_byte:node.end_byte].decode("utf-8", "replace")
+
+
 def _is_placeholder(node, source: bytes) -> bool:
-    text = source[node.start_byte:node.end_byte].decode("utf-8", "replace")
+    text = _node_text(node, source)
     if node.type in ("comment", "line_comment", "block_comment"):
         return "todo" in text.lower() or "fixme" in text.lower() or not text.strip("/#* \n")
     if node.type in PLACEHOLDER_TYPES:
@@ -206,8 +212,8 @@ def empty_function_at(text: str, line: int, col: int, language_id: str) -> tuple
     source = text.encode("utf-8")
     tree = parse(source, language_id)
     if not lines[line][:col].strip():  # in the indentation (column 0 of a `V` selection): the line's code
-        col = len(lines[line]) - len(lines[line].lstrip())
-    point = (line, len(lines[line][:col].encode("utf-8")))
+        col = len(indentation(lines[line]))
+    point = byte_point(lines[line], line, col)
     node = tree.root_node.descendant_for_point_range(point, point)
     while node is not None and node.type not in FUNCTION_TYPES:
         node = node.parent
@@ -223,26 +229,23 @@ def empty_function_at(text: str, line: int, col: int, language_id: str) -> tuple
     if not all(_is_placeholder(c, source) for c in children):
         return None
 
-    def char_offset(byte: int) -> int:
-        return len(source[:byte].decode("utf-8", "replace"))
-
     if children:
-        start, end = char_offset(children[0].start_byte), char_offset(children[-1].end_byte)
+        start, end = char_offset(source, children[0].start_byte), char_offset(source, children[-1].end_byte)
         row = children[0].start_point[0]
-        indent = lines[row][: len(lines[row]) - len(lines[row].lstrip())]
+        indent = indentation(lines[row])
         if lines[row][: children[0].start_point[1]].strip():
             # `def f(): pass` on one line: replace only the placeholder, the body starts on a new line
             indent = "\n" + indent + "    "
         else:
             start -= len(indent)  # replace whole lines, indentation included
     elif docstring is not None:
-        start = end = char_offset(docstring.end_byte)
+        start = end = char_offset(source, docstring.end_byte)
         row = docstring.start_point[0]
-        indent = "\n" + lines[row][: len(lines[row]) - len(lines[row].lstrip())]
+        indent = "\n" + indentation(lines[row])
     else:  # `{}`: an empty block
-        start = end = char_offset(body.start_byte) + 1
+        start = end = char_offset(source, body.start_byte) + 1
         row = node.start_point[0]
-        indent = lines[row][: len(lines[row]) - len(lines[row].lstrip())] + "    "
+        indent = indentation(lines[row]) + "    "
     return start, end, indent
 
 
@@ -269,17 +272,14 @@ def scope_at(text: str, line: int, col: int, language_id: str) -> tuple[int, int
     if parser is None or not 0 <= line < len(lines):
         return 0, len(text)
     source = text.encode("utf-8")
-    point = (line, len(lines[line][:col].encode("utf-8")))
+    point = byte_point(lines[line], line, col)
     node = parse(source, language_id).root_node.descendant_for_point_range(point, point)
     while node is not None and node.type not in SCOPE_TYPES:
         node = node.parent
     if node is None:
         return 0, len(text)
-    return _char(source, node.start_byte), _char(source, node.end_byte)
+    return char_offset(source, node.start_byte), char_offset(source, node.end_byte)
 
-
-def _char(source: bytes, byte: int) -> int:
-    return len(source[:byte].decode("utf-8", "replace"))
 
 
 def placeholders_in(text: str, start: int, end: int, language_id: str) -> list[Placeholder]:
@@ -326,11 +326,11 @@ def _after_line(text: str, offset: int, indent: str) -> Placeholder:
 
 def _placeholders_tree(text: str, start: int, end: int, language_id: str) -> list[Placeholder]:
     source = text.encode("utf-8")
-    lo, hi = len(text[:start].encode("utf-8")), len(text[:end].encode("utf-8"))
+    lo, hi = byte_offset(text, start), byte_offset(text, end)
     out = []
 
     def body_of(node) -> str:
-        return source[node.start_byte:node.end_byte].decode("utf-8", "replace").strip().rstrip(";")
+        return _node_text(node, source).strip().rstrip(";")
 
     def visit(node) -> None:
         if node.end_byte <= lo or node.start_byte >= hi:
@@ -339,17 +339,17 @@ def _placeholders_tree(text: str, start: int, end: int, language_id: str) -> lis
         inside = lo <= node.start_byte and node.end_byte <= hi
         if inside and node.type in ("pass_statement", "expression_statement", "macro_invocation") \
                 and body in PLACEHOLDER_STATEMENTS:
-            out.append(_whole_line_hole(text, _char(source, node.start_byte), _char(source, node.end_byte)))
+            out.append(_whole_line_hole(text, char_offset(source, node.start_byte), char_offset(source, node.end_byte)))
             return
         if inside and "comment" in node.type and _TODO.search(body):
             later = node.next_named_sibling
             while later is not None and "comment" in later.type:
                 later = later.next_named_sibling
             if later is None or body_of(later) in PLACEHOLDER_STATEMENTS:
-                line_start = text.rfind("\n", 0, _char(source, node.start_byte)) + 1
-                indent = text[line_start:_char(source, node.start_byte)]
+                line_start = text.rfind("\n", 0, char_offset(source, node.start_byte)) + 1
+                indent = text[line_start:char_offset(source, node.start_byte)]
                 if not indent.strip():
-                    out.append(_after_line(text, _char(source, node.end_byte), indent))
+                    out.append(_after_line(text, char_offset(source, node.end_byte), indent))
             return
         for child in node.children:
             visit(child)
@@ -369,7 +369,7 @@ def _placeholders_lines(text: str, start: int, end: int) -> list[Placeholder]:
             out.append(Placeholder(line_start, line_start + len(line), "block", match.group(1)))
         elif _TODO.search(line) and line.lstrip().startswith(("#", "//", "--", ";", "/*")):
             following = next((l for l in lines[i + 1:] if l.strip()), "")
-            indent = line[: len(line) - len(line.lstrip())]
-            if len(following) - len(following.lstrip()) < len(indent) or not following:
+            indent = indentation(line)
+            if len(indentation(following)) < len(indent) or not following:
                 out.append(_after_line(text, line_start, indent))
     return out

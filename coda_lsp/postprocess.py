@@ -1,10 +1,13 @@
-"""Small pure filters that turn a raw model fill into what the editor shows.
+"""Small pure filters that turn a raw model fill into what the editor shows, and their ranking.
 
-Each takes the text (and what it needs to know) and returns the text; `clean`
-chains them for a hole. An empty result means "show nothing".
+Each filter takes the text (and what it needs to know) and returns the text;
+`clean` chains them for a hole. An empty result means "show nothing".
+`rank_by_syntax` orders the cleaned candidates.
 """
 
 from __future__ import annotations
+
+from .holes import parse, parser_for
 
 
 def first_line(text: str) -> str:
@@ -42,3 +45,16 @@ def clean(text: str, kind: str, indent: str, after: str, replacing: bool) -> str
         text = drop_repeated_suffix(text, after)
     text = strip_trailing_space(text)
     return text if text.strip() else ""
+
+
+def rank_by_syntax(texts: list[str], before: str, rest: str, language_id: str) -> list[str]:
+    """Candidates that would add tree-sitter ERROR nodes go below those that parse."""
+    if parser_for(language_id) is None or len(texts) < 2:
+        return texts
+    if parse(before + rest, language_id).root_node.has_error:
+        return texts  # the file has errors already: nothing to tell candidates apart by
+
+    def adds_errors(text: str) -> bool:
+        return parse(before + text + rest, language_id).root_node.has_error
+
+    return sorted(texts, key=adds_errors)

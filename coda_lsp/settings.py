@@ -39,12 +39,17 @@ class Settings:
     languages: list[str] | None = None  # None: every language
     complete_in_comments: bool = False
 
+    def __post_init__(self):
+        self._refused: dict[str, tuple] = {}  # setting -> (type, value) last refused or clamped (not a field)
+
     def update(self, options: dict | None) -> list[str]:
         """Apply editor settings; returns one message per setting refused or clamped.
 
         null resets a setting to its default (`languages`: every language),
         except `model`, where null or "" keeps the model in use. Unknown keys
         are ignored: editors send their own settings in the same section.
+        Editors send the whole section on every change: a value already
+        refused is not reported again until it changes.
         """
         problems = []
         if options is not None and not isinstance(options, dict):
@@ -54,13 +59,17 @@ class Settings:
             spec = SCHEMA.get(name)
             if spec is None:
                 continue
-            if spec.metadata.get("keep_on_empty") and (value is None or value == ""):
-                continue
-            if value is None:
-                setattr(self, name, _default(spec))
+            if value is None or (spec.metadata.get("keep_on_empty") and value == ""):
+                self._refused.pop(name, None)
+                if not spec.metadata.get("keep_on_empty"):
+                    setattr(self, name, _default(spec))
                 continue
             checked, problem = _check(spec, key, value)
-            if problem:
+            seen = (type(value), value)  # type too: true is not 1
+            if problem is None:
+                self._refused.pop(name, None)
+            elif self._refused.get(name) != seen:
+                self._refused[name] = seen
                 problems.append(problem)
             if checked is not None:
                 setattr(self, name, checked)

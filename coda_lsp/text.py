@@ -1,4 +1,7 @@
-"""Offsets and positions in a document's text, and moving a span to where its text went.
+"""Offsets, positions, byte points and indentation in a document's text; moving a span to where its text went.
+
+One module for every conversion the server, the engine, hole selection and
+the `coda` command line make, so each is written once.
 
 Positions here are server units: (line, character) with characters counted
 as Python string characters and lines split as LSP counts them: on "\n",
@@ -66,6 +69,26 @@ def offset_at_row(text: str, row: int, col: int) -> int:
     for _ in range(row):
         start = text.index("\n", start) + 1
     return start + col
+
+
+def indentation(line: str) -> str:
+    """The whitespace a line starts with."""
+    return line[: len(line) - len(line.lstrip())]
+
+
+def byte_point(line: str, row: int, col: int) -> tuple[int, int]:
+    """tree-sitter's point of character column `col` on `line` (row `row`): columns count UTF-8 bytes."""
+    return row, len(line[:col].encode("utf-8"))
+
+
+def char_offset(source: bytes, byte: int) -> int:
+    """The character offset of UTF-8 byte offset `byte` in `source`."""
+    return len(source[:byte].decode("utf-8", "replace"))
+
+
+def byte_offset(text: str, offset: int) -> int:
+    """The UTF-8 byte offset of character offset `offset` in `text`."""
+    return len(text[:offset].encode("utf-8"))
 
 
 def reanchor(old: str, new: str, spans: list[tuple[int, int]], context_lines: int = 3) -> list[tuple[int, int]] | None:

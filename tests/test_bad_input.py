@@ -181,7 +181,7 @@ def test_devices_and_mistyped_paths(tmp_path):
 
 
 def test_decode_options_are_validated():
-    from coda_core.decode import DecodeOptions
+    from coda_core.denoise import DecodeOptions
 
     for bad in (dict(max_per_step=0), dict(steps=0), dict(steps=-3), dict(eps=1.5), dict(alg_temp=-1),
                 dict(factor=0), dict(threshold=0), dict(refresh="sometimes"), dict(alg="random")):

@@ -15,17 +15,16 @@ def random_ids(batch, length, seed=0):
 
 
 @torch.no_grad()
-@pytest.mark.parametrize("write_cache", [True, False])
-def test_window_with_fresh_cache_equals_full_forward(write_cache):
+def test_window_with_fresh_cache_equals_full_forward():
     model = small_model(seed=10)
     ids = random_ids(2, 40)
     full = model(ids).logits
     cache = model.new_cache(2, 40)
-    prefill = model(ids, cache=cache).logits
+    prefill = model.prefill(ids, cache)
     assert (prefill - full).abs().max() <= ATOL
     for start, end in [(0, 8), (17, 29), (32, 40)]:
         slots = torch.arange(start, end)
-        window = model(ids[:, slots], cache=cache, slots=slots, write_cache=write_cache).logits
+        window = model.decode_window(ids[:, slots], cache, slots)
         assert (window - full[:, start:end]).abs().max() <= ATOL
 
 
@@ -36,13 +35,13 @@ def test_window_feeds_one_more_slot_to_predict_its_first_token():
     shifted = model(ids).logits
     shifted = torch.cat([shifted[:, :1], shifted[:, :-1]], dim=1)
     cache = model.new_cache(1, 30)
-    model(ids, cache=cache, logits_index=torch.tensor([0]))
+    model.prefill(ids, cache, logits_index=(torch.tensor([0]), torch.tensor([0])))
     s, e = 12, 20
     slots = torch.arange(s - 1, e)
     rows = prediction_rows(torch.arange(s, e), first_fed=s - 1)
-    window = model(ids[:, slots], cache=cache, slots=slots, logits_index=rows).logits
-    assert window.shape == (1, e - s, 300)
-    assert (window - shifted[:, s:e]).abs().max() <= ATOL
+    window = model.decode_window(ids[:, slots], cache, slots, logits_index=(torch.zeros_like(rows), rows))
+    assert window.shape == (e - s, 300)
+    assert (window - shifted[0, s:e]).abs().max() <= ATOL
 
 
 @torch.no_grad()
@@ -54,14 +53,14 @@ def test_window_reads_other_slots_from_cache_and_its_own_fresh():
     new = old.clone()
     new[0, 8:16] = random_ids(1, 8, seed=3)
     cache = model.new_cache(1, 24)
-    model(old, cache=cache)
+    model.prefill(old, cache)
     slots = torch.arange(8, 16)
-    window = model(new[:, slots], cache=cache, slots=slots).logits
+    window = model.decode_window(new[:, slots], cache, slots)
     assert (window - model(new).logits[:, 8:16]).abs().max() <= ATOL
 
 
 @torch.no_grad()
-def test_write_cache_stores_the_window_and_no_write_leaves_it():
+def test_window_stores_its_fresh_kv_and_leaves_the_other_slots():
     model = small_model(seed=13)
     old = random_ids(1, 20, seed=4)
     new = old.clone()
@@ -69,30 +68,16 @@ def test_write_cache_stores_the_window_and_no_write_leaves_it():
     slots = torch.arange(5, 10)
 
     cache = model.new_cache(1, 20)
-    model(old, cache=cache)
+    model.prefill(old, cache)
     before = [k.clone() for k in cache.k]
-    model(new[:, slots], cache=cache, slots=slots, write_cache=False)
-    assert all(torch.equal(a, b) for a, b in zip(before, cache.k))
-
-    model(new[:, slots], cache=cache, slots=slots, write_cache=True)
+    model.decode_window(new[:, slots], cache, slots)
     # layer 0 K/V at the window now equal a prefill of the new canvas; elsewhere untouched
     fresh = model.new_cache(1, 20)
-    model(new, cache=fresh)
+    model.prefill(new, fresh)
     assert torch.allclose(cache.k[0][:, :, 5:10], fresh.k[0][:, :, 5:10], atol=ATOL)
     assert torch.equal(cache.k[0][:, :, :5], before[0][:, :, :5])
+    assert torch.equal(cache.k[0][:, :, 10:], before[0][:, :, 10:])
     assert not torch.equal(cache.k[0][:, :, 5:10], before[0][:, :, 5:10])
-
-
-@torch.no_grad()
-def test_logits_index_per_row():
-    model = small_model(seed=14)
-    ids = random_ids(2, 16, seed=6)
-    full = model(ids).logits
-    index = torch.tensor([[0, 3, 15], [2, 2, 9]])
-    picked = model(ids, logits_index=index).logits
-    assert picked.shape == (2, 3, 300)
-    assert torch.allclose(picked[0], full[0, [0, 3, 15]], atol=1e-6)
-    assert torch.allclose(picked[1], full[1, [2, 2, 9]], atol=1e-6)
 
 
 @torch.no_grad()
@@ -115,14 +100,44 @@ def test_cache_shapes_and_size():
 
 
 @torch.no_grad()
+def test_cache_records_the_padding_prefill_saw():
+    """set_padding is what prefill does to the cache: a cache given only set_padding plus the
+    prefill's K/V steps a window exactly as the prefilled one does (the prefix-cache restore)."""
+    model = small_model(seed=17)
+    ids = random_ids(2, 12, seed=8)
+    mask = torch.ones(2, 12, dtype=torch.long)
+    mask[0, :3] = 0  # left padding: positions count real tokens only
+    prefilled = model.new_cache(2, 12)
+    model.prefill(ids, prefilled, mask)
+    assert prefilled.key_mask.tolist() == mask.bool().tolist()
+    assert prefilled.position_ids.tolist() == [[0, 0, 0, *range(9)], list(range(12))]
+
+    restored = KVCache([k.clone() for k in prefilled.k], [v.clone() for v in prefilled.v])
+    restored.set_padding(mask)
+    assert torch.equal(restored.key_mask, prefilled.key_mask)
+    assert torch.equal(restored.position_ids, prefilled.position_ids)
+    slots = torch.arange(6, 10)
+    assert torch.equal(model.decode_window(ids[:, slots], restored, slots),
+                       model.decode_window(ids[:, slots], prefilled, slots))
+    # no padding: no mask at all, positions 0..S-1
+    model.prefill(ids, prefilled, torch.ones(2, 12))
+    assert prefilled.key_mask is None and prefilled.position_ids.tolist() == [list(range(12))] * 2
+
+
+@torch.no_grad()
 def test_window_forward_misuse_is_a_clear_error():
     model = small_model(seed=15)
     ids = random_ids(1, 10)
-    with pytest.raises(ValueError, match="needs a cache"):
-        model(ids[:, :3], slots=torch.arange(3))
     cache = model.new_cache(1, 12)
+    with pytest.raises(ValueError, match="needs a cache filled by prefill"):
+        model.decode_window(ids[:, :3], cache, torch.arange(3))
     with pytest.raises(ValueError, match="prefill of 1x10 tokens into a cache of 1x12"):
-        model(ids, cache=cache)
-    model(torch.cat([ids, ids[:, :2]], 1), cache=cache)
+        model.prefill(ids, cache)
+    model.prefill(torch.cat([ids, ids[:, :2]], 1), cache)
     with pytest.raises(ValueError, match="slots must have shape"):
-        model(ids[:, :3], cache=cache, slots=torch.arange(4))
+        model.decode_window(ids[:, :3], cache, torch.arange(4))
+    with pytest.raises(ValueError, match="a window of 2 rows over a cache of 1"):
+        model.decode_window(ids[:, :3].expand(2, 3), cache, torch.arange(3))
+    # a bare tensor would unpack into two scalars and pick a wrong row without complaint
+    with pytest.raises(TypeError, match="logits_index must be a"):
+        model(ids, logits_index=torch.tensor([3, 5]))

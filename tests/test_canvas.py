@@ -7,8 +7,8 @@ import torch
 import pytest
 
 from coda_core.canvas import build_canvas, build_holes_canvas
-from coda_core.decode import DecodeOptions, _Choice, _select_threshold
-from coda_core.sampling import SamplingParams, confidence, filtered_probs
+from coda_core.denoise import DecodeOptions, _Choice, _select_threshold
+from coda_core.token_choice import SamplingParams, confidence, filtered_probs
 
 M, P, E = 99, 0, 1  # mask, pad, eos
 
@@ -35,9 +35,9 @@ def test_end_token_pads_everything_after_it():
     assert c.ids[1].tolist() == [10, 11, M, E, P, P, P, 20, 21]
     assert c.masked()[1].tolist() == [True, False, False, False, False]  # only the slot before the end
     assert c.ended().tolist() == [False, True]
-    assert c.content(1) == []  # stops at the first mask / end
+    assert c.contents(1) == [[]]  # stops at the first mask / end
     c.commit(torch.tensor([[False] * 5, [True] + [False] * 4]), torch.full((2, 5), 7), logp)
-    assert c.content(1) == [7]
+    assert c.contents(1) == [[7]]
     assert math.isclose(c.score()[1].item(), -0.5)
     assert c.score()[0].item() == float("-inf")
 

@@ -71,9 +71,16 @@ def test_init_model_refuses_a_non_empty_out(tmp_path):
 @pytest.mark.parametrize("args, message", [
     (["info", "/no/such/model"], "does not exist"),
     (["info", "Salesforce/CoDA-v0-Instruct"], "hf download Salesforce/CoDA-v0-Instruct"),
+    # every subcommand keeps the same contract, whichever package runs it
+    (["eval", "compare", "/no/a.jsonl", "/no/b.jsonl"], "/no/a.jsonl"),
+    (["eval", "humaneval", "--model", "/no/such/model", "--out", "{tmp}/eval"], "does not exist"),
+    (["train", "run", "/no/such/recipe.yaml"], "cannot read recipe /no/such/recipe.yaml"),
+    (["train", "export", "/no/such/checkpoint", "--out", "{tmp}/export"], "/no/such/checkpoint"),
+    (["bench", "sample", "--model", "/no/such/model", "--holes", "1"], "does not exist"),
+    (["bench", "lsp", "--model", "/no/such/model"], "/no/such/model"),
 ])
 def test_errors_are_one_line_without_traceback(args, message, tmp_path):
-    result = coda(*args, env={"HF_HOME": str(tmp_path / "hf")})
+    result = coda(*(arg.format(tmp=tmp_path) for arg in args), env={"HF_HOME": str(tmp_path / "hf")})
     assert result.returncode == 2
     assert message in result.stderr
     assert "Traceback" not in result.stderr

@@ -142,8 +142,11 @@ def test_sandbox_contains_hostile_programs(tmp_path):
     assert outcomes["10 GB"].reason == "memory"
     assert not outcomes["write outside"].passed
     assert not outcomes["socket"].passed and outcomes["socket"].reason.startswith("exception")
-    assert not outcomes["kill parent"].passed
-    assert not outcomes["kill parent"].reason == "passed"
+    # Its kills reach nothing outside: in the sandbox's PID namespace there is no other process
+    # (ProcessLookupError) or it may not signal it (PermissionError); kill(-1) may end the program
+    # itself (signal 9); where every kill is a no-op it exits with its own status.
+    assert outcomes["kill parent"].reason in ("exception: ProcessLookupError", "exception: PermissionError",
+                                              "crash: signal 9", "exit status 3")
     assert not outside.exists() and not repo_marker.exists()
     # the harness is alive and the sandbox still works after all that
     assert run_program("assert 2 + 2 == 4\n", LIMITS).passed

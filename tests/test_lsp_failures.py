@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 import pytest_lsp
 from lsprotocol import types as T
 from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
@@ -128,3 +129,31 @@ async def test_configuration_swaps_the_model(broken: LanguageClient, tiny_model_
     good, gone = str(tiny_model_dir), str(tmp_path / "gone")
     assert statuses[-4:] == [("loading", good), ("ready", good), ("loading", gone), ("ready", good)]
     assert await inline_items(broken, uri, T.Position(0, 4)), "completions go on with the model that loaded"
+
+
+def test_a_failed_model_switch_leaves_the_settings_on_the_model_in_use(tiny_model_dir, tmp_path):
+    """Clearing the model setting after a failed switch ("keep the model in use"), or changing
+    another setting, must not try the model that failed again."""
+    import time
+
+    from coda_lsp.models import ModelHost
+    from coda_lsp.settings import Settings
+
+    settings = Settings(model=str(tiny_model_dir), device="cpu")
+    events = []
+    host = ModelHost(settings, on_status=lambda state, model, message: events.append((state, model)))
+    assert host.load() is None
+    in_use = host.current()
+    settings.update({"model": str(tmp_path / "no-such-model")})
+    error = host.load()
+    assert "no-such-model" in error and "still using" in error
+    assert host.current() is in_use and settings.model == str(tiny_model_dir)
+    settings.update({"model": None})
+    host.request()  # the model in use is the one asked for: nothing to load
+    settings.update({"dtype": "float32"})
+    host.request()  # the model in use, in another dtype
+    deadline = time.monotonic() + 60
+    while len(events) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert events == [("loading", str(tiny_model_dir)), ("ready", str(tiny_model_dir))]
+    assert host.current() is not in_use and host.current().model.dtype == torch.float32

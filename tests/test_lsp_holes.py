@@ -257,12 +257,13 @@ def test_incremental_parses_equal_fresh_parses():
 def test_decode_settings_apply_without_a_model_reload():
     """threshold and blockSize do not reload the model, so each request reads them afresh."""
     from coda_lsp.engine import LINE_SUB_BLOCK, Engine
+    from coda_lsp.models import ModelHost
     from coda_lsp.settings import Settings
 
     engine = Engine(Settings())
-    key = Engine.model_key(engine.settings)
+    key = ModelHost.key(engine.settings)
     assert engine.settings.update({"threshold": 0.5, "blockSize": 8}) == []
-    assert Engine.model_key(engine.settings) == key
+    assert ModelHost.key(engine.settings) == key
     line, block = engine.options("line"), engine.options("block")
     assert (line.threshold, line.block_size, line.sub_block_size) == (0.5, 8, LINE_SUB_BLOCK)
     assert (block.threshold, block.block_size, block.sub_block_size) == (0.5, 8, None)

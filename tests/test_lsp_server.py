@@ -131,8 +131,10 @@ async def test_bad_requests_are_answered_and_the_server_stays_up(client: Languag
     assert unknown is not None and not unknown.items
     beyond = await inline(client, position=T.Position(line=999, character=0))
     assert not beyond.items
-    in_string = await inline(client, position=T.Position(line=0, character=3))
-    assert in_string is not None
+    strings = "file:///project/strings.py"
+    open_document(client, strings, 'greeting = "hello world"\n')
+    in_string = await inline(client, uri=strings, position=T.Position(line=0, character=17))
+    assert in_string is not None and not in_string.items  # nothing is completed inside a string
     assert (await inline(client)).items  # still serving
 
 

@@ -42,10 +42,10 @@ def test_window_over_padded_cache_matches_rows_alone(side):
     model = small_model(seed=21)
     ids, mask = pad_batch(ROWS, side)
     cache = model.new_cache(ids.shape[0], ids.shape[1])
-    model(ids, attention_mask=mask, cache=cache)
+    model.prefill(ids, cache, mask)
     width = ids.shape[1]
     slots = torch.arange(width - 6, width - 2)
-    window = model(ids[:, slots], cache=cache, slots=slots).logits
+    window = model.decode_window(ids[:, slots], cache, slots)
     full = model(ids, attention_mask=mask).logits
     for i in range(len(ROWS)):
         real = mask[i, slots].bool()

@@ -66,9 +66,10 @@ def test_logits_index_gives_shifted_predictions():
     ids = torch.randint(0, 300, (2, 11), generator=torch.Generator().manual_seed(3))
     full = model(ids).logits
     shifted = torch.cat([full[:, :1], full[:, :-1]], dim=1)
-    positions = torch.tensor([0, 3, 10])
-    picked = model(ids, logits_index=prediction_rows(positions)).logits
-    assert torch.allclose(picked, shifted[:, positions], atol=1e-6)
+    batch = torch.tensor([0, 0, 0, 1, 1, 1])
+    positions = torch.tensor([0, 3, 10, 0, 3, 10])
+    picked = model(ids, logits_index=(batch, prediction_rows(positions))).logits
+    assert torch.allclose(picked, shifted[batch, positions], atol=1e-6)
 
 
 @torch.no_grad()
@@ -78,11 +79,11 @@ def test_shift_is_the_autoregressive_one():
     ids = torch.randint(0, 300, (1, 8), generator=torch.Generator().manual_seed(4))
     changed = ids.clone()
     changed[0, 5] = (changed[0, 5] + 1) % 300
-    row = prediction_rows(torch.tensor([5]))
+    row = (torch.tensor([0]), prediction_rows(torch.tensor([5])))
     a = model(ids, causal=True, logits_index=row).logits
     b = model(changed, causal=True, logits_index=row).logits
     assert torch.equal(a, b)
     # but the row for token 6 does see token 5
-    row6 = prediction_rows(torch.tensor([6]))
+    row6 = (torch.tensor([0]), prediction_rows(torch.tensor([6])))
     assert not torch.equal(model(ids, causal=True, logits_index=row6).logits,
                            model(changed, causal=True, logits_index=row6).logits)

@@ -38,6 +38,19 @@ def test_numbers_out_of_bounds_are_clamped_and_whole_floats_taken():
     assert s.update({"candidates": 2.5}) and s.candidates == 3  # not a whole number: refused
 
 
+def test_a_refused_value_is_reported_once_while_the_editor_resends_it():
+    # editors send the whole section on every change: the same bad value must not pop up each time
+    s = Settings()
+    assert len(s.update({"maxNewTokens": 2048, "threshold": 0.5})) == 1
+    assert s.update({"maxNewTokens": 2048, "threshold": 0.6}) == []
+    assert s.max_new_tokens == 256 and s.threshold == 0.6
+    assert len(s.update({"maxNewTokens": 4096})) == 1  # a new bad value is news
+    assert s.update({"maxNewTokens": 32}) == [] and len(s.update({"maxNewTokens": 4096})) == 1  # fixed, then bad again
+    assert len(s.update({"candidates": "3"})) == 1 and s.update({"candidates": "3"}) == []
+    assert s.update({"candidates": None}) == [] and len(s.update({"candidates": "3"})) == 1  # reset, then bad again
+    assert len(s.update({"completeInComments": 1})) == 1 and len(s.update({"completeInComments": True})) == 0
+
+
 def test_dtype_choices_are_what_the_loader_reads():
     from coda_core.loading import DTYPES as LOADER_DTYPES
 

@@ -17,7 +17,7 @@ from coda_core.tokenizer import BUNDLED_TOKENIZER, load_tokenizer
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPES = ROOT / "train" / "recipes"
-CODA = [sys.executable, "-m", "coda_core.cli"]
+CODA = [sys.executable, "-m", "coda_cli"]
 
 
 def coda(*args, cwd=None, check=True, timeout=900):
@@ -74,13 +74,16 @@ def test_prepare_dedups_packs_and_records_checksums(tmp_path, code_data):
     assert stats["documents"] == 1 and stats["duplicates"] == 1
 
 
-def test_reader_shards_by_host_and_worker_and_resumes_exactly(code_data):
+def test_reader_shards_by_host_and_resumes_exactly(code_data):
     from coda_train.data import Dataset, ShardReader
 
     data = Dataset(code_data)
-    readers = [ShardReader(data, 2, host=h, hosts=2, worker=w, workers=2) for h in (0, 1) for w in (0, 1)]
+    hosts = next(h for h in (3, 4, 5, 7) if len(data) % h)  # rows left over: they are dropped
+    readers = [ShardReader(data, 2, host=h, hosts=hosts) for h in range(hosts)]
     seen = [set(r.mine.tolist()) for r in readers]
-    assert set().union(*seen) == set(range(len(data))) and sum(map(len, seen)) == len(data)
+    usable = len(data) - len(data) % hosts  # every host gets as many rows, so their epochs stay in step
+    assert set().union(*seen) == set(range(usable)) and sum(map(len, seen)) == usable
+    assert {len(s) for s in seen} == {usable // hosts}
     reader = ShardReader(data, 4, seed=3)
     for _ in range(5):
         reader.next()
@@ -231,16 +234,38 @@ def test_tiny_cpu_pipeline_end_to_end(tmp_path):
 # -- dry runs of the shipped TPU recipes ---------------------------------------------------
 
 
+# Memory per device of the shipped recipes, GiB: the figures docs/TRAINING.md publishes (to 0.01).
+SHIPPED_TOTAL_GIB = {"coda-1.7b-v4-1024-pretrain.yaml": 18.03, "coda-1.7b-v4-1024-midtrain.yaml": 18.03,
+                     "coda-1.7b-v4-1024-sft.yaml": 5.53, "coda-1.7b-v5p-64-pretrain.yaml": 36.47,
+                     "coda-1.7b-v5p-64-midtrain.yaml": 36.47, "coda-1.7b-v5p-64-sft.yaml": 11.47}
+CODA_V0_PARAMETERS = 2_031_739_904  # untied lm_head, vocabulary 151,936 (shared/reference/README.md)
+
+
 @pytest.mark.parametrize("recipe", sorted(p.name for p in RECIPES.glob("coda-1.7b-*.yaml")))
 def test_shipped_tpu_recipes_pass_the_dry_run(recipe):
+    import yaml
+
     report = json.loads(coda("train", "run", RECIPES / recipe, "--dry-run", "--json").stdout)
-    assert report["fits"] and report["backend"] == "xla"
-    assert report["mesh"]["devices"] == {"v4-1024": 512, "v5p-64": 32}[recipe.split("-")[2] + "-" +
-                                                                        recipe.split("-")[3]]
-    assert 1.5e9 < report["parameters"] < 2.5e9
+    values = yaml.safe_load((RECIPES / recipe).read_text())  # the recipe itself, not the estimator's reading
+    t, mesh, hosts = values["train"], values["backend"]["mesh"], values["backend"]["hosts"]
+    devices = mesh["fsdp"] * mesh.get("tensor", 1)
+    assert report["backend"] == "xla" and report["mesh"]["devices"] == devices == {"v4": 512, "v5p": 32}[
+        values["backend"]["chip"]]
+    assert report["parameters"] == CODA_V0_PARAMETERS
     specs = {p["name"]: p["spec"] for p in report["sharding"]}
     assert specs["model.layers.0.self_attn.q_proj.weight"] == ["fsdp", None]
-    assert report["memory_gib"]["total"] <= 0.9 * report["hbm_gib"]
+    # each host reads its share of the global batch, each device holds batch / fsdp rows
+    per_device = t["batch_size"] // mesh["fsdp"]
+    assert report["batch"] == {"global": t["batch_size"], "per_host": t["batch_size"] // hosts,
+                               "per_device": per_device, "seq_len": t["seq_len"], "grad_accum": t["grad_accum"]}
+    memory = report["memory_gib"]
+    # by hand: fp32 weights and gradients of every parameter, split over the devices (norms replicated: < 5%)
+    assert 1.0 <= memory["weights_and_grads"] / (8 * CODA_V0_PARAMETERS / devices / 2**30) < 1.05
+    # the logits of every row position: bf16, plus fp32 for the loss and its gradient (10 bytes a value)
+    assert memory["logits"] == pytest.approx(per_device * t["seq_len"] * 151_936 * 10 / 2**30)
+    assert memory["total"] == pytest.approx(SHIPPED_TOTAL_GIB[recipe], abs=0.01)
+    hbm = {"v4": 32, "v5p": 95}[values["backend"]["chip"]]
+    assert report["hbm_gib"] == hbm and report["fits"] and memory["total"] <= 0.9 * hbm
 
 
 def test_dry_run_reports_a_recipe_that_does_not_fit(tmp_path):
@@ -253,7 +278,7 @@ def test_dry_run_reports_a_recipe_that_does_not_fit(tmp_path):
 def test_fsdp2_under_torchrun_trains_checkpoints_and_resumes(tmp_path, code_data):
     """Two CPU processes (gloo) with every decoder layer and the root wrapped by fully_shard."""
     recipe = write_recipe(tmp_path / "r.yaml", code_data, tmp_path / "run", steps=2, checkpoint_every=1)
-    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "coda_core.cli"]
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "coda_cli"]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
     for extra in ([], ["--resume", "--set", "train.steps=3"]):
         result = subprocess.run([*torchrun, "train", "run", str(recipe), *extra], capture_output=True, text=True,
@@ -264,13 +289,117 @@ def test_fsdp2_under_torchrun_trains_checkpoints_and_resumes(tmp_path, code_data
     assert state["lm_head.weight"].shape[0] == 151936  # whole tensors, gathered from both ranks
 
 
+# -- parallelism: what the backend owns ------------------------------------------------------
+
+
+def simulate_pod(batch_size, fsdp, tensor, hosts, interleaved, seq=3):
+    """Every host's reader rows (distinct values) through host_batch / device_blocks / local_shards, and the
+    global batch they make: block b of the global array is what the devices holding block b receive."""
+    from coda_train.parallel import check_host_layout, device_blocks, host_batch, local_shards
+
+    mesh = torch.arange(fsdp * tensor).reshape(fsdp, tensor).numpy()
+    per_host = host_batch(batch_size, hosts, fsdp)
+    blocks_by_device, sent = {}, []
+    for host in range(hosts):
+        # whole mesh rows per host: contiguous ones, or every hosts-th one (a TPU runtime need not number a
+        # host's devices contiguously); the runtime's local order is shuffled as well
+        rows_of_host = [r for r in range(fsdp) if (r % hosts if interleaved else r // (fsdp // hosts)) == host]
+        local = [int(d) for r in rows_of_host for d in mesh[r]]
+        random.Random(host).shuffle(local)
+        blocks = device_blocks(mesh, local)
+        check_host_layout(blocks, fsdp, hosts)
+        rows = (1000 * host + torch.arange(per_host))[:, None].expand(per_host, seq)
+        sent.append(rows)
+        shards, per_block = local_shards(rows, blocks)
+        assert per_block == batch_size // fsdp
+        for device, block, shard in zip(local, blocks, shards):
+            blocks_by_device[device] = (block, shard)
+    assert sorted(blocks_by_device) == list(range(fsdp * tensor))  # every device is fed once
+    global_batch = {}
+    for block, shard in blocks_by_device.values():  # the tensor-parallel replicas of a block agree
+        assert torch.equal(global_batch.setdefault(block, shard), shard)
+    return torch.cat([global_batch[b] for b in range(fsdp)]), sent
+
+
+@pytest.mark.parametrize("fsdp,tensor,hosts,interleaved", [(8, 1, 2, False), (8, 1, 2, True), (4, 2, 2, True),
+                                                            (512, 1, 128, False), (32, 1, 8, True)])
+def test_each_host_reads_its_share_and_the_shards_make_the_recipes_global_batch(fsdp, tensor, hosts,
+                                                                                interleaved):
+    batch_size = 512 if fsdp == 512 else 64  # the v4-1024 and v5p-64 recipes' batches
+    global_batch, sent = simulate_pod(batch_size, fsdp, tensor, hosts, interleaved)
+    assert [len(rows) for rows in sent] == [batch_size // hosts] * hosts
+    assert global_batch.shape == (batch_size, 3)  # the recipe's batch, not batch_size x hosts
+    assert sorted(global_batch[:, 0].tolist()) == sorted(torch.cat(sent)[:, 0].tolist())  # each row once
+
+
+def test_batches_and_meshes_that_do_not_split_over_the_hosts_are_refused():
+    from coda_core.errors import CodaError
+    from coda_train.parallel import check_host_layout, device_blocks, host_batch
+
+    with pytest.raises(CodaError, match="does not split over backend.hosts 128"):
+        host_batch(500, 128, 512)
+    with pytest.raises(CodaError, match="does not split over mesh.fsdp 512"):
+        host_batch(256, 128, 512)
+    assert host_batch(6, 1, 4) == 6  # one host may replicate a batch that fsdp does not divide
+    # a tensor-parallel group of 4 spread over 2 hosts: host 0 feeds half of two groups
+    mesh = torch.arange(8).reshape(2, 4).numpy()
+    with pytest.raises(CodaError, match="tensor-parallel group spans hosts"):
+        check_host_layout(device_blocks(mesh, [0, 1, 4, 5]), fsdp=2, hosts=2)
+
+
+def test_the_backend_names_parameters_as_the_model_format_does_both_ways():
+    from coda_train.parallel import TorchBackend
+    from conftest import small_model
+
+    model, plain = small_model(seed=1), small_model(seed=1).state_dict()
+    backend = TorchBackend("cpu")
+    model = backend.prepare(model, activation_checkpointing=True)
+    assert any(".layer." in name for name in model.state_dict())  # the wrappers rename the layers
+    state = backend.state_dict(model)
+    assert state.keys() == plain.keys() and all(torch.equal(state[k], plain[k]) for k in plain)
+    other = small_model(seed=2).state_dict()
+    assert backend.load_model_state(model, other) == ([], [])
+    assert all(torch.equal(backend.state_dict(model)[k], other[k]) for k in other)
+    # names that do not fit come back in the model format's names, and nothing is loaded
+    wrong = {("model.extra.weight" if k == "lm_head.weight" else k): v for k, v in plain.items()}
+    assert backend.load_model_state(model, wrong) == (["lm_head.weight"], ["model.extra.weight"])
+    assert torch.equal(backend.state_dict(model)["model.norm.weight"], other["model.norm.weight"])
+
+
+def test_the_torch_backend_runs_the_lm_head_only_at_the_targets():
+    from coda_core.masking import MaskingConfig, diffusion_loss, mask_batch
+    from coda_train.parallel import TorchBackend
+    from conftest import small_model
+
+    model = small_model(seed=3)
+    ids = torch.randint(2, 290, (3, 16), generator=torch.Generator().manual_seed(0))
+    batch = mask_batch(ids, MaskingConfig(), mask_id=299, pad_id=0, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        logits = TorchBackend("cpu").loss_logits(model, batch)
+        full = model(batch.input_ids).logits
+    b, j = batch.targets.nonzero(as_tuple=True)
+    assert logits.shape == (len(b), 300) and torch.allclose(logits, full[b, j - 1], atol=1e-5)
+    assert torch.allclose(diffusion_loss(logits, batch)[0], diffusion_loss(full, batch)[0], atol=1e-5)
+
+
+def test_masking_draws_repeat_per_step_and_differ_between_readers():
+    from coda_train.trainer import masking_generator
+
+    def draw(seed, reader, step):
+        return torch.rand(16, generator=masking_generator(seed, reader, step))
+
+    assert torch.equal(draw(0, 1, 5), draw(0, 1, 5))  # what a resumed run draws
+    assert not torch.equal(draw(0, 0, 5), draw(0, 1, 5))  # two hosts do not mask their rows alike
+    assert not torch.equal(draw(0, 0, 5), draw(0, 0, 6)) and not torch.equal(draw(0, 0, 5), draw(1, 0, 5))
+
+
 def test_pipeline_stages_of_one_kind_need_their_own_folder(tmp_path):
     from coda_train.pipeline import load_pipeline
     from coda_train.recipe import RecipeError
 
     stages = "  - {recipe: %s, data: code}\n  - {recipe: %s, data: code%s}\n"
     pretrain = RECIPES / "tiny-pretrain.yaml"
-    base = f"out: runs/x\ndata:\n  code: {{src: [a]}}\nstages:\n"
+    base = "out: runs/x\ndata:\n  code: {src: [a]}\nstages:\n"
     (tmp_path / "same.yaml").write_text(base + stages % (pretrain, pretrain, ""))
     with pytest.raises(RecipeError, match="share one folder"):
         load_pipeline(tmp_path / "same.yaml")

@@ -2,10 +2,10 @@
 
 A checkpoint is a folder `step-000123/` holding
 
-    model.safetensors      the parameters
+    model.safetensors      the parameters, named as the model format names them
     optimizer.safetensors  every tensor of the optimizer state ("state/<param>/<name>"; <param> is an
                            index, or a parameter name when the state came from FSDP2)
-    rng.safetensors        the torch RNG states (CPU, and the masking generator)
+    rng.safetensors        the torch CPU RNG state (masking draws follow from seed, reader and step)
     trainer.json           step, data position, the optimizer's non-tensor state, the recipe's fingerprint
 
 It is written to a temporary sibling and renamed into place, so a run killed

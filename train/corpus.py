@@ -39,9 +39,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from tqdm import tqdm
-
 from coda_core.atomic import atomic_directory, require_empty
+from coda_core.progress import progress as progress_bar
+
 from .data import DataError
 
 # SPDX ids (and classifier / free-text spellings) whose terms let us train on and ship a model
@@ -242,7 +242,7 @@ def build_corpus(out: str | Path, packages: list[Package] | None = None, *, max_
     records: dict[str, list[dict]] = {s: [] for s in SPLITS}
     sft: list[dict] = []
     manifest_packages = []
-    for package in tqdm(packages, desc="corpus", unit="package", disable=not progress):
+    for package in progress_bar(packages, desc="corpus", unit="package", disable=not progress):
         split = split_of(package.name)
         entry = {"package": package.name, "licence": package.licence, "permissive": package.permissive,
                  "split": split, "files": len(package.files), "documents": 0, "characters": 0}

@@ -12,9 +12,9 @@ For code in a language with a tree-sitter grammar, every token also gets the
 id of the syntax node it belongs to (-1 outside): the holes of masking
 strategy S4 (see coda_core/syntax.py).
 
-The reader serves rows of one host and worker (row i goes to reader
-i mod (hosts * workers)), in an order shuffled per epoch, and its position
-(epoch, cursor) can be saved and restored exactly.
+The reader serves the rows of one host (or rank): row i goes to reader
+i mod hosts, in an order shuffled per epoch, and its position (epoch,
+cursor) can be saved and restored exactly.
 """
 
 from __future__ import annotations
@@ -27,11 +27,10 @@ from typing import Callable, Iterator
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from coda_core.atomic import atomic_directory
 from coda_core.errors import CodaError
-
+from coda_core.progress import progress as progress_bar
 from coda_core.syntax import LANGUAGE_BY_SUFFIX, node_ids_for
 
 MANIFEST = "manifest.json"
@@ -110,7 +109,7 @@ def prepare(sources: list[str], tokenizer, out: str | Path, *, seq_len: int = 10
     rows, prompt_lens, nodes = [], [], []
     buffer, node_buffer, next_node = [], [], 0
     sft = None
-    for doc in tqdm(_documents(sources, languages), desc="prepare", unit="doc", disable=not progress):
+    for doc in progress_bar(_documents(sources, languages), desc="prepare", unit="doc", disable=not progress):
         digest = hashlib.sha256(((doc.prompt or "") + "\0" + doc.text).encode()).hexdigest()
         if digest in seen:
             stats["duplicates"] += 1
@@ -253,20 +252,25 @@ class Dataset:
 
 
 class ShardReader:
-    """Batches of `batch_size` rows for one (host, worker) of a `rows` range, epoch after epoch.
+    """Batches of `batch_size` rows for reader `host` of `hosts` (a host or a rank), epoch after epoch.
 
-    Each epoch visits this reader's rows in an order drawn from (seed, epoch).
-    `state()` / `load_state()` save and restore the position exactly.
+    Reader h gets the rows i of `rows` with i mod hosts == h, all readers the same number of them (up to
+    hosts - 1 rows at the end are left out), so they start their epochs together. Each epoch visits this
+    reader's rows in an order drawn from (seed, epoch). `state()` / `load_state()` save and restore the
+    position exactly.
     """
 
     def __init__(self, dataset: Dataset, batch_size: int, *, seed: int = 0, host: int = 0, hosts: int = 1,
-                 worker: int = 0, workers: int = 1, rows: range | None = None):
+                 rows: range | None = None):
+        if not 0 <= host < hosts:
+            raise DataError(f"reader {host} of {hosts} does not exist")
         self.dataset = dataset
         self.batch_size = batch_size
         self.seed = seed
+        self.host, self.hosts = host, hosts
         rows = rows if rows is not None else range(len(dataset))
-        readers, me = hosts * workers, host * workers + worker
-        self.mine = np.asarray([i for i in rows if i % readers == me], dtype=np.int64)
+        rows = rows[:len(rows) - len(rows) % hosts]
+        self.mine = np.asarray([i for i in rows if i % hosts == host], dtype=np.int64)
         if len(self.mine) < batch_size:
             raise DataError(f"{dataset.path}: this reader gets {len(self.mine)} rows, fewer than a batch of "
                             f"{batch_size}; add data or lower train.batch_size")

@@ -26,7 +26,7 @@ import torch
 from coda_core.errors import CodaError
 from coda_core.model import CoDALanguageModel
 
-from .parallel import param_spec, shard_shape
+from .parallel import host_batch, param_spec, shard_shape
 from .recipe import Recipe
 
 GiB = 1 << 30
@@ -64,6 +64,13 @@ def dry_run(recipe: Recipe) -> dict:
     if t.batch_size % fsdp:
         raise CodaError(f"{recipe.source}: train.batch_size {t.batch_size} does not split over fsdp {fsdp}")
     per_device_batch = t.batch_size // fsdp
+    hosts = recipe.backend.hosts
+    if (fsdp * tensor) % hosts:
+        raise CodaError(f"{recipe.source}: {fsdp * tensor} devices do not split over backend.hosts {hosts}")
+    try:
+        per_host_batch = host_batch(t.batch_size, hosts, fsdp)
+    except CodaError as exc:
+        raise CodaError(f"{recipe.source}: {exc}") from None
 
     params, weight_bytes, optimizer_bytes = [], 0, 0
     for name, param in model.named_parameters():
@@ -91,9 +98,10 @@ def dry_run(recipe: Recipe) -> dict:
     hbm = HBM_GIB.get(chip)
     return {
         "recipe": recipe.source, "stage": recipe.stage, "backend": recipe.backend.name,
-        "mesh": {"fsdp": fsdp, "tensor": tensor, "devices": fsdp * tensor, "hosts": recipe.backend.hosts},
+        "mesh": {"fsdp": fsdp, "tensor": tensor, "devices": fsdp * tensor, "hosts": hosts},
         "parameters": sum(math.prod(p["shape"]) for p in params),
-        "batch": {"global": t.batch_size, "per_device": b, "seq_len": s, "grad_accum": t.grad_accum},
+        "batch": {"global": t.batch_size, "per_host": per_host_batch, "per_device": b, "seq_len": s,
+                  "grad_accum": t.grad_accum},
         "memory_gib": {"weights_and_grads": weight_bytes / GiB, "optimizer": optimizer_bytes / GiB,
                        "activations": activation_bytes / GiB, "logits": logits_bytes / GiB, "total": total / GiB},
         "chip": chip or None, "hbm_gib": hbm,
@@ -108,7 +116,8 @@ def format_dry_run(report: dict) -> str:
              f"mesh        fsdp {m['fsdp']} x tensor {m['tensor']} = {m['devices']} devices on {m['hosts']} host(s)",
              f"parameters  {report['parameters'] / 1e9:.3f} B",
              f"batch       {report['batch']['global']} x {report['batch']['seq_len']} tokens, "
-             f"{report['batch']['per_device']} sequence(s) per device, grad_accum {report['batch']['grad_accum']}",
+             f"{report['batch']['per_host']} read per host, {report['batch']['per_device']} sequence(s) per device, "
+             f"grad_accum {report['batch']['grad_accum']}",
              "sharding (parameter: shape -> partition spec -> per-device shape)"]
     for p in report["sharding"]:
         spec = ", ".join(axis or "-" for axis in p["spec"])

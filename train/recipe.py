@@ -93,8 +93,9 @@ class LrScheduleSpec:
 
 @dataclass
 class TrainSpec:
-    """batch_size: rows per optimizer micro-step, for the whole mesh on the xla backend (one SPMD
-    program) and per process under torchrun (each rank reads its own rows)."""
+    """batch_size: rows per optimizer micro-step. On the xla backend the global batch of the whole mesh
+    (one SPMD program; each of backend.hosts hosts reads batch_size / hosts rows); under torchrun per
+    process (each rank reads its own rows)."""
 
     steps: int = 100
     seq_len: int | None = None  # None: the data's; when set, the data must match (dry runs need it)
@@ -120,17 +121,13 @@ class MeshSpec:
     fsdp: int = 1
     tensor: int = 1
 
-    @property
-    def devices(self) -> int:
-        return self.fsdp * self.tensor
-
 
 @dataclass
 class BackendSpec:
     name: str = "torch"  # torch | xla
     device: str = "auto"  # torch backend: cpu, cuda, auto
     mesh: MeshSpec = field(default_factory=MeshSpec)
-    hosts: int = 1
+    hosts: int = 1  # xla: the processes of the run, one per host (checked against the runtime)
     chip: str | None = None  # xla: v4, v5p, ... (its HBM bounds --dry-run's memory check)
 
 
@@ -165,6 +162,9 @@ class Recipe:
             raise RecipeError(f"{where}: lr_schedule.decay must be cosine, linear or constant")
         if self.backend.name not in ("torch", "xla"):
             raise RecipeError(f"{where}: backend.name must be torch or xla, got {self.backend.name!r}")
+        b = self.backend
+        if min(b.hosts, b.mesh.fsdp, b.mesh.tensor) < 1:
+            raise RecipeError(f"{where}: backend.hosts, backend.mesh.fsdp and backend.mesh.tensor must be >= 1")
         t = self.train
         if min(t.steps, t.batch_size, t.grad_accum, t.keep_checkpoints, t.log_every) < 1:
             raise RecipeError(f"{where}: train.steps, batch_size, grad_accum, keep_checkpoints and log_every "
@@ -247,10 +247,4 @@ def load_recipe(path: str | Path, overrides: list[str] = ()) -> Recipe:
         _override(values, assignment, str(path))
     recipe = _build(Recipe, values, str(path), "")
     recipe.source = str(path)
-    return recipe.validate()
-
-
-def recipe_from_dict(values: dict, source: str = "") -> Recipe:
-    recipe = _build(Recipe, values, source or "recipe", "")
-    recipe.source = source
     return recipe.validate()

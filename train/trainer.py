@@ -1,16 +1,23 @@
 """One training stage: `coda train run RECIPE.yaml [--resume]`.
 
-    model init -> backend.prepare (parallelism from outside) -> optimizer
-    loop: rows -> masking (CPU, its own generator) -> forward -> 1/t-weighted
-          loss -> backward (x grad_accum) -> clip -> step -> metrics
+    build_model -> backend.prepare (parallelism from outside) -> optimizer
+    loop: this process's rows -> masking (CPU) -> backend.to_device ->
+          backend.loss_logits -> 1/t-weighted loss -> backward (x grad_accum)
+          -> clip -> step -> metrics
     every eval_every: validation loss on fixed masked batches
     every checkpoint_every and at the end: an atomic checkpoint
     at the end: `<out>/export` (the model format) and `<out>/loss.png`
 
-Everything a resumed run needs is in the checkpoint: parameters, optimizer
-state, step, the data position and both RNG states. A resumed run therefore
-ends with the same parameters as one that was never interrupted (on the same
-machine; a test kills one with SIGKILL to check).
+The trainer knows no parallelism: the backend (`coda_train.parallel`) says
+which rows this process reads, places the model and the batches, computes
+the logits the loss needs, and names the parameters as the model format does.
+
+The masking draws of a step come from (seed, reader, step) alone, so no two
+hosts or ranks mask alike and a resumed run draws what an uninterrupted one
+would. Everything else a resumed run needs is in the checkpoint: parameters,
+optimizer state, step, the data position and the torch RNG state. A resumed
+run therefore ends with the same parameters as one that was never
+interrupted (on the same machine; a test kills one with SIGKILL to check).
 """
 
 from __future__ import annotations
@@ -22,20 +29,23 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
 from coda_core.config import CoDAConfig
 from coda_core.errors import CheckpointError, CodaError
-from coda_core.masking import diffusion_loss, mask_batch, mask_sft, target_rows
+from coda_core.masking import diffusion_loss, mask_batch, mask_sft
 from coda_core.model import CoDALanguageModel
+from coda_core.progress import progress as progress_bar
 from coda_core.tokenizer import BUNDLED_TOKENIZER, load_tokenizer, special_ids
 
 from . import checkpoint
 from .data import Dataset, DataError, ShardReader
-from .parallel import TorchBackend, XlaBackend, checkpoint_layers, compile_layers
+from .parallel import make_backend
 from .recipe import Recipe
+
+VALID_SEED = 12345  # validation masks: the same every evaluation
 
 
 def lr_at(step: int, recipe: Recipe) -> float:
@@ -59,15 +69,15 @@ def build_optimizer(model: torch.nn.Module, recipe: Recipe) -> torch.optim.Optim
                              betas=tuple(spec.betas))
 
 
-def make_backend(recipe: Recipe):
-    b = recipe.backend
-    if b.name == "xla":
-        return XlaBackend(b.mesh.fsdp, b.mesh.tensor)
-    return TorchBackend(b.device)
+def masking_generator(seed: int, reader: int, step: int) -> torch.Generator:
+    """The generator of one step's masking draws on one reader (host or rank): a function of the three
+    alone, so no two readers draw alike and a resumed run draws exactly what an uninterrupted one would."""
+    high, low = np.random.SeedSequence([seed, reader, step]).generate_state(2)
+    return torch.Generator().manual_seed(int(high) << 32 | int(low))
 
 
-def init_model(recipe: Recipe) -> tuple[CoDALanguageModel, object, str]:
-    """The stage's starting model, its tokenizer and the tokenizer's folder."""
+def build_model(recipe: Recipe) -> tuple[CoDALanguageModel, object, str]:
+    """The stage's starting model (fp32, in train mode), its tokenizer and the tokenizer's folder."""
     from coda_core.loading import load_model, resolve_model_dir
     from coda_core.presets import preset_config
 
@@ -77,10 +87,9 @@ def init_model(recipe: Recipe) -> tuple[CoDALanguageModel, object, str]:
         tokenizer = load_tokenizer(tokenizer_dir)
         torch.manual_seed(recipe.train.seed)
         return CoDALanguageModel(preset_config(spec.preset, tokenizer)).float().train(), tokenizer, tokenizer_dir
-    else:
-        path = recipe.resolve(spec.path)
-        model = load_model(path, device="cpu", dtype=torch.float32)
-        tokenizer_dir = recipe.resolve(spec.tokenizer) or str(resolve_model_dir(path, weights=False))
+    path = recipe.resolve(spec.path)
+    model = load_model(path, device="cpu", dtype=torch.float32)
+    tokenizer_dir = recipe.resolve(spec.tokenizer) or str(resolve_model_dir(path, weights=False))
     return model.float().train(), load_tokenizer(tokenizer_dir), tokenizer_dir
 
 
@@ -97,8 +106,8 @@ class Trainer:
         self.recipe = recipe
         self.out = Path(recipe.out)  # outputs are relative to the working directory
         self.progress = progress
-        self.backend = make_backend(recipe)
-        model, self.tokenizer, self.tokenizer_dir = init_model(recipe)
+        self.backend = make_backend(recipe.backend)
+        model, self.tokenizer, self.tokenizer_dir = build_model(recipe)
         self.config = model.config
         self.ids = special_ids(model.config, self.tokenizer)
         self.schedule, self.masking = recipe.masking.build()
@@ -115,19 +124,20 @@ class Trainer:
             raise DataError(f"{recipe.data.train} holds rows of {self.train_data.seq_len} tokens, but the recipe's "
                             f"train.seq_len is {recipe.train.seq_len}")
         train_rows, valid_rows, self.valid_data = self._split()
-        host, hosts = self.backend.data_shard
         t = recipe.train
-        self.reader = ShardReader(self.train_data, t.batch_size, seed=t.seed, host=host, hosts=hosts, rows=train_rows)
-        self.valid = ShardReader(self.valid_data, min(t.batch_size, len(valid_rows)), seed=t.seed + 1,
-                                 rows=valid_rows)
+        shard = self.backend.shard(t.batch_size, "train.batch_size")
+        self.reader = ShardReader(self.train_data, shard.rows, seed=t.seed, host=shard.index, hosts=shard.count,
+                                  rows=train_rows)
+        valid = self.backend.shard(min(t.batch_size, len(valid_rows)),
+                                   "the validation batch (train.batch_size, or fewer validation rows)",
+                                   validation=True)
+        self.valid = ShardReader(self.valid_data, valid.rows, seed=t.seed + 1, host=valid.index,
+                                 hosts=valid.count, rows=valid_rows)
+        self.valid_seed = VALID_SEED + valid.index
 
-        if t.activation_checkpointing:
-            checkpoint_layers(model)
-        if t.compile:
-            compile_layers(model)
-        self.model = self.backend.prepare(model)
+        self.model = self.backend.prepare(model, activation_checkpointing=t.activation_checkpointing,
+                                          compile=t.compile)
         self.optimizer = build_optimizer(self.model, recipe)
-        self.generator = torch.Generator().manual_seed(t.seed)  # masking draws, on the CPU
         self.step = 0
         self.metrics_file = self.out / "metrics.jsonl"
 
@@ -154,15 +164,14 @@ class Trainer:
                           generator=generator)
 
     def _loss(self, batch):
+        """The diffusion loss of a masked batch of this process's rows (the backend makes it the step's batch)."""
         device = self.backend.to_device
         for name in ("input_ids", "labels", "targets", "t"):
             setattr(batch, name, device(getattr(batch, name)))
         with torch.autocast(self.backend.device.type, dtype=torch.bfloat16, enabled=self.recipe.train.bf16):
-            if self.backend.full_logits:
-                logits = self.model(batch.input_ids).logits
-            else:
-                logits = self.model(batch.input_ids, logits_index=target_rows(batch)).logits
-        return diffusion_loss(logits, batch, self.recipe.masking.loss_normalization)
+            logits = self.backend.loss_logits(self.model, batch)
+        loss, metrics = diffusion_loss(logits, batch, self.recipe.masking.loss_normalization)
+        return loss, {**metrics, "tokens": batch.input_ids.numel()}
 
     def _causal_loss(self, rows):
         """Next-token cross-entropy with causal attention: the AR phase's objective."""
@@ -173,7 +182,7 @@ class Trainer:
         loss = F.cross_entropy(logits.flatten(0, 1).float(), labels.flatten())
         with torch.no_grad():
             accuracy = (logits.argmax(-1) == labels).float().mean()
-        return loss, {"masked_accuracy": accuracy, "targets": torch.tensor(labels.numel())}
+        return loss, {"masked_accuracy": accuracy, "targets": torch.tensor(labels.numel()), "tokens": ids.numel()}
 
     def train_step(self) -> dict:
         t = self.recipe.train
@@ -181,18 +190,19 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         start = time.perf_counter()
+        generator = masking_generator(t.seed, self.reader.host, self.step)
         losses, accuracies, targets, tokens = [], [], [], 0
         for _ in range(t.grad_accum):
             rows = self.reader.next()
             if t.objective == "causal":
                 loss, metrics = self._causal_loss(rows)
             else:
-                loss, metrics = self._loss(self._masked(rows, self.generator, self.step))
+                loss, metrics = self._loss(self._masked(rows, generator, self.step))
             (loss / t.grad_accum).backward()
             losses.append(loss.detach())
             accuracies.append(metrics["masked_accuracy"])
             targets.append(metrics["targets"])
-            tokens += rows.ids.numel()
+            tokens += metrics["tokens"]  # the step's whole batch (every host's rows on a pod)
         norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), t.grad_clip if t.grad_clip else float("inf"))
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
@@ -209,7 +219,7 @@ class Trainer:
     def evaluate(self) -> dict:
         """Validation loss on the same masked batches every time (a fixed generator), in eval mode."""
         self.model.eval()
-        generator = torch.Generator().manual_seed(12345)
+        generator = torch.Generator().manual_seed(self.valid_seed)
         state = self.valid.state()
         self.valid.load_state({"epoch": 0, "cursor": 0})
         losses, accuracies = [], []
@@ -230,7 +240,7 @@ class Trainer:
         optimizer_state = self.backend.optimizer_state(self.model, self.optimizer)
         path = self.out / "checkpoints"
         if self.backend.is_main:
-            rng = {"torch_cpu": torch.get_rng_state(), "masking": self.generator.get_state()}
+            rng = {"torch_cpu": torch.get_rng_state()}
             trainer = {"data": self.reader.state(), "tokenizer_dir": self.tokenizer_dir,
                        "fingerprint": fingerprint(self.recipe, self.config, self.train_data.seq_len),
                        "config": self.config.to_dict()}
@@ -251,7 +261,7 @@ class Trainer:
             if theirs.get(key) != mine[key]:
                 raise CheckpointError(f"cannot resume from {path}: its {key} is {theirs.get(key)!r}, this recipe's "
                                       f"is {mine[key]!r}; use another `out`, or the recipe it was written with")
-        missing, unexpected = _load_into(self.model, model_state, self.backend)
+        missing, unexpected = self.backend.load_model_state(self.model, model_state)
         if missing or unexpected:
             raise CheckpointError(f"cannot resume from {path}: parameters missing {missing[:3]}, "
                                   f"unexpected {unexpected[:3]}")
@@ -260,7 +270,6 @@ class Trainer:
         except (ValueError, KeyError, RuntimeError) as exc:
             raise CheckpointError(f"cannot resume from {path}: optimizer state does not fit: {exc}") from None
         torch.set_rng_state(rng["torch_cpu"])
-        self.generator.set_state(rng["masking"])
         self.reader.load_state(trainer["data"])
         self.step = int(trainer["step"])
         return True
@@ -280,8 +289,8 @@ class Trainer:
             self.metrics_file.unlink(missing_ok=True)
             first_eval = self.evaluate()
             self.log(first_eval)
-        bar = tqdm(total=t.steps, initial=self.step, desc=f"{self.recipe.stage}", unit="step",
-                   disable=not (self.progress and self.backend.is_main))
+        bar = progress_bar(total=t.steps, initial=self.step, desc=self.recipe.stage, unit="step",
+                           disable=not (self.progress and self.backend.is_main))
         while self.step < t.steps:
             record = self.train_step()
             bar.update(1)
@@ -313,18 +322,6 @@ class Trainer:
             summary["first_valid_loss"] = evals[0]["valid_loss"]
             summary["tokens_per_s_median"] = sorted(r["tokens_per_s"] for r in steps)[len(steps) // 2] if steps else None
         return summary
-
-
-def _load_into(model: torch.nn.Module, state: dict[str, torch.Tensor], backend) -> tuple[list[str], list[str]]:
-    """Load a checkpoint's (unwrapped) parameter names into a possibly wrapped model."""
-    names = {name.replace(".layer.", ".", 1) if ".layers." in name else name: name
-             for name in model.state_dict()}
-    missing = sorted(set(names) - set(state))
-    unexpected = sorted(set(state) - set(names))
-    if missing or unexpected:
-        return missing, unexpected
-    backend.load_model_state(model, {names[k]: v for k, v in state.items()})
-    return [], []
 
 
 def run_recipe(recipe: Recipe, resume: bool = False, progress: bool = True) -> dict:

@@ -55,7 +55,9 @@ export function serverSettings(config: ConfigurationReader): ServerSettings {
     // An empty path in the settings UI means "not set", sent as null: the server
     // then keeps its own default (its --model, else $CODA_MODEL, else the bundled
     // coda-mini) rather than trying to load "".
-    model: read('model')?.trim() || null,
+    // settings.json is hand-edited: a model that is not a string goes to the server as it is,
+    // which refuses it with a message naming the setting (trim() would throw here instead).
+    model: modelSetting(read('model')),
     device: read('device'),
     dtype: read('dtype'),
     maxNewTokens: read('maxNewTokens'),
@@ -91,4 +93,10 @@ export function affectsServerSettings(affects: (section: string) => boolean): bo
 /** The `workspace/didChangeConfiguration` params the server expects. */
 export function configurationParams(settings: ServerSettings): { settings: { coda: ServerSettings } } {
   return { settings: { coda: settings } };
+}
+
+
+function modelSetting(value: unknown): string | null {
+  if (typeof value === 'string') return value.trim() || null;
+  return (value ?? null) as string | null; // not a string: the server names it in its refusal
 }

@@ -31,7 +31,7 @@ local function range_params(client, bufnr, first, last, visual)
   }
 end
 
--- The server completes in no document of this size or more (coda_lsp.server.MAX_DOCUMENT_BYTES).
+-- The server completes in no document of this size or more (coda_lsp.documents.MAX_DOCUMENT_BYTES).
 local MAX_DOCUMENT_BYTES = 5 * 1024 * 1024
 
 --- Why the server offered no `command` here, and what to do, as a message for the user.

@@ -1,4 +1,4 @@
-"""Token sampling and confidence scores, shared by every decoder.
+"""How a masked position picks its token (sampling) and how sure it is (confidence), for every decoder.
 
 These follow the published CoDA/Dream sampler: logits are tempered, then
 filtered by top-p and top-k; greedy decoding (temperature 0) takes the

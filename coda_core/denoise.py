@@ -13,10 +13,10 @@ except two things:
             least the most confident one; optionally the Fast-dLLM factor rule.
   cache     reference: a full forward over the canvas every step.
             fast: block-wise. At each block boundary (and as `refresh` says)
-            a full forward refreshes the K/V of every slot ("DualCache":
-            prefix and suffix both cached); in between only the current
-            window (a block, or a sub-block) is recomputed, fed as [s-1, e)
-            because token j is predicted from hidden j-1.
+            a prefill refreshes the K/V of every slot ("DualCache": prefix
+            and suffix both cached); in between only the current window (a
+            block, or a sub-block) is recomputed by `decode_window`, fed as
+            [s-1, e) because token j is predicted from hidden j-1.
 
 Token sampling, confidences, commits and end handling are one code path
 (`_choose` and `Canvas.commit`). Between steps the loop checks
@@ -34,9 +34,9 @@ from typing import Callable
 import torch
 
 from .canvas import Canvas
-from .model import CoDALanguageModel, prediction_rows
+from .model import CoDALanguageModel, KVCache, prediction_rows
 from .prefix_cache import PrefixCache
-from .sampling import ALGORITHMS, SamplingParams, confidence, sample_tokens
+from .token_choice import ALGORITHMS, SamplingParams, confidence, sample_tokens
 
 
 @dataclass(frozen=True)
@@ -195,11 +195,11 @@ def _select_threshold(choice: _Choice, masked: torch.Tensor, opts: DecodeOptions
     return select
 
 
-def _timed_forward(model, stats: DecodeStats, kind: str, **kwargs) -> torch.Tensor:
-    """A forward, counted in stats. kind: "prefill" (a decode's first context
-    encoding), "full" (any other full forward) or "window"."""
+def _timed_forward(stats: DecodeStats, kind: str, forward: Callable[[], torch.Tensor]) -> torch.Tensor:
+    """Run `forward` (a model call returning logits [N, V]), counted in stats. kind: "prefill"
+    (a decode's first context encoding), "full" (any other full forward) or "window"."""
     start = time.perf_counter()
-    logits = model(**kwargs).logits
+    logits = forward()
     ms = (time.perf_counter() - start) * 1000
     stats.forwards += 1
     stats.full_forwards += kind != "window"
@@ -237,8 +237,9 @@ def denoise_reference(model: CoDALanguageModel, canvas: Canvas, opts: DecodeOpti
         if stats.stopped is not None:
             break
         # No prefill here: every step re-encodes the whole canvas, so all of it is step time.
-        logits = _timed_forward(model, stats, "full", input_ids=canvas.ids, attention_mask=canvas.attention_mask,
-                                logits_index=_masked_rows(masked, slots))
+        rows = _masked_rows(masked, slots)
+        logits = _timed_forward(stats, "full", lambda: model(canvas.ids, canvas.attention_mask,
+                                                             logits_index=rows).logits)
         choice = _choose(logits, masked, opts, control.generator)
         t, s = times[i], times[i + 1]
         last = i == steps - 1
@@ -256,33 +257,33 @@ def _windows(start: int, end: int, size: int):
     return [(s, min(s + size, end)) for s in range(start, end, size)]
 
 
-def _refresh_or_window(model, canvas: Canvas, cache, masked: torch.Tensor, positions: torch.Tensor,
-                       refresh: bool, first: bool, prefix_cache: PrefixCache | None,
+def _refresh_or_window(model: CoDALanguageModel, canvas: Canvas, cache: KVCache, masked: torch.Tensor,
+                       positions: torch.Tensor, refresh: bool, first: bool, prefix_cache: PrefixCache | None,
                        stats: DecodeStats) -> torch.Tensor:
-    """Logits [N, V] for the N masked slots of the window at `positions`.
+    """Logits [N, V] for the N masked slots of the window at `positions` [W] (masked [B, W]).
 
-    A refresh is a full forward that rewrites every slot's K/V (the first one
-    may start from a shared head in the prefix cache); otherwise only the
-    window is fed, as [s-1, e), over the cached K/V of everything else.
+    A refresh is a prefill that rewrites every slot's K/V; the first one may
+    instead restore a shared head from the prefix cache and encode only the
+    rest, as one window step. Otherwise only the window is fed, as [s-1, e),
+    over the cached K/V of everything else.
     """
     length = canvas.ids.shape[1]
     device = canvas.ids.device
     if refresh and first and prefix_cache is not None and (reused := prefix_cache.restore(canvas, cache)):
         stats.reused_prefix = reused
         fed = torch.arange(reused, length, device=device)
-        logits = _timed_forward(model, stats, "prefill", input_ids=canvas.ids[:, fed], cache=cache, slots=fed,
-                                logits_index=_masked_rows(masked, positions, first_fed=reused))
-    elif refresh:
-        logits = _timed_forward(model, stats, "prefill" if first else "full", input_ids=canvas.ids,
-                                attention_mask=canvas.attention_mask, cache=cache,
-                                logits_index=_masked_rows(masked, positions))
+        ids, rows = canvas.ids[:, fed], _masked_rows(masked, positions, first_fed=reused)
+        return _timed_forward(stats, "prefill", lambda: model.decode_window(ids, cache, fed, logits_index=rows))
+    if refresh:
+        rows = _masked_rows(masked, positions)
+        logits = _timed_forward(stats, "prefill" if first else "full",
+                                lambda: model.prefill(canvas.ids, cache, canvas.attention_mask, logits_index=rows))
         if first and prefix_cache is not None:
             prefix_cache.store(canvas, cache)  # only fresh K/V are kept for later calls
-    else:
-        fed = torch.arange(max(int(positions[0]) - 1, 0), int(positions[-1]) + 1, device=device)
-        logits = _timed_forward(model, stats, "window", input_ids=canvas.ids[:, fed], cache=cache, slots=fed,
-                                logits_index=_masked_rows(masked, positions, first_fed=int(fed[0])))
-    return logits
+        return logits
+    fed = torch.arange(max(int(positions[0]) - 1, 0), int(positions[-1]) + 1, device=device)
+    ids, rows = canvas.ids[:, fed], _masked_rows(masked, positions, first_fed=int(fed[0]))
+    return _timed_forward(stats, "window", lambda: model.decode_window(ids, cache, fed, logits_index=rows))
 
 
 @torch.inference_mode()
