@@ -18,8 +18,6 @@ from pathlib import Path
 
 from coda_core.bundled import DEFAULT_MODEL_HELP, default_model
 from coda_core.errors import CodaError
-from coda_core.sampler import STRATEGIES
-from coda_lsp.text import offset_at_row, rows
 
 
 def cmd_info(args) -> None:
@@ -49,6 +47,8 @@ def read_source(path: str) -> str:
 
 def split_at(text: str, line: int, col: int) -> tuple[str, str]:
     """(before, after) the 1-based line and column (in characters) of `text`, rows counted on "\n"."""
+    from coda_lsp.text import offset_at_row, rows
+
     lines = rows(text)
     if not 1 <= line <= len(lines):
         raise CodaError(f"line {line} is outside the file (1..{len(lines)})")
@@ -92,6 +92,8 @@ def cmd_infill(args) -> None:
 
 def cmd_rewrite(args) -> None:
     path, start, end = parse_target(args.target, r"(.+):(\d+)-(\d+)", "FILE:START-END")
+    from coda_lsp.text import rows
+
     start, end = int(start), int(end)
     lines = [line for line in rows(read_source(path)) if line]
     if not 1 <= start <= end <= len(lines):
@@ -161,7 +163,8 @@ def cmd_bench_forward(args) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from coda_core.presets import SHAPES
+    from coda_core.presets import SHAPES  # the model's import, which every command makes anyway
+    from coda_core.sampler import STRATEGIES
 
     parser = argparse.ArgumentParser(prog="coda", description="CoDA diffusion language model tools")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

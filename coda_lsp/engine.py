@@ -1,10 +1,10 @@
 """The completion engine behind the server: latest request wins.
 
 Editor concepts stop here; below is `coda_core.sampler`, run by the model's
-one owner (coda_lsp.models). Per document only the
-newest request matters: starting one tells the older one to stop (its
-denoising loop checks between steps) and the older one is answered with an
-empty result. A `$/cancelRequest` stops a request the same way.
+one owner (coda_lsp.models). Per document only the newest request matters:
+starting one tells the older one to stop (its denoising loop checks between
+steps) and the older one is answered with an empty result. A
+`$/cancelRequest` stops a request the same way.
 
 A completion is a short pipeline, each stage in the module named after it:
 locate the hole (holes), try the completions shown a keystroke ago (cache),
@@ -22,8 +22,8 @@ from dataclasses import dataclass
 
 from coda_core.chat import fenced_code
 
-from .context import context_window
 from .cache import ShownCompletions
+from .context import context_window
 from .holes import Hole, Placeholder, choose_hole
 from .models import ModelHost
 from .postprocess import clean, rank_by_syntax

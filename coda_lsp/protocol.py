@@ -19,6 +19,8 @@ code 1 without `shutdown`) were not kept. Here:
 - `workspace/executeCommand` runs the command in a task of its own, so a
   `$/cancelRequest` cancels only the request's outer future; commands register
   their task in `command_tasks`, and a cancel cancels it too.
+- `MessageLoopServer` is pygls' LanguageServer running that loop on stdio and
+  TCP; coda_lsp.server's CodaServer builds on it.
 """
 
 from __future__ import annotations
@@ -27,10 +29,14 @@ import asyncio
 import json
 import logging
 import re
+import sys
+import threading
 from types import SimpleNamespace
 
 from lsprotocol import types as T
-from pygls.exceptions import JsonRpcException
+from pygls.exceptions import FeatureRequestError, JsonRpcException
+from pygls.io_ import StdoutWriter
+from pygls.lsp.server import LanguageServer
 from pygls.protocol import LanguageServerProtocol
 from pygls.protocol.language_server import lsp_method
 from pygls.workspace import TextDocument, Workspace
@@ -280,3 +286,47 @@ class StreamReader:
             return await self.stream.readexactly(n)
         except asyncio.IncompleteReadError as exc:
             return exc.partial
+
+
+class MessageLoopServer(LanguageServer):
+    """pygls' server running our message loop (`read_messages`) on stdio and TCP, with internal
+    errors logged and told to the user once instead of popped up each time."""
+
+    max_message_bytes = MAX_MESSAGE_BYTES  # `coda-lsp --max-message-mb`
+
+    def report_server_error(self, error: Exception, source) -> None:
+        # pygls pops up every internal error; the log has them, the user hears once
+        logging.getLogger(__name__).error("%s: %s", getattr(source, "__name__", source), error)
+        if source is not FeatureRequestError:  # a failed request is answered with its error already
+            self.protocol.tell_user_once(f"internal error: {error}")
+
+    def start_io(self, stdin=None, stdout=None) -> None:
+        self._stop_event = threading.Event()
+        self.protocol.set_writer(StdoutWriter(stdout or sys.stdout.buffer))
+        try:
+            asyncio.run(read_messages(StdinReader(stdin or sys.stdin.buffer, self.thread_pool), self.protocol,
+                                      self._stop_event, self.max_message_bytes))
+        except BrokenPipeError:
+            logging.getLogger(__name__).error("the connection to the client is lost")
+        except (KeyboardInterrupt, SystemExit):
+            pass
+        finally:
+            self.shutdown()
+
+    def start_tcp(self, host: str, port: int) -> None:
+        self._stop_event = threading.Event()
+
+        async def connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            self.protocol.set_writer(writer)
+            await read_messages(StreamReader(reader), self.protocol, self._stop_event, self.max_message_bytes)
+            self.shutdown()
+
+        async def serve() -> None:
+            self._server = await asyncio.start_server(connection, host, port)
+            async with self._server:
+                await self._server.serve_forever()
+
+        try:
+            asyncio.run(serve())
+        except (asyncio.CancelledError, KeyboardInterrupt, SystemExit):
+            pass

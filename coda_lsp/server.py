@@ -13,15 +13,10 @@ unless the client prefers another it supports); document sync is incremental.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import sys
-import threading
 
 from lsprotocol import types as T
-from pygls.exceptions import FeatureRequestError
-from pygls.io_ import StdoutWriter
-from pygls.lsp.server import LanguageServer
 
 from coda_core import __version__
 from coda_core.bundled import DEFAULT_MODEL_HELP
@@ -30,7 +25,7 @@ from .commands import FILL_HOLES, IMPLEMENT, INSTRUCT, REGENERATE, edit_with_pro
 from .documents import Snapshot, completable, cursor, engine_point, selection_offsets
 from .engine import Engine
 from .holes import Placeholder, empty_function_at, placeholders_in, scope_at
-from .protocol import MAX_MESSAGE_BYTES, CodaProtocol, StdinReader, StreamReader, read_messages
+from .protocol import MAX_MESSAGE_BYTES, CodaProtocol, MessageLoopServer
 from .settings import Settings
 from .text import offset_of
 
@@ -40,15 +35,14 @@ EMPTY_WARNING = 5  # model answers in a row with nothing in them before the user
 STATUS = "coda/status"
 
 
-class CodaServer(LanguageServer):
-    """pygls' server with coda-lsp's message loop (coda_lsp.protocol) on stdio and TCP."""
+class CodaServer(MessageLoopServer):
+    """The language server: our message loop (coda_lsp.protocol), the engine, and what handlers share."""
 
     def __init__(self, settings: Settings | None = None):
         super().__init__("coda-lsp", __version__, protocol_cls=CodaProtocol)
         self.engine = Engine(settings)
         self.engine.models.on_status = self.notify_status
         self.engine.models.on_error = lambda error: self.show(error, T.MessageType.Error)
-        self.max_message_bytes = MAX_MESSAGE_BYTES
 
     def notify_status(self, state: str, model: str | None, message: str | None = None) -> None:
         self.protocol.notify(STATUS, {"state": state, "model": model, **({"message": message} if message else {})})
@@ -58,50 +52,12 @@ class CodaServer(LanguageServer):
 
     def apply_settings(self, settings: dict) -> None:
         """Take the settings the editor sent; what they get wrong is told in one message, and the
-        setting keeps its value (or is clamped into bounds). A change of model loads it."""
+        setting keeps its value (or is clamped into bounds)."""
         problems = self.engine.settings.update(settings)
         if problems:
             message = "CoDA: " + "; ".join(problems)
             logging.warning(message)
             self.show(message)
-
-    def report_server_error(self, error: Exception, source) -> None:
-        # pygls pops up every internal error; the log has them, the user hears once
-        logging.getLogger(__name__).error("%s: %s", getattr(source, "__name__", source), error)
-        if source is not FeatureRequestError:  # a failed request is answered with its error already
-            self.protocol.tell_user_once(f"internal error: {error}")
-
-    def start_io(self, stdin=None, stdout=None) -> None:
-        self._stop_event = threading.Event()
-        self.protocol.set_writer(StdoutWriter(stdout or sys.stdout.buffer))
-        try:
-            asyncio.run(read_messages(StdinReader(stdin or sys.stdin.buffer, self.thread_pool), self.protocol,
-                                      self._stop_event, self.max_message_bytes))
-        except BrokenPipeError:
-            logging.getLogger(__name__).error("the connection to the client is lost")
-        except (KeyboardInterrupt, SystemExit):
-            pass
-        finally:
-            self.shutdown()
-
-    def start_tcp(self, host: str, port: int) -> None:
-        self._stop_event = threading.Event()
-
-        async def connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            self.protocol.set_writer(writer)
-            await read_messages(StreamReader(reader), self.protocol, self._stop_event, self.max_message_bytes)
-            self.shutdown()
-
-        async def serve() -> None:
-            self._server = await asyncio.start_server(connection, host, port)
-            async with self._server:
-                await self._server.serve_forever()
-
-        try:
-            asyncio.run(serve())
-        except (asyncio.CancelledError, KeyboardInterrupt, SystemExit):
-            pass
-
 
 server = CodaServer()
 
