@@ -74,9 +74,10 @@ class ModelHost:
     def request(self) -> None:
         """Load the configured model in the background, unless it is the one loaded or loading."""
         wanted = self.key(self.settings)
-        if wanted == self._wanted:
-            return
-        self._wanted = wanted
+        with self._lock:  # a failed load sets _wanted back from the loading thread
+            if wanted == self._wanted:
+                return
+            self._wanted = wanted
         self._load_wanted.set()
         if self._loading.acquire(blocking=False):
             threading.Thread(target=self._loader, name="coda-load", daemon=True).start()

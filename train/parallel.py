@@ -35,6 +35,7 @@ Backends:
 from __future__ import annotations
 
 import os
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -166,20 +167,24 @@ def _rename(name: str, renames: list[tuple[str, str]]) -> str:
     return name
 
 
-class _Backend:
-    """What both backends share: wrapping the model, and the model format's names in both directions."""
+class _Backend(ABC):
+    """What both backends share: wrapping the model, and the model format's names in both directions.
+    Each backend says how it places the model and reads or writes its full state (the three hooks)."""
 
     device: torch.device
     is_main: bool
 
+    @abstractmethod
     def _place(self, model: nn.Module) -> nn.Module:
-        raise NotImplementedError
+        """The model on this backend's devices, sharded as it shards."""
 
+    @abstractmethod
     def _full_state(self, model: nn.Module) -> dict[str, torch.Tensor]:
-        raise NotImplementedError
+        """Every parameter and buffer of the placed model, whole, on the CPU (wrapper names kept)."""
 
+    @abstractmethod
     def _load_full_state(self, model: nn.Module, state: dict[str, torch.Tensor]) -> None:
-        raise NotImplementedError
+        """Load a whole state (wrapper names) into the placed model."""
 
     def prepare(self, model: nn.Module, *, activation_checkpointing: bool = False,
                 compile: bool = False) -> nn.Module:
