@@ -5,8 +5,10 @@
 #               torch, a CUDA build of several GB that runs on the CPU too)
 #               with the project, for the xla training backend's test;
 #   editors/vscode/node_modules   the VS Code extension's npm packages (npm ci);
-# then runs pytest and the extension's build and unit tests. Nothing installed
-# by hand is needed; pip's and npm's caches make reruns fast.
+# then runs pytest and the extension's build and unit tests. Both suites run
+# even when the first fails (one red test must not hide another suite), and
+# `make test` fails if either did. Nothing installed by hand is needed; pip's
+# and npm's caches make reruns fast.
 # `make demo` shows the bundled coda-mini model completing code: `coda infill` on
 # two holes, then a scripted editor session against the real language server.
 # `make model` rebuilds coda-mini from this machine's own sources (corpus,
@@ -24,7 +26,11 @@ NPM_STAMP := $(VSCODE)/node_modules/.installed-stamp
 
 .PHONY: test test-python test-vscode demo model bench clean
 
-test: test-python test-vscode
+test: $(STAMP) $(XLA_STAMP) $(NPM_STAMP)
+	@failed=""; \
+	$(MAKE) --no-print-directory test-python || failed="$$failed pytest"; \
+	$(MAKE) --no-print-directory test-vscode || failed="$$failed vscode"; \
+	if [ -n "$$failed" ]; then echo "make test: failed:$$failed" >&2; exit 1; fi
 
 test-python: $(STAMP) $(XLA_STAMP)
 	CODA_XLA_PYTHON=$(CURDIR)/$(XLA_VENV)/bin/python $(PY) -m pytest

@@ -343,17 +343,24 @@ async def test_fill_all_holes_in_one_edit(client: LanguageClient):
         T.Range(T.Position(9, 0), T.Position(9, 7))]
 
 
+# A selection a decode takes long enough over to edit the document meanwhile: 12 lines, ~150 tokens.
+# The tiny random model commits one token a step, so regenerating them takes ~225 steps, seconds on
+# any CPU (40 lines took ~750 steps: 13 s with native bf16, over a minute on a slower CPU).
+LONG_LINES = 12
+LONG_BODY = "".join(f"    total += values[{i}] * {i}\n" for i in range(LONG_LINES))
+LONG_SOURCE = "def weighted(values):\n    total = 0\n" + LONG_BODY + "    return total\n"
+LONG_SELECTION = T.Range(T.Position(2, 0), T.Position(2 + LONG_LINES, 0))
+
+
 @pytest.mark.asyncio
 async def test_cancelling_a_command_stops_its_decode(client: LanguageClient):
     await ready(client)
     edits = record_edits(client)
     uri = "file:///project/long.py"
-    body = "".join(f"    total += values[{i}] * {i}\n" for i in range(40))
-    open_document(client, uri, "def weighted(values):\n    total = 0\n" + body + "    return total\n")
-    selection = T.Range(T.Position(2, 0), T.Position(41, 0))  # ~400 tokens: hundreds of one-token steps
+    open_document(client, uri, LONG_SOURCE)
     pending = asyncio.ensure_future(client.protocol.send_request_async(
         T.WORKSPACE_EXECUTE_COMMAND, T.ExecuteCommandParams(command="coda.regenerateSelection",
-                                                            arguments=[uri, selection]), msg_id="stop-me"))
+                                                            arguments=[uri, LONG_SELECTION]), msg_id="stop-me"))
     for _ in range(200):  # wait until the decode is under way
         if any(isinstance(v, T.WorkDoneProgressReport) for reports in client.progress_reports.values()
                for v in reports):
@@ -371,18 +378,13 @@ async def test_cancelling_a_command_stops_its_decode(client: LanguageClient):
 
 # -- edits made for text that changed while the model worked --------------------------------------
 
-LONG_BODY = "".join(f"    total += values[{i}] * {i}\n" for i in range(40))
-LONG_SOURCE = "def weighted(values):\n    total = 0\n" + LONG_BODY + "    return total\n"
-
-
 async def regenerate_while(client, uri: str, change) -> tuple[bool, list]:
     """Run "Regenerate selection" on a long span of `uri` (LONG_SOURCE, at version 1) and apply
     `change` (a content change, as version 2) once its decode is under way, as a user typing meanwhile."""
     edits = record_edits(client)
     open_document(client, uri, LONG_SOURCE)
-    selection = T.Range(T.Position(2, 0), T.Position(41, 0))  # ~400 tokens: hundreds of steps
     pending = asyncio.ensure_future(client.workspace_execute_command_async(T.ExecuteCommandParams(
-        command="coda.regenerateSelection", arguments=[uri, selection])))
+        command="coda.regenerateSelection", arguments=[uri, LONG_SELECTION])))
     for _ in range(400):
         if any(isinstance(v, T.WorkDoneProgressReport) for reports in client.progress_reports.values()
                for v in reports):
@@ -404,7 +406,7 @@ async def test_an_edit_follows_its_text_when_lines_are_inserted_above(client: La
     document_edit = edits[0].edit.document_changes[0]
     assert document_edit.text_document.version == 2, "the edit is for the text it is applied to"
     (change,) = document_edit.edits
-    assert change.range == T.Range(T.Position(3, 0), T.Position(42, 0)), "one line down, with its text"
+    assert change.range == T.Range(T.Position(3, 0), T.Position(3 + LONG_LINES, 0)), "one line down, with its text"
 
 
 @pytest.mark.asyncio
