@@ -73,7 +73,7 @@ def make_sampler(args):
 
     options = DecodeOptions(alg=args.alg, threshold=args.threshold, block_size=args.block_size, steps=args.steps,
                             sampling=SamplingParams(args.temperature, args.top_p, args.top_k))
-    return Sampler.load(args.model or default_model(), device=args.device, dtype=args.dtype,
+    return Sampler.load(args.model or default_model(), device=args.device, dtype=args.dtype, quantize=args.quantize,
                         strategy=args.strategy, options=options)
 
 
@@ -106,19 +106,23 @@ def cmd_rewrite(args) -> None:
 
 
 def cmd_bench_sample(args) -> None:
-    from .bench import bench_sample_model, bench_sample_shape, format_sample
-    from coda_core.loading import resolve_dtype
+    from coda_core.loading import resolve_device, resolve_dtype
 
     if args.model:
-        result = bench_sample_model(args.model, holes=args.holes, threshold=args.threshold, source=args.source)
-    else:
-        from coda_core.loading import resolve_device
+        from .bench_model import bench_sample_model, format_sample_model
 
-        device = resolve_device(args.device)
-        result = bench_sample_shape(steps=args.steps, preset=args.preset, dtype=resolve_dtype(args.dtype, device),
-                                    prefix=args.prefix_tokens, suffix=args.suffix_tokens, hole=args.hole_tokens,
-                                    device=str(device))
-    print(json.dumps(result) if args.json else format_sample(result))
+        result = bench_sample_model(args.model, holes=args.holes, threshold=args.threshold, source=args.source,
+                                    device=args.device, dtype=args.dtype or "auto", quantize=args.quantize)
+        print(json.dumps(result) if args.json else format_sample_model(result))
+        return
+    from .bench import bench_sample_shape, format_sample_shape
+
+    device = resolve_device(args.device)
+    dtype = resolve_dtype(args.dtype or "bfloat16", device)
+    result = bench_sample_shape(steps=args.steps, preset=args.preset, dtype=dtype, prefix=args.prefix_tokens,
+                                suffix=args.suffix_tokens, hole=args.hole_tokens, device=str(device),
+                                end_to_end=args.end_to_end, quantize=args.quantize)
+    print(json.dumps(result) if args.json else format_sample_shape(result))
 
 
 def cmd_eval(args) -> int | None:
@@ -137,34 +141,57 @@ def cmd_bench_lsp(args) -> None:
     from coda_lsp.bench import bench_lsp, breakdown
 
     model = args.model or default_model()
-    result = bench_lsp(model, interval=args.interval_ms / 1000)
+    result = bench_lsp(model, interval=args.interval_ms / 1000, quantize=args.quantize, dtype=args.dtype)
     if args.breakdown:  # after the server run, so the two never share the CPU
-        result["stages"] = breakdown(model)
+        result["stages"] = breakdown(model, args.quantize, args.dtype)
     if args.json:
         print(json.dumps(result))
-    else:
-        print(f"coda-lsp while typing {result['keystrokes']} keystrokes, {result['interval_ms']:.0f} ms apart "
-              f"({model}): p50 {result['p50_ms']} ms, p95 {result['p95_ms']} ms over {result['answered']} "
-              f"answered requests ({result['superseded']} superseded or cancelled); "
-              f"{result['lines_with_suggestion']} of {result['lines']} typed lines got a visible suggestion")
-        if "stages" in result:
-            print("where an answer's time goes (medians, ms): " + ", ".join(
-                f"{key} {value}" for key, value in result["stages"].items()))
+        return
+    for run in ([result["unquantized"]] if "unquantized" in result else []) + [result]:
+        print(f"coda-lsp while typing {run['keystrokes']} keystrokes, {run['interval_ms']:.0f} ms apart "
+              f"({model}, weights {run['quantize']}): p50 {run['p50_ms']} ms, p95 {run['p95_ms']} ms over "
+              f"{run['answered']} answered requests ({run['superseded']} superseded or cancelled); "
+              f"{run['lines_with_suggestion']} of {run['lines']} typed lines got a visible suggestion")
+    if "p50_speedup" in result:
+        print(f"p50, {args.quantize} vs unquantized: {result['p50_speedup']:.2f}x faster")
+    if "stages" in result:
+        print("where an answer's time goes (medians, ms): " + ", ".join(
+            f"{key} {value}" for key, value in result["stages"].items()))
 
 
 def cmd_bench_forward(args) -> None:
     from .bench import bench_forward, format_forward
 
-    from coda_core.loading import resolve_dtype
+    from coda_core.loading import resolve_device, resolve_dtype
 
-    result = bench_forward(repeats=args.repeats, preset=args.preset,
-                           dtype=resolve_dtype(args.dtype, "cpu"))
+    device = resolve_device(args.device)
+    result = bench_forward(repeats=args.repeats, preset=args.preset, dtype=resolve_dtype(args.dtype, device),
+                           device=str(device), quantize=args.quantize)
     print(json.dumps(result) if args.json else format_forward(result))
+
+
+def tokens_per_step(text: str) -> tuple[int, ...]:
+    """--end-to-end's "1,3": positive whole numbers; "" or "none": no end-to-end runs."""
+    if text.strip().lower() in ("", "none"):
+        return ()
+    try:
+        values = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected tokens per step like 1,3, got {text!r}") from None
+    if any(v < 1 for v in values):
+        raise argparse.ArgumentTypeError(f"tokens per step must be >= 1, got {text!r}")
+    return values
 
 
 def build_parser() -> argparse.ArgumentParser:
     from coda_core.presets import SHAPES  # the model's import, which every command makes anyway
+    from coda_core.choices import DTYPES, QUANTIZE
     from coda_core.sampler import STRATEGIES
+
+    def quantize_option(p):
+        p.add_argument("--quantize", choices=QUANTIZE, default="none",
+                       help="int8: the linear layers' weights in int8 (on a CPU several times faster, in a "
+                            "quarter of the memory); default none")
 
     parser = argparse.ArgumentParser(prog="coda", description="CoDA diffusion language model tools")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -186,6 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--model", help=f"coda-mini, a model directory or hub id ({DEFAULT_MODEL_HELP})")
         p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
         p.add_argument("--dtype", default="auto", help="auto (default), bfloat16, float16 or float32")
+        quantize_option(p)
         p.add_argument("--strategy", choices=STRATEGIES, default=STRATEGIES[0])
         p.add_argument("--threshold", type=float, default=0.9, help="fast: commit tokens at least this sure")
         p.add_argument("--block-size", type=int, default=32)
@@ -220,10 +248,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = sub.add_parser("bench", help="benchmarks that print figures").add_subparsers(
         dest="bench", required=True, metavar="BENCH")
-    p = bench.add_parser("forward", help="full vs window forward on the CoDA-v0 shape (random bf16 weights, CPU)")
+    p = bench.add_parser("forward", help="full vs window forward on the CoDA-v0 shape (random weights)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--repeats", type=int, default=3, help="timed full forwards (window forwards: 4x as many)")
     p.add_argument("--dtype", default="bfloat16", help="bfloat16 (default), float32, or auto")
+    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
+    p.add_argument("--quantize", choices=QUANTIZE, default="none",
+                   help="int8: also measure the model quantized, beside the unquantized figures")
     p.add_argument("--preset", choices=list(SHAPES), default="coda-v0", help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_bench_forward)
 
@@ -236,17 +267,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--source", help="with --model: cut the holes from this folder of .py files or JSONL corpus "
                    "(e.g. runs/coda-mini/corpus/bench.jsonl, the held-out packages; default: coda_core's sources)")
     p.add_argument("--steps", type=int, default=3, help="without --model: steps timed per sampler")
-    p.add_argument("--dtype", default="bfloat16", help="without --model: bfloat16 (default), float32 or auto")
+    p.add_argument("--dtype", help="bfloat16, float16, float32 or auto (default: with --model auto, the dtype "
+                   "load_model picks; without it bfloat16)")
+    p.add_argument("--quantize", choices=QUANTIZE, default="none",
+                   help="int8 weights; with --model, beside the unquantized model's figures and their top-1 "
+                        "agreement")
+    p.add_argument("--end-to-end", type=tokens_per_step, default=(), metavar="K[,K...]",
+                   help="without --model: also decode the whole hole at K tokens per step with each sampler "
+                        "(e.g. 1,3)")
     p.add_argument("--preset", choices=list(SHAPES), default="coda-v0", help=argparse.SUPPRESS)
     p.add_argument("--prefix-tokens", type=int, default=1024, help="without --model: prefix length")
     p.add_argument("--suffix-tokens", type=int, default=256, help="without --model: suffix length")
     p.add_argument("--hole-tokens", type=int, default=32, help="without --model: hole length")
-    p.add_argument("--device", default="cpu", help="without --model: cpu (default), cuda or auto")
+    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
     p.set_defaults(func=cmd_bench_sample)
 
     p = bench.add_parser("lsp", help="inline-completion latency of coda-lsp while typing into a 2,000-line file")
     p.add_argument("--model", help=f"coda-mini, a model directory or hub id ({DEFAULT_MODEL_HELP})")
     p.add_argument("--interval-ms", type=float, default=30.0, help="time between keystrokes")
+    p.add_argument("--quantize", choices=QUANTIZE, default="none",
+                   help="int8: the server's quantize setting; the unquantized run comes first, side by side")
+    p.add_argument("--dtype", choices=DTYPES, default="auto", help="the server's dtype setting (default auto)")
     p.add_argument("--breakdown", action="store_true",
                    help="also replay the typing in process, one answer per keystroke, and report where "
                         "an answer's time goes (medians per stage)")

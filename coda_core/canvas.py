@@ -172,12 +172,15 @@ def build_holes_canvas(pieces: list[list[int]], hole_sizes: list[int], *, copies
 
 def _canvas(rows: list[list[int]], slots: list[int], hole_of: list[int], hole_len: list[int], *, mask_id: int,
             pad_id: int, end_ids: tuple[int, ...], device) -> Canvas:
-    """Right-pad `rows` to one length and wrap them with their hole layout."""
+    """Right-pad `rows` to one length and wrap them with their hole layout.
+
+    The rows are written on the host, element by element, and moved to `device` in one copy each.
+    """
     length = max(len(row) for row in rows)
-    ids = torch.full((len(rows), length), pad_id, dtype=torch.long)
-    attention = torch.zeros(len(rows), length, dtype=torch.bool)
+    ids = torch.full((len(rows), length), pad_id, dtype=torch.long, device="cpu")
+    attention = torch.zeros(len(rows), length, dtype=torch.bool, device="cpu")
     for i, row in enumerate(rows):
-        ids[i, : len(row)] = torch.tensor(row, dtype=torch.long)
+        ids[i, : len(row)] = torch.tensor(row, dtype=torch.long, device="cpu")
         attention[i, : len(row)] = True
     return Canvas(
         ids=ids.to(device),

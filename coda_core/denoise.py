@@ -10,7 +10,8 @@ except two things:
             probability reaches `threshold` (the top-1 probability when
             greedy; when sampling, the drawn token's, so an unlikely draw is
             never committed on the strength of another token), always at
-            least the most confident one; optionally the Fast-dLLM factor rule.
+            least the `min_per_step` most confident ones (one by default);
+            optionally the Fast-dLLM factor rule.
   cache     reference: a full forward over the canvas every step.
             fast: block-wise. At each block boundary (and as `refresh` says)
             a prefill refreshes the K/V of every slot ("DualCache": prefix
@@ -50,6 +51,7 @@ class DecodeOptions:
     # fast schedule and cache
     threshold: float = 0.9
     factor: float | None = None
+    min_per_step: int = 1  # commit at least this many a step (the most confident), however unsure
     max_per_step: int | None = None
     block_size: int = 32
     sub_block_size: int | None = None  # None: the window is the whole block
@@ -64,6 +66,8 @@ class DecodeOptions:
             raise ValueError("block_size and sub_block_size must be >= 1")
         if self.max_per_step is not None and self.max_per_step < 1:
             raise ValueError(f"max_per_step must be >= 1, got {self.max_per_step}")
+        if self.min_per_step < 1 or self.min_per_step > (self.max_per_step or self.min_per_step):
+            raise ValueError(f"min_per_step must be >= 1 and <= max_per_step, got {self.min_per_step}")
         if self.steps is not None and self.steps < 1:
             raise ValueError(f"steps must be >= 1, got {self.steps}")
         if not 0 <= self.eps < 1:
@@ -174,9 +178,13 @@ def _select_count(choice: _Choice, masked: torch.Tensor, counts: torch.Tensor, o
     return select
 
 
+def _order(values: torch.Tensor) -> torch.Tensor:
+    """[B, W]: each slot's place when its row is sorted by `values`, highest first (ties: leftmost first)."""
+    return values.argsort(dim=1, descending=True, stable=True).argsort(dim=1)
+
+
 def _select_threshold(choice: _Choice, masked: torch.Tensor, opts: DecodeOptions) -> torch.Tensor:
-    """Fast: commit every confident slot, and always each row's most confident one."""
-    has_mask = masked.any(1)
+    """Fast: commit every confident slot, and always each row's `min_per_step` most confident ones."""
     if opts.factor is not None:
         # Fast-dLLM factor rule: the largest n with (n + 1) * (1 - p_n) < factor, p sorted descending
         top = choice.prob.sort(dim=1, descending=True).values
@@ -187,11 +195,10 @@ def _select_threshold(choice: _Choice, masked: torch.Tensor, opts: DecodeOptions
         select = masked & (order < count[:, None])
     else:
         select = masked & (choice.prob >= opts.threshold)
-    best = torch.where(masked, choice.rank, float("-inf")).argmax(1)
-    select[torch.arange(masked.shape[0])[has_mask], best[has_mask]] = True
+    # Each row commits at least its `min_per_step` most confident masked slots (no host sync).
+    select |= masked & (_order(torch.where(masked, choice.rank, float("-inf"))) < opts.min_per_step)
     if opts.max_per_step is not None:
-        ranked = torch.where(select, choice.rank, float("-inf")).argsort(dim=1, descending=True).argsort(dim=1)
-        select &= ranked < opts.max_per_step
+        select &= _order(torch.where(select, choice.rank, float("-inf"))) < opts.max_per_step
     return select
 
 
@@ -227,7 +234,7 @@ def denoise_reference(model: CoDALanguageModel, canvas: Canvas, opts: DecodeOpti
     control = control or Control()
     stats = DecodeStats()
     steps = opts.steps or canvas.hole_width
-    times = torch.linspace(1, opts.eps, steps + 1, dtype=torch.float64).tolist()
+    times = torch.linspace(1, opts.eps, steps + 1, dtype=torch.float64, device="cpu").tolist()  # host values
     slots = canvas.hole_slots
     for i in range(steps):
         masked = canvas.masked()

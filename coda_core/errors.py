@@ -9,6 +9,10 @@ class CodaError(Exception):
     """Base class: something the user can fix (a path, a file, a setting)."""
 
 
+class DeviceError(CodaError):
+    """The device asked for does not exist here (e.g. CUDA on a machine or torch build without it)."""
+
+
 class ModelNotFoundError(CodaError):
     """The model directory or hub repository cannot be found (or fetched offline)."""
 

@@ -8,6 +8,7 @@ import torch
 
 from .config import load_config
 from .loading import meta_model, resolve_model_dir
+from .quantize import prepare, weight_bytes
 from .tokenizer import find_special_ids, has_tokenizer, load_tokenizer
 
 
@@ -20,6 +21,8 @@ def model_info(name_or_path: str | os.PathLike) -> dict:
     model_dir = resolve_model_dir(name_or_path, weights=False)
     config = load_config(model_dir)
     parameters = sum(p.numel() for p in meta_model(config).parameters())
+    int8 = meta_model(config).to(torch.bfloat16)  # int8 linear layers, the rest in bf16 (coda_core.quantize)
+    prepare(int8, "int8")
     tokenizer = load_tokenizer(model_dir) if has_tokenizer(model_dir) else None
     stored = config.dtype if isinstance(config.dtype, torch.dtype) else getattr(torch, str(config.dtype or "float32"))
     kv_bytes_per_token = 2 * config.num_hidden_layers * config.num_key_value_heads * config.head_dim * 2
@@ -43,6 +46,7 @@ def model_info(name_or_path: str | os.PathLike) -> dict:
         "memory": {
             "weights_bytes_stored": parameters * stored.itemsize,
             "weights_bytes_bf16": parameters * 2,
+            "weights_bytes_int8": weight_bytes(int8),
             "kv_cache_bytes_per_token_bf16": kv_bytes_per_token,
         },
         "special_ids": find_special_ids(config, tokenizer),
@@ -65,6 +69,8 @@ def format_info(info: dict) -> str:
         f"dtype        {info['dtype']} as stored",
         f"memory       {mem['weights_bytes_stored'] / gib:.2f} GiB stored, {mem['weights_bytes_bf16'] / gib:.2f} GiB "
         f"in bf16, KV cache {mem['kv_cache_bytes_per_token_bf16']:,} bytes per token (bf16)",
+        f"quantized    {mem['weights_bytes_int8'] / gib:.2f} GiB with int8 linear layers (--quantize int8; the "
+        f"rest in bf16)",
         f"special ids  mask {ids['mask']}, pad {ids['pad']}, eos {ids['eos']}"
         + ("" if info["tokenizer"] else " (no tokenizer files; ids from config.json)"),
     ])

@@ -22,8 +22,9 @@ from safetensors import SafetensorError, safe_open
 from .atomic import atomic_directory
 from .bundled import bundled_model_dir, is_bundled
 from .config import CoDAConfig, load_config
-from .errors import CheckpointError, CodaError, ModelNotFoundError, UnsafeCheckpointError
+from .errors import CheckpointError, CodaError, DeviceError, ModelNotFoundError, UnsafeCheckpointError
 from .model import CoDALanguageModel
+from .quantize import check_quantize, prepare, quantize_state
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 INDEX_FILE = "model.safetensors.index.json"
@@ -62,14 +63,24 @@ def resolve_dtype(dtype: str | torch.dtype, device: str | torch.device) -> torch
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
+    """The torch device `device` names ("auto": CUDA when available, else the CPU); a DeviceError
+    when it is unknown or not on this machine."""
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
         device = torch.device(device)
     except (RuntimeError, TypeError):
-        raise CodaError(f"unknown device {device!r}; use cpu, cuda, cuda:N or auto") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise CodaError(f"device {device} asked for, but this torch build or machine has no CUDA")
+        raise DeviceError(f"unknown device {device!r}; use cpu, cuda, cuda:N or auto") from None
+    if device.type == "cuda":
+        if not torch.backends.cuda.is_built():
+            raise DeviceError(f"device {device} asked for, but this torch build has no CUDA (torch {torch.__version__}); "
+                              "use cpu or auto, or install a CUDA build of torch")
+        count = torch.cuda.device_count()
+        if count == 0:
+            raise DeviceError(f"device {device} asked for, but CUDA finds no GPU on this machine; use cpu or auto")
+        if device.index is not None and device.index >= count:
+            raise DeviceError(f"device {device} asked for, but this machine has {count} GPU(s): cuda:0"
+                              + (f" to cuda:{count - 1}" if count > 1 else ""))
     return device
 
 
@@ -151,8 +162,12 @@ def weight_files(model_dir: Path) -> list[Path]:
 
 
 def read_state_dict(files: list[Path], expected: dict[str, torch.Size], dtype: torch.dtype,
-                    device: torch.device) -> dict[str, torch.Tensor]:
-    """Read every tensor in `files`, checking names and shapes against `expected`."""
+                    device: torch.device, convert=None) -> dict[str, torch.Tensor]:
+    """Read every tensor in `files`, checking names and shapes against `expected`.
+
+    Each tensor is cast to `dtype`, or, when `convert(key, tensor)` is given and returns entries for it
+    (a quantized weight's packed form and scales), replaced by those as soon as it is read.
+    """
     state: dict[str, torch.Tensor] = {}
     unexpected: list[str] = []
     for file in files:
@@ -168,7 +183,8 @@ def read_state_dict(files: list[Path], expected: dict[str, torch.Size], dtype: t
                     if shape != expected[key]:
                         raise CheckpointError(f"{file.name}: tensor {key} has shape {tuple(shape)}, "
                                               f"the config expects {tuple(expected[key])}")
-                    state[key] = reader.get_tensor(key).to(dtype)
+                    tensor = reader.get_tensor(key)
+                    state.update((convert and convert(key, tensor)) or {key: tensor.to(dtype)})
         except SafetensorError as exc:
             raise CheckpointError(f"{file} is not a readable safetensors file: {exc}") from None
     if unexpected:
@@ -178,26 +194,32 @@ def read_state_dict(files: list[Path], expected: dict[str, torch.Size], dtype: t
 
 
 def load_model(name_or_path: str | os.PathLike, device: str | torch.device = "cpu",
-               dtype: str | torch.dtype = "auto") -> CoDALanguageModel:
+               dtype: str | torch.dtype = "auto", quantize: str | None = None) -> CoDALanguageModel:
     """Open a CoDA (or Qwen3) checkpoint as a CoDALanguageModel in eval mode.
 
     name_or_path: a bundled model's name, a model directory or a hub repo id (see resolve_model_dir).
     device: "cpu", "cuda", "cuda:1", ... or "auto" (CUDA when available).
     dtype: a dtype or its name, or "auto" (see default_dtype).
+    quantize: "none" (or None) or "int8": int8 linear layers (coda_core.quantize), each weight
+        quantized as it is read.
     """
+    device = resolve_device(device)
+    dtype = resolve_dtype(dtype, device)
+    quantize = check_quantize(quantize)
     model_dir = resolve_model_dir(name_or_path)
     config = load_config(model_dir)
     files = weight_files(model_dir)
-    device = resolve_device(device)
-    dtype = resolve_dtype(dtype, device)
 
     with torch.device("meta"):
         model = CoDALanguageModel(config)
     expected = {name: t.shape for name, t in model.state_dict().items()}
-    state = read_state_dict(files, expected, dtype, device)
+    quantized = prepare(model, quantize)
+    convert = lambda key, tensor: quantize_state(key, tensor) if key in quantized else None
+    state = read_state_dict(files, expected, dtype, device, convert)
     if "lm_head.weight" not in state and "model.embed_tokens.weight" in state:
         # A tied Qwen3 checkpoint stores only the embeddings; CoDA's head starts as their copy.
-        state["lm_head.weight"] = state["model.embed_tokens.weight"].clone()
+        head = state["model.embed_tokens.weight"]
+        state.update(convert("lm_head.weight", head) or {"lm_head.weight": head.clone()})
     missing = sorted(set(expected) - set(state))
     if missing:
         raise CheckpointError(f"{model_dir}: checkpoint lacks tensor(s) {', '.join(missing[:5])}"

@@ -55,7 +55,7 @@ def cmd_run(args) -> None:
                           sampling=SamplingParams(args.temperature, options.sampling.top_p, options.sampling.top_k)
                           if args.temperature is not None else options.sampling)
     model = args.model or default_model()
-    sampler = Sampler.load(model, device=args.device, dtype=args.dtype,
+    sampler = Sampler.load(model, device=args.device, dtype=args.dtype, quantize=args.quantize,
                            strategy=args.strategy or preset.strategy, options=options)
     rows = generate(problems, sampler, max_new_tokens=args.max_new_tokens or preset.max_new_tokens,
                     samples=args.n_samples, chat=args.chat, seed=args.seed)
@@ -150,14 +150,18 @@ def build_parser(kind: str) -> argparse.ArgumentParser:
         p.add_argument("--json", action="store_true")
         p.set_defaults(func=cmd_compare)
         return p
+    from coda_core.choices import QUANTIZE
+
     from .run import DECODE_PRESETS
 
     p = argparse.ArgumentParser(prog="coda eval", description="evaluate a model: generate, execute, score. "
                                 "Also: `coda eval check TASK ...` and `coda eval compare A B`.")
     p.add_argument("task", choices=TASKS)
     p.add_argument("--model", help=f"coda-mini, a model directory or hub id ({DEFAULT_MODEL_HELP})")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--dtype", default="auto")
+    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
+    p.add_argument("--dtype", default="auto", help="auto (default), bfloat16, float16 or float32")
+    p.add_argument("--quantize", choices=QUANTIZE, default="none",
+                   help="int8: the linear layers' weights in int8 (several times faster on a CPU)")
     p.add_argument("--preset", choices=list(DECODE_PRESETS), default="fast")
     p.add_argument("--strategy", choices=["fast", "reference"], help="override the preset's sampler")
     p.add_argument("--max-new-tokens", type=int)

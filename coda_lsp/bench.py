@@ -49,7 +49,7 @@ def bench_file(lines: int = 2000) -> str:
     return "\n".join(out[:lines]) + "\n"
 
 
-async def _replay(model: str, interval: float, pause: float) -> dict:
+async def _replay(model: str, interval: float, pause: float, quantize: str = "none", dtype: str = "auto") -> dict:
     client = LanguageClient("coda-bench", "1")
     loaded = asyncio.get_running_loop().create_future()
 
@@ -64,7 +64,8 @@ async def _replay(model: str, interval: float, pause: float) -> dict:
 
     await client.start_io(sys.executable, "-m", "coda_lsp.server", "--stdio")
     await client.initialize_async(T.InitializeParams(
-        capabilities=T.ClientCapabilities(), initialization_options={"model": model}))
+        capabilities=T.ClientCapabilities(), initialization_options={"model": model, "quantize": quantize,
+                                                                         "dtype": dtype}))
     client.initialized(T.InitializedParams())
     uri = "file:///bench/example.py"
     text = bench_file()
@@ -133,13 +134,13 @@ async def _replay(model: str, interval: float, pause: float) -> dict:
     return {"answered": len(answered), "superseded": superseded, "latencies": answered, "lines_shown": lines_shown}
 
 
-async def _stages(model: str) -> list[dict]:
+async def _stages(model: str, quantize: str = "none", dtype: str = "auto") -> list[dict]:
     """The same typing, in process and one answer per keystroke (nothing superseded): the engine's
     own record of where each answer's time went."""
     from .engine import Engine
     from .settings import Settings
 
-    engine = Engine(Settings(model=model))
+    engine = Engine(Settings(model=model, quantize=quantize, dtype=dtype))
     error = engine.models.load()
     if error:
         raise CodaError(error)
@@ -155,9 +156,9 @@ async def _stages(model: str) -> list[dict]:
     return list(engine.timings)
 
 
-def breakdown(model: str) -> dict:
+def breakdown(model: str, quantize: str = "none", dtype: str = "auto") -> dict:
     """Medians of each stage of an answer (ms), and how often the shortcuts applied."""
-    timings = asyncio.run(_stages(model))
+    timings = asyncio.run(_stages(model, quantize, dtype))
     decoded = [t for t in timings if "decode_ms" in t]
     out = {key: round(statistics.median(t[key] for t in decoded), 2)
            for key in ("hole_ms", "context_ms", "prefill_ms", "steps_ms", "decode_ms", "post_ms", "steps")}
@@ -168,8 +169,12 @@ def breakdown(model: str) -> dict:
     return out
 
 
-def bench_lsp(model: str, interval: float = 0.03, pause: float = 1.0) -> dict:
-    result = asyncio.run(_replay(model, interval, pause))
+def bench_lsp(model: str, interval: float = 0.03, pause: float = 1.0, quantize: str = "none",
+              dtype: str = "auto") -> dict:
+    """Latency while typing. With `quantize`, the unquantized model's run comes first and is kept beside
+    the quantized one's, with the ratio of their medians."""
+    baseline = bench_lsp(model, interval, pause, dtype=dtype) if quantize != "none" else None
+    result = asyncio.run(_replay(model, interval, pause, quantize, dtype))
     latencies = sorted(x * 1000 for x in result["latencies"])
 
     def percentile(p: float) -> float | None:
@@ -177,7 +182,12 @@ def bench_lsp(model: str, interval: float = 0.03, pause: float = 1.0) -> dict:
             return None
         return round(latencies[min(len(latencies) - 1, int(p * len(latencies)))], 1)
 
-    return {"model": model, "keystrokes": sum(len(t) for t in TYPED_LINES), "interval_ms": interval * 1000,
-            "answered": result["answered"], "superseded": result["superseded"],
-            "lines": len(TYPED_LINES), "lines_with_suggestion": result["lines_shown"],
-            "p50_ms": round(statistics.median(latencies), 1) if latencies else None, "p95_ms": percentile(0.95)}
+    out = {"model": model, "dtype": dtype, "quantize": quantize, "keystrokes": sum(len(t) for t in TYPED_LINES),
+           "interval_ms": interval * 1000, "answered": result["answered"], "superseded": result["superseded"],
+           "lines": len(TYPED_LINES), "lines_with_suggestion": result["lines_shown"],
+           "p50_ms": round(statistics.median(latencies), 1) if latencies else None, "p95_ms": percentile(0.95)}
+    if baseline is not None:
+        out["unquantized"] = baseline
+        if out["p50_ms"] and baseline["p50_ms"]:
+            out["p50_speedup"] = round(baseline["p50_ms"] / out["p50_ms"], 2)
+    return out

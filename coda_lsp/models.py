@@ -21,7 +21,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
 
-from coda_core.errors import CodaError
+from coda_core.errors import CodaError, DeviceError
 
 from .settings import Settings
 
@@ -42,7 +42,7 @@ class ModelHost:
         self._error: str | None = None
         self._name: str | None = None  # the model in use, or being loaded while none is
         self._lock = threading.Lock()  # guards the three above
-        self._wanted: tuple | None = None  # (model, device, dtype) asked for last
+        self._wanted: tuple | None = None  # (model, device, dtype, quantize) asked for last
         self._in_use: tuple | None = None  # ... of the model in use
         self._loading = threading.Lock()  # held by the one thread that loads models
         self._load_wanted = threading.Event()
@@ -51,7 +51,7 @@ class ModelHost:
     @staticmethod
     def key(settings: Settings) -> tuple:
         """What a load depends on: a settings change that keeps it keeps the loaded model."""
-        return settings.model, settings.device, settings.dtype
+        return settings.model, settings.device, settings.dtype, settings.quantize
 
     def current(self):
         """The sampler in use (None before the first successful load)."""
@@ -124,17 +124,20 @@ class ModelHost:
             if self._sampler is None:
                 self._name = model
         try:
-            sampler = Sampler.load(model, device=s.device, dtype=s.dtype)
+            sampler = Sampler.load(model, device=s.device, dtype=s.dtype, quantize=s.quantize)
         except (CodaError, ValueError, OSError, RuntimeError, TypeError) as exc:
+            # the setting to change, named as editors spell it
+            setting = "the device setting" if isinstance(exc, DeviceError) else None
             with self._lock:
-                self._error = f"coda-lsp could not load the model {model}: {exc}"
+                self._error = f"coda-lsp could not load the model {model}: {exc}" + (
+                    f" (set by {setting}: {s.device!r})" if setting else "")
                 if self._sampler is not None:
                     self._error += f" (still using {self._name})"
                     # The settings name the model in use again (unless newer ones arrived meanwhile), so
                     # that clearing the setting ("keep the model in use") or changing another one
                     # does not retry the model that failed.
                     if self.key(s) == tried:
-                        s.model, s.device, s.dtype = self._in_use
+                        s.model, s.device, s.dtype, s.quantize = self._in_use
                         self._wanted = self._in_use
                 return self._error
         with self._lock:

@@ -20,6 +20,7 @@ from lsprotocol import types as T
 
 from coda_core import __version__
 from coda_core.bundled import DEFAULT_MODEL_HELP
+from coda_core.choices import QUANTIZE
 
 from .commands import FILL_HOLES, IMPLEMENT, INSTRUCT, REGENERATE, edit_with_progress, instruction_above
 from .documents import Snapshot, completable, cursor, engine_point, selection_offsets
@@ -220,9 +221,13 @@ def _check(engine: Engine) -> int:
     if error:
         print(f"error: {error}", file=sys.stderr)
         return 1
+    from coda_core.loading import meta_model
+    from coda_core.quantize import quantization, weight_bytes
+
     model = engine.models.current().model
+    parameters = sum(p.numel() for p in meta_model(model.config).parameters())
     print(f"coda-lsp: model {engine.models.name} loaded ({model.device}, {model.dtype}, "
-          f"{sum(p.numel() for p in model.parameters()) / 1e6:.1f}M parameters)")
+          f"{parameters / 1e6:.1f}M parameters, weights {quantization(model)}, {weight_bytes(model) / 2**20:.0f} MiB)")
     return 0
 
 
@@ -238,6 +243,9 @@ def main(argv: list[str] | None = None) -> int:
                         f"{DEFAULT_MODEL_HELP})")
     parser.add_argument("--device", help="cpu, cuda, cuda:N or auto")
     parser.add_argument("--dtype", help="auto, bfloat16, float16 or float32")
+    parser.add_argument("--quantize", choices=QUANTIZE,
+                        help="none (default) or int8: the linear layers' weights in int8, several times faster "
+                             "on a CPU")
     parser.add_argument("--log-file", help="write the server log here (stdout carries the protocol)")
     parser.add_argument("--max-message-mb", type=float, default=MAX_MESSAGE_BYTES / 2**20,
                         help="refuse (and skip) JSON-RPC messages larger than this (default: %(default).0f)")
@@ -249,7 +257,8 @@ def main(argv: list[str] | None = None) -> int:
         logging.basicConfig(filename=args.log_file, level=logging.INFO)
     else:
         logging.basicConfig(stream=sys.stderr, level=logging.WARNING)
-    problems = server.engine.settings.update({"model": args.model, "device": args.device, "dtype": args.dtype})
+    problems = server.engine.settings.update({"model": args.model, "device": args.device, "dtype": args.dtype,
+                                              "quantize": args.quantize})
     if problems:
         parser.error("; ".join(problems))
     if args.max_message_mb <= 0:

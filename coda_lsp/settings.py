@@ -15,8 +15,7 @@ import re
 from dataclasses import MISSING, dataclass, field, fields
 
 from coda_core.bundled import default_model
-
-DTYPES = ("auto", "bfloat16", "bf16", "float16", "fp16", "float32", "fp32")  # coda_core.loading.DTYPES, and auto
+from coda_core.choices import DTYPES, QUANTIZE
 
 
 def _bounds(low: float | None = None, high: float | None = None) -> dict:
@@ -29,6 +28,8 @@ class Settings:
     model: str = field(default_factory=default_model, metadata={"keep_on_empty": True})
     device: str = "auto"  # cpu, cuda, cuda:N or auto
     dtype: str = field(default="auto", metadata={"choices": DTYPES})
+    # int8 weights: a quarter of fp32's bytes to read per step (coda_core.quantize)
+    quantize: str = field(default="none", metadata={"choices": QUANTIZE})
     # The longest completion in tokens; bounded because the decode's cost grows with it (2,048 took 212 s).
     max_new_tokens: int = field(default=64, metadata=_bounds(1, 256))
     threshold: float = field(default=0.9, metadata=_bounds(0.01, 1.0))

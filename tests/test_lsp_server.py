@@ -3,10 +3,12 @@
 import asyncio
 import contextlib
 import os
+import subprocess
 import sys
 
 import pytest
 import pytest_lsp
+import torch
 from lsprotocol import types as T
 from pygls.exceptions import JsonRpcRequestCancelled
 from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
@@ -444,6 +446,20 @@ async def test_settings_that_keep_the_model_do_not_load_it_again(tiny_model_dir)
         assert [status.state for status in statuses] == ["loading", "ready"]
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA: nothing to refuse")
+@pytest.mark.asyncio
+async def test_the_device_setting_is_named_when_cuda_is_missing(tiny_model_dir):
+    async with server_with_statuses({"model": str(tiny_model_dir), "device": "cuda"}) as (client, statuses):
+        await until_loaded(statuses)
+    assert [status.state for status in statuses] == ["loading", "error"]
+    message = statuses[-1].message
+    assert "the device setting" in message and "'cuda'" in message and "no CUDA" in message, message
+    # the editors' health check: one line, exit status 1
+    check = subprocess.run([*SERVER[:-1], "--check", "--device", "cuda", "--model", str(tiny_model_dir)],
+                           env=environment(), capture_output=True, text=True, timeout=300)
+    assert check.returncode == 1 and "no CUDA" in check.stderr and "Traceback" not in check.stderr, check.stderr
+
+
 @pytest.fixture(scope="module")
 def blank_model_dir(coda_mini_dir, tmp_path_factory):
     """coda-mini with its LM head zeroed: every logit ties, so every token it writes is id 0, its pad,
@@ -496,8 +512,6 @@ async def test_a_server_without_a_model_loads_coda_model(tiny_model_dir):
 
 
 def test_check_without_a_model_loads_the_default(tiny_model_dir):
-    import subprocess
-
     check = [sys.executable, "-m", "coda_lsp.server", "--check"]
     result = subprocess.run(check, env=environment(CODA_MODEL=str(tiny_model_dir)), capture_output=True,
                             text=True, timeout=300)

@@ -18,6 +18,7 @@ export interface ServerSettings {
   model: string | null;
   device: string;
   dtype: string;
+  quantize: string;
   maxNewTokens: number;
   threshold: number;
   blockSize: number;
@@ -37,6 +38,7 @@ const DEFAULTS: ServerSettings = {
   model: null,
   device: 'auto',
   dtype: 'auto',
+  quantize: 'none',
   maxNewTokens: 64,
   threshold: 0.9,
   blockSize: 32,
@@ -60,6 +62,7 @@ export function serverSettings(config: ConfigurationReader): ServerSettings {
     model: modelSetting(read('model')),
     device: read('device'),
     dtype: read('dtype'),
+    quantize: read('quantize'),
     maxNewTokens: read('maxNewTokens'),
     threshold: read('threshold'),
     blockSize: read('blockSize'),

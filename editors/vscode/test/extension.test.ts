@@ -192,6 +192,7 @@ describe('activation', () => {
       model: 'models/tiny',
       device: 'auto',
       dtype: 'auto',
+      quantize: 'none',
       maxNewTokens: 16,
       threshold: 0.7,
       blockSize: 32,
@@ -302,6 +303,7 @@ describe('settings', () => {
       'languages',
       'maxNewTokens',
       'model',
+      'quantize',
       'threshold',
     ]);
     assert.equal(server(ws).pid, pid);

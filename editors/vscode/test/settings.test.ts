@@ -20,6 +20,7 @@ describe('serverSettings', () => {
         model: 'models/tiny',
         device: 'cuda:1',
         dtype: 'bfloat16',
+        quantize: 'int8',
         maxNewTokens: 128,
         threshold: 0.5,
         blockSize: 16,
@@ -34,6 +35,7 @@ describe('serverSettings', () => {
       model: 'models/tiny',
       device: 'cuda:1',
       dtype: 'bfloat16',
+      quantize: 'int8',
       maxNewTokens: 128,
       threshold: 0.5,
       blockSize: 16,
@@ -50,6 +52,7 @@ describe('serverSettings', () => {
       model: null,
       device: 'auto',
       dtype: 'auto',
+      quantize: 'none',
       maxNewTokens: 64,
       threshold: 0.9,
       blockSize: 32,
@@ -76,6 +79,7 @@ describe('serverSettings', () => {
       'languages',
       'maxNewTokens',
       'model',
+      'quantize',
       'threshold',
     ]);
   });

@@ -13,6 +13,7 @@ M.defaults = {
   model = nil,
   device = "auto",
   dtype = "auto",
+  quantize = "none", -- "int8": several times faster on a CPU, in a quarter of the memory
   max_new_tokens = 64,
   threshold = 0.9,
   block_size = 32,
@@ -56,6 +57,7 @@ function M.server_settings(opts)
     model = opts.model,
     device = opts.device,
     dtype = opts.dtype,
+    quantize = opts.quantize,
     maxNewTokens = opts.max_new_tokens,
     threshold = opts.threshold,
     blockSize = opts.block_size,
