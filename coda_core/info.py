@@ -7,18 +7,22 @@ import os
 import torch
 
 from .config import load_config
-from .loading import meta_model, resolve_model_dir
+from .hub import download_size, weights_on_disk
+from .loading import hub_id, meta_model, resolve_model_dir
 from .quantize import prepare, weight_bytes
 from .tokenizer import find_special_ids, has_tokenizer, load_tokenizer
 
 
 def model_info(name_or_path: str | os.PathLike) -> dict:
-    """Architecture, parameter count, dtype, memory estimates and special ids.
+    """Architecture, parameter count, dtype, memory estimates, special ids, and whether the weights
+    are on disk (with their size, or for a hub model not yet downloaded, the size to download).
 
     Works on a directory holding only config and tokenizer files: the
     parameters are counted on the meta device.
     """
     model_dir = resolve_model_dir(name_or_path, weights=False)
+    on_disk = weights_on_disk(model_dir)
+    repo = hub_id(name_or_path)
     config = load_config(model_dir)
     parameters = sum(p.numel() for p in meta_model(config).parameters())
     int8 = meta_model(config).to(torch.bfloat16)  # int8 linear layers, the rest in bf16 (coda_core.quantize)
@@ -49,6 +53,8 @@ def model_info(name_or_path: str | os.PathLike) -> dict:
             "weights_bytes_int8": weight_bytes(int8),
             "kv_cache_bytes_per_token_bf16": kv_bytes_per_token,
         },
+        "weights": {"on_disk": on_disk > 0, "hub_id": repo,
+                    "bytes": on_disk or (download_size(repo) if repo else None)},
         "special_ids": find_special_ids(config, tokenizer),
         "tokenizer": tokenizer is not None,
     }
@@ -71,6 +77,18 @@ def format_info(info: dict) -> str:
         f"in bf16, KV cache {mem['kv_cache_bytes_per_token_bf16']:,} bytes per token (bf16)",
         f"quantized    {mem['weights_bytes_int8'] / gib:.2f} GiB with int8 linear layers (--quantize int8; the "
         f"rest in bf16)",
+        f"weights      {_weights_line(info['weights'])}",
         f"special ids  mask {ids['mask']}, pad {ids['pad']}, eos {ids['eos']}"
         + ("" if info["tokenizer"] else " (no tokenizer files; ids from config.json)"),
     ])
+
+
+def _weights_line(weights: dict) -> str:
+    gib, hub_id = 1024**3, weights["hub_id"]
+    if weights["on_disk"]:
+        return f"on disk, {weights['bytes'] / gib:.2f} GiB of safetensors"
+    if hub_id is None:
+        return "none in this directory (config and tokenizer only)"
+    size = f"{weights['bytes'] / gib:.2f} GiB " if weights["bytes"] else ""
+    return (f"not on disk: {size}to download once, into the Hugging Face cache, on first use or with "
+            f"`hf download {hub_id}`" + ("" if size else " (the hub was not asked for its size: offline)"))

@@ -23,6 +23,7 @@ from .atomic import atomic_directory
 from .bundled import bundled_model_dir, is_bundled
 from .config import CoDAConfig, load_config
 from .errors import CheckpointError, CodaError, DeviceError, ModelNotFoundError, UnsafeCheckpointError
+from .hub import Progress, is_repo_id, snapshot
 from .model import CoDALanguageModel
 from .quantize import check_quantize, prepare, quantize_state
 
@@ -30,7 +31,6 @@ PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 INDEX_FILE = "model.safetensors.index.json"
 # Non-weight tensors some exporters include; recomputed from the config here.
 IGNORED_KEYS = re.compile(r".*rotary_emb\.inv_freq$")
-REPO_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
 
 DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
           "float16": torch.float16, "fp16": torch.float16}
@@ -84,13 +84,8 @@ def resolve_device(device: str | torch.device) -> torch.device:
     return device
 
 
-def _hub_offline() -> bool:
-    from huggingface_hub import constants
-
-    return bool(constants.HF_HUB_OFFLINE) or os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
-
-
-def resolve_model_dir(name_or_path: str | os.PathLike, *, weights: bool = True) -> Path:
+def resolve_model_dir(name_or_path: str | os.PathLike, *, weights: bool = True,
+                      on_progress: Progress | None = None) -> Path:
     """A local directory for `name_or_path`: a bundled model, the path itself, or a hub snapshot.
 
     A bundled model's bare name (the string "coda-mini") is the folder shipped
@@ -100,9 +95,10 @@ def resolve_model_dir(name_or_path: str | os.PathLike, *, weights: bool = True) 
     ModelNotFoundError (a broken install).
 
     A hub repo id (`org/name`) is looked up in the local Hugging Face cache
-    first and downloaded only when it is missing and the hub is reachable;
-    the user asked for a hub model, so that download is theirs. With
-    `weights=False` only config and tokenizer files are fetched.
+    first and downloaded only when it is missing and the hub is reachable
+    (coda_core.hub; `on_progress(done_bytes, total_bytes)` follows the
+    download); the user asked for a hub model, so that download is theirs.
+    With `weights=False` only config and tokenizer files are fetched.
     """
     if is_bundled(name_or_path):
         return bundled_model_dir(name_or_path)
@@ -111,30 +107,19 @@ def resolve_model_dir(name_or_path: str | os.PathLike, *, weights: bool = True) 
         return path
     if path.exists():
         raise ModelNotFoundError(f"{path} is a file; pass the model directory that holds config.json")
-    name = str(name_or_path)
-    # A name whose parent is an existing directory is a mistyped local path, not a hub id.
-    if not REPO_ID.match(name) or name.startswith(".") or path.parent.is_dir():
+    name = hub_id(name_or_path)
+    if name is None:
         raise ModelNotFoundError(f"model directory {path} does not exist")
+    return snapshot(name, weights=weights, on_progress=on_progress)
 
-    from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
 
-    patterns = ["*.json", "*.txt", "*.jinja"] + (["*.safetensors"] if weights else [])
-    try:
-        return Path(snapshot_download(name, allow_patterns=patterns, local_files_only=True))
-    except (LocalEntryNotFoundError, FileNotFoundError, OSError):
-        pass
-    how = (f"Download it where the hub is reachable with `hf download {name}` and copy the Hugging Face "
-           f"cache (~/.cache/huggingface) here, or pass a local model directory "
-           f"(`coda init-model` makes a small one).")
-    if _hub_offline():
-        raise ModelNotFoundError(f"{name} is neither a local directory nor in the Hugging Face cache, "
-                                 f"and the hub is offline (HF_HUB_OFFLINE). {how}")
-    try:
-        return Path(snapshot_download(name, allow_patterns=patterns))
-    except (HfHubHTTPError, OSError, ValueError) as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise ModelNotFoundError(f"could not fetch {name} from the hub ({reason}). {how}") from None
+def hub_id(name_or_path: str | os.PathLike) -> str | None:
+    """`name_or_path` when it names a hub model (`org/name`, and no bundled model or local path), else None."""
+    path = Path(name_or_path).expanduser()
+    if is_bundled(name_or_path) or path.exists():
+        return None
+    # A name whose parent is an existing directory is a mistyped local path, not a hub id.
+    return str(name_or_path) if is_repo_id(str(name_or_path)) and not path.parent.is_dir() else None
 
 
 def weight_files(model_dir: Path) -> list[Path]:
@@ -194,7 +179,8 @@ def read_state_dict(files: list[Path], expected: dict[str, torch.Size], dtype: t
 
 
 def load_model(name_or_path: str | os.PathLike, device: str | torch.device = "cpu",
-               dtype: str | torch.dtype = "auto", quantize: str | None = None) -> CoDALanguageModel:
+               dtype: str | torch.dtype = "auto", quantize: str | None = None,
+               on_progress: Progress | None = None) -> CoDALanguageModel:
     """Open a CoDA (or Qwen3) checkpoint as a CoDALanguageModel in eval mode.
 
     name_or_path: a bundled model's name, a model directory or a hub repo id (see resolve_model_dir).
@@ -202,11 +188,12 @@ def load_model(name_or_path: str | os.PathLike, device: str | torch.device = "cp
     dtype: a dtype or its name, or "auto" (see default_dtype).
     quantize: "none" (or None) or "int8": int8 linear layers (coda_core.quantize), each weight
         quantized as it is read.
+    on_progress: follows a hub model's download, as (bytes done, bytes in all); see coda_core.hub.
     """
     device = resolve_device(device)
     dtype = resolve_dtype(dtype, device)
     quantize = check_quantize(quantize)
-    model_dir = resolve_model_dir(name_or_path)
+    model_dir = resolve_model_dir(name_or_path, on_progress=on_progress)
     config = load_config(model_dir)
     files = weight_files(model_dir)
 

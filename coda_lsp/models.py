@@ -25,8 +25,9 @@ from coda_core.errors import CodaError, DeviceError
 
 from .settings import Settings
 
-# on_status(state, model, message): "loading" when a load starts; "ready" or "error" when it ends
-StatusCallback = Callable[[str, "str | None", "str | None"], None]
+# on_status(state, model, message, percentage=None): "loading" when a load starts (and, while a hub
+# model downloads, with its percentage); "ready" or "error" when it ends
+StatusCallback = Callable[..., None]
 
 
 class ModelHost:
@@ -36,7 +37,7 @@ class ModelHost:
     def __init__(self, settings: Settings, on_status: StatusCallback | None = None,
                  on_error: Callable[[str], None] | None = None):
         self.settings = settings
-        self.on_status = on_status or (lambda state, model, message: None)
+        self.on_status = on_status or (lambda state, model, message, percentage=None: None)
         self.on_error = on_error or (lambda message: None)
         self._sampler = None
         self._error: str | None = None
@@ -124,13 +125,13 @@ class ModelHost:
             if self._sampler is None:
                 self._name = model
         try:
-            sampler = Sampler.load(model, device=s.device, dtype=s.dtype, quantize=s.quantize)
+            sampler = Sampler.load(model, device=s.device, dtype=s.dtype, quantize=s.quantize,
+                                   on_progress=self._download_progress(model))
         except (CodaError, ValueError, OSError, RuntimeError, TypeError) as exc:
-            # the setting to change, named as editors spell it
-            setting = "the device setting" if isinstance(exc, DeviceError) else None
+            # a device that is not here: name the setting to change
+            reason = f"{exc} (the device setting is {s.device!r})" if isinstance(exc, DeviceError) else exc
             with self._lock:
-                self._error = f"coda-lsp could not load the model {model}: {exc}" + (
-                    f" (set by {setting}: {s.device!r})" if setting else "")
+                self._error = f"coda-lsp could not load the model {model}: {reason}"
                 if self._sampler is not None:
                     self._error += f" (still using {self._name})"
                     # The settings name the model in use again (unless newer ones arrived meanwhile), so
@@ -143,6 +144,26 @@ class ModelHost:
         with self._lock:
             self._sampler, self._name, self._error, self._in_use = sampler, model, None, tried
         return None
+
+    def _download_progress(self, model: str):
+        """A callback for a hub model's download: a "loading" status each time its percentage grows.
+
+        It is called from the download's worker threads. The total grows as each file starts, so the
+        percentage shown never goes back: it waits for the bytes to catch up instead.
+        """
+        shown = [-1]
+        lock = threading.Lock()
+
+        def progress(done: int, total: int) -> None:
+            percentage = min(100, done * 100 // total) if total else 0
+            with lock:
+                if percentage <= shown[0]:
+                    return
+                shown[0] = percentage
+            self.on_status("loading", model, f"downloading {model} into the Hugging Face cache (once): "
+                           f"{done / 1e9:.2f} of {total / 1e9:.2f} GB", percentage)
+
+        return progress
 
     # -- running -------------------------------------------------------------
 

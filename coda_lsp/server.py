@@ -31,8 +31,9 @@ from .settings import Settings
 from .text import offset_of
 
 EMPTY_WARNING = 5  # model answers in a row with nothing in them before the user is told
-# Notification to the client, {"state": "loading" | "ready" | "error", "model": str, "message"?: str},
-# sent whenever a model load starts and ends; editors show it in their status line.
+# Notification to the client, {"state": "loading" | "ready" | "error", "model": str, "message"?: str,
+# "percentage"?: int}, sent whenever a model load starts and ends, and while a hub model downloads (with
+# its percentage); editors show it in their status line.
 STATUS = "coda/status"
 
 
@@ -45,8 +46,10 @@ class CodaServer(MessageLoopServer):
         self.engine.models.on_status = self.notify_status
         self.engine.models.on_error = lambda error: self.show(error, T.MessageType.Error)
 
-    def notify_status(self, state: str, model: str | None, message: str | None = None) -> None:
-        self.protocol.notify(STATUS, {"state": state, "model": model, **({"message": message} if message else {})})
+    def notify_status(self, state: str, model: str | None, message: str | None = None,
+                      percentage: int | None = None) -> None:
+        self.protocol.notify(STATUS, {"state": state, "model": model, **({"message": message} if message else {}),
+                                      **({"percentage": percentage} if percentage is not None else {})})
 
     def show(self, message: str, kind: T.MessageType = T.MessageType.Warning) -> None:
         self.window_show_message(T.ShowMessageParams(kind, message))

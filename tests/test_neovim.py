@@ -247,3 +247,12 @@ def test_coda_restart_starts_a_new_server(nvim):
     wait_for(nvim, "function(first) local c = require('coda').client(0); return c ~= nil and c.id ~= first end",
              "a new coda-lsp client for the buffer", first)
     wait_for(nvim, READY, "the restarted server's model")
+
+
+def test_the_statusline_shows_a_downloads_percentage(nvim):
+    # What the server sends while a hub model downloads (tests/test_hub.py checks that it does).
+    nvim.exec_lua("""require('coda.status').update(require('coda').client(0).id, { state = "loading",
+        model = "Salesforce/CoDA-v0-Instruct", percentage = 42, message = "downloading ... 3.41 of 8.13 GB" })""")
+    assert nvim.exec_lua("return require('coda.status').statusline(0)") == "CoDA: downloading 42% (CoDA-v0-Instruct)"
+    status = nvim.exec_lua("return vim.api.nvim_exec2('CodaStatus', { output = true }).output")
+    assert "3.41 of 8.13 GB" in status

@@ -8,13 +8,15 @@
 
 export type State = 'starting' | 'loading' | 'ready' | 'busy' | 'error';
 
-/** The server's notification, sent when a model load starts and ends. */
+/** The server's notification, sent when a model load starts and ends, and while a hub model downloads. */
 export const STATUS_NOTIFICATION = 'coda/status';
 
 export interface ServerStatus {
   state: 'loading' | 'ready' | 'error';
   model: string | null;
   message?: string;
+  /** While a hub model downloads: how much of it is on disk, 0 to 100. */
+  percentage?: number;
 }
 
 export class Status {
@@ -22,6 +24,7 @@ export class Status {
   private inFlight = 0;
   private currentModel: string | null = null;
   private currentMessage: string | undefined;
+  private currentPercentage: number | undefined;
   private lastLatencyMs: number | undefined;
   private inline = true;
   private readonly listeners: (() => void)[] = [];
@@ -37,6 +40,11 @@ export class Status {
   /** Why the state is "error". */
   get message(): string | undefined {
     return this.currentMessage;
+  }
+
+  /** How much of a downloading model is on disk (0 to 100), while it downloads. */
+  get percentage(): number | undefined {
+    return this.currentPercentage;
   }
 
   get latencyMs(): number | undefined {
@@ -56,6 +64,7 @@ export class Status {
     this.server = 'starting';
     this.currentModel = model;
     this.currentMessage = undefined;
+    this.currentPercentage = undefined;
     this.changed();
   }
 
@@ -63,7 +72,8 @@ export class Status {
   reported(status: ServerStatus): void {
     this.server = status.state;
     this.currentModel = status.model;
-    this.currentMessage = status.message; // an error, or a warning while ready (e.g. empty completions)
+    this.currentMessage = status.message; // an error, a download's progress, or a warning while ready
+    this.currentPercentage = status.state === 'loading' ? status.percentage : undefined;
     this.changed();
   }
 
@@ -132,7 +142,8 @@ const WORDS: Record<State, string> = {
 export function describe(status: Status): StatusView {
   const state = status.state;
   const name = status.model === null ? 'CoDA' : `CoDA ${modelName(status.model)}`;
-  const parts = [`${ICONS[state]} ${name}: ${WORDS[state]}`];
+  const words = state === 'loading' && status.percentage !== undefined ? `downloading ${status.percentage}%` : WORDS[state];
+  const parts = [`${ICONS[state]} ${name}: ${words}`];
   if (status.latencyMs !== undefined && (state === 'ready' || state === 'busy')) {
     parts.push(formatLatency(status.latencyMs));
   }
@@ -142,7 +153,7 @@ export function describe(status: Status): StatusView {
   const tooltip = [
     // null while a server starts with coda.model empty: it loads its default, and names it once it reports.
     `Model: ${status.model ?? "the server's default (coda-mini)"}`,
-    `State: ${WORDS[state]}`,
+    `State: ${words}`,
     ...(status.message ? [status.message] : []),
     ...(status.latencyMs !== undefined ? [`Last inline completion: ${formatLatency(status.latencyMs)}`] : []),
     `Inline completions: ${status.inlineEnabled ? 'on' : 'off'}`,

@@ -92,6 +92,10 @@ suite('describe', () => {
     assert.equal(describe(status).text, '$(sync~spin) CoDA: starting');
     status.reported({ state: 'loading', model: 'models/tiny' });
     assert.equal(describe(status).text, '$(loading~spin) CoDA tiny: loading model');
+    const downloading = 'downloading org/model into the Hugging Face cache (once): 1.20 of 8.10 GB';
+    status.reported({ state: 'loading', model: 'models/tiny', message: downloading, percentage: 15 });
+    assert.equal(describe(status).text, '$(loading~spin) CoDA tiny: downloading 15%');
+    assert.match(describe(status).tooltip, /1\.20 of 8\.10 GB/);
     status.reported({ state: 'ready', model: 'models/tiny' });
     status.completed(40);
     status.begin();

@@ -1,5 +1,5 @@
 -- The server's model state per client, from its `coda/status` notifications
--- ({state = "loading" | "ready" | "error", model = ..., message = ...}).
+-- ({state = "loading" | "ready" | "error", model = ..., message = ..., percentage = ...}).
 
 local M = {}
 
@@ -23,8 +23,11 @@ function M.statusline(bufnr)
   end
   local status = M.get(client.id)
   -- The server names its model in every status; before the first one there is no name to show.
-  local line = status.model and string.format("CoDA: %s (%s)", status.state, vim.fs.basename(status.model))
-    or string.format("CoDA: %s", status.state)
+  -- While a hub model downloads, the server sends its percentage with state "loading".
+  local state = status.state == "loading" and status.percentage
+    and string.format("downloading %d%%", status.percentage) or status.state
+  local line = status.model and string.format("CoDA: %s (%s)", state, vim.fs.basename(status.model))
+    or string.format("CoDA: %s", state)
   local working = require("coda.progress").text(client.id)
   return working and (line .. " | " .. working) or line
 end
