@@ -17,6 +17,7 @@ import torch
 
 import coda_core
 from coda_core.denoise import DecodeOptions
+from coda_core.errors import CodaError
 from coda_core.model import prediction_rows
 from coda_core.sampler import Sampler
 
@@ -143,6 +144,9 @@ def bench_sample_model(model_path: str, holes: int = 20, hole: int = 32, thresho
     `quantize`, for the quantized model, beside the unquantized one's figures and top-1 agreement."""
     sampler = Sampler.load(model_path, device=device, dtype=dtype, quantize=quantize)
     cut = real_code_holes(holes, sampler.tokenizer, source=source)
+    if not cut:
+        raise CodaError(f"no line holes to cut from {source or 'coda_core/*.py'}: it holds no Python line of "
+                        f"code of 12 characters or more")
     result = {"model": str(model_path), "holes": len(cut), "hole_tokens": hole, "threshold": threshold,
               "device": str(sampler.model.device), "dtype": str(sampler.model.dtype).removeprefix("torch."),
               "quantize": quantize, **_figures(sampler, cut, hole, threshold), "source": source or "coda_core/*.py"}

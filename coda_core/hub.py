@@ -54,7 +54,7 @@ def snapshot(name: str, *, weights: bool = True, on_progress: Progress | None = 
         raise ModelNotFoundError(f"{name} is neither a local directory nor in the Hugging Face cache, "
                                  f"and the hub is offline (HF_HUB_OFFLINE). {how_to_get(name)}")
     try:
-        bars = {"tqdm_class": _reporting_bar(on_progress)} if on_progress else {}
+        bars = {"tqdm_class": _reporting_bar(on_progress, _size(name, patterns))} if on_progress else {}
         return Path(snapshot_download(name, allow_patterns=patterns, **bars))
     except (HfHubHTTPError, OSError, ValueError) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
@@ -67,17 +67,24 @@ def weights_on_disk(model_dir: Path) -> int:
 
 
 def download_size(name: str) -> int | None:
-    """Bytes of hub model `name`'s safetensors files, asked of the hub; None offline or when it cannot say."""
+    """Bytes of hub model `name`'s weights, asked of the hub; None offline or when it cannot say."""
+    return _size(name, WEIGHT_PATTERNS)
+
+
+def _size(name: str, patterns: list[str]) -> int | None:
+    """Bytes of the files of hub model `name` that `patterns` select, asked of the hub; None offline
+    or when it cannot say."""
     if offline():
         return None
     from huggingface_hub import HfApi
     from huggingface_hub.errors import HfHubHTTPError
+    from huggingface_hub.utils import filter_repo_objects
 
     try:
         siblings = HfApi().model_info(name, files_metadata=True).siblings or []
     except (HfHubHTTPError, OSError, ValueError):
         return None
-    sizes = [s.size for s in siblings if s.rfilename.endswith(".safetensors")]
+    sizes = [s.size for s in filter_repo_objects(siblings, allow_patterns=patterns, key=lambda s: s.rfilename)]
     return sum(sizes) if sizes and None not in sizes else None
 
 
@@ -91,12 +98,13 @@ class _Discard:
         pass
 
 
-def _reporting_bar(report: Progress):
+def _reporting_bar(report: Progress, total: int | None):
     """A tqdm class for snapshot_download that passes its byte count to `report`.
 
     snapshot_download makes one bar counting files and two counting bytes: the
     bytes written (every download) and, for Xet storage, the bytes transferred.
-    The bytes written are reported.
+    The bytes written are reported, out of `total` (the snapshot's size, asked of
+    the hub beforehand): the bar's own total grows only as each file starts.
     """
     from tqdm import tqdm
 
@@ -109,7 +117,7 @@ def _reporting_bar(report: Progress):
         def update(self, n=1):
             shown = super().update(n)
             if self.reports:
-                report(int(self.n), int(self.total or 0))
+                report(int(self.n), max(total or 0, int(self.total or 0)))
             return shown
 
     return ReportingBar

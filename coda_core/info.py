@@ -91,4 +91,4 @@ def _weights_line(weights: dict) -> str:
         return "none in this directory (config and tokenizer only)"
     size = f"{weights['bytes'] / gib:.2f} GiB " if weights["bytes"] else ""
     return (f"not on disk: {size}to download once, into the Hugging Face cache, on first use or with "
-            f"`hf download {hub_id}`" + ("" if size else " (the hub was not asked for its size: offline)"))
+            f"`hf download {hub_id}`" + ("" if size else " (its size unknown: the hub was offline or did not say)"))

@@ -49,7 +49,7 @@ def bench_file(lines: int = 2000) -> str:
     return "\n".join(out[:lines]) + "\n"
 
 
-async def _replay(model: str, interval: float, pause: float, quantize: str = "none", dtype: str = "auto") -> dict:
+async def _replay(model: str, interval: float, pause: float, settings: dict) -> dict:
     client = LanguageClient("coda-bench", "1")
     loaded = asyncio.get_running_loop().create_future()
 
@@ -64,8 +64,7 @@ async def _replay(model: str, interval: float, pause: float, quantize: str = "no
 
     await client.start_io(sys.executable, "-m", "coda_lsp.server", "--stdio")
     await client.initialize_async(T.InitializeParams(
-        capabilities=T.ClientCapabilities(), initialization_options={"model": model, "quantize": quantize,
-                                                                         "dtype": dtype}))
+        capabilities=T.ClientCapabilities(), initialization_options={"model": model, **settings}))
     client.initialized(T.InitializedParams())
     uri = "file:///bench/example.py"
     text = bench_file()
@@ -134,13 +133,16 @@ async def _replay(model: str, interval: float, pause: float, quantize: str = "no
     return {"answered": len(answered), "superseded": superseded, "latencies": answered, "lines_shown": lines_shown}
 
 
-async def _stages(model: str, quantize: str = "none", dtype: str = "auto") -> list[dict]:
+async def _stages(model: str, settings: dict) -> list[dict]:
     """The same typing, in process and one answer per keystroke (nothing superseded): the engine's
     own record of where each answer's time went."""
     from .engine import Engine
     from .settings import Settings
 
-    engine = Engine(Settings(model=model, quantize=quantize, dtype=dtype))
+    engine = Engine(Settings(model=model))
+    problems = engine.settings.update(settings)
+    if problems:
+        raise CodaError("; ".join(problems))
     error = engine.models.load()
     if error:
         raise CodaError(error)
@@ -156,9 +158,9 @@ async def _stages(model: str, quantize: str = "none", dtype: str = "auto") -> li
     return list(engine.timings)
 
 
-def breakdown(model: str, quantize: str = "none", dtype: str = "auto") -> dict:
+def breakdown(model: str, settings: dict | None = None) -> dict:
     """Medians of each stage of an answer (ms), and how often the shortcuts applied."""
-    timings = asyncio.run(_stages(model, quantize, dtype))
+    timings = asyncio.run(_stages(model, settings or {}))
     decoded = [t for t in timings if "decode_ms" in t]
     out = {key: round(statistics.median(t[key] for t in decoded), 2)
            for key in ("hole_ms", "context_ms", "prefill_ms", "steps_ms", "decode_ms", "post_ms", "steps")}
@@ -169,12 +171,13 @@ def breakdown(model: str, quantize: str = "none", dtype: str = "auto") -> dict:
     return out
 
 
-def bench_lsp(model: str, interval: float = 0.03, pause: float = 1.0, quantize: str = "none",
-              dtype: str = "auto") -> dict:
-    """Latency while typing. With `quantize`, the unquantized model's run comes first and is kept beside
-    the quantized one's, with the ratio of their medians."""
-    baseline = bench_lsp(model, interval, pause, dtype=dtype) if quantize != "none" else None
-    result = asyncio.run(_replay(model, interval, pause, quantize, dtype))
+def bench_lsp(model: str, interval: float = 0.03, pause: float = 1.0, settings: dict | None = None) -> dict:
+    """Latency while typing, with the server's `settings` (device, dtype, quantize). With a quantize
+    setting, the unquantized model's run comes first and is kept beside, with the ratio of the medians."""
+    settings = {"device": "auto", "dtype": "auto", "quantize": "none", **(settings or {})}
+    quantized = settings["quantize"] != "none"
+    baseline = bench_lsp(model, interval, pause, {**settings, "quantize": "none"}) if quantized else None
+    result = asyncio.run(_replay(model, interval, pause, settings))
     latencies = sorted(x * 1000 for x in result["latencies"])
 
     def percentile(p: float) -> float | None:
@@ -182,7 +185,7 @@ def bench_lsp(model: str, interval: float = 0.03, pause: float = 1.0, quantize: 
             return None
         return round(latencies[min(len(latencies) - 1, int(p * len(latencies)))], 1)
 
-    out = {"model": model, "dtype": dtype, "quantize": quantize, "keystrokes": sum(len(t) for t in TYPED_LINES),
+    out = {"model": model, **settings, "keystrokes": sum(len(t) for t in TYPED_LINES),
            "interval_ms": interval * 1000, "answered": result["answered"], "superseded": result["superseded"],
            "lines": len(TYPED_LINES), "lines_with_suggestion": result["lines_shown"],
            "p50_ms": round(statistics.median(latencies), 1) if latencies else None, "p95_ms": percentile(0.95)}

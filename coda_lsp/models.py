@@ -146,9 +146,11 @@ class ModelHost:
         return None
 
     def _download_progress(self, model: str):
-        """A callback for a hub model's download: a "loading" status each time its percentage grows.
+        """A callback for a hub model's download: a "loading" status each time its percentage grows,
+        and a plain "loading" one when it is whole (the weights are read next).
 
-        It is called from the download's worker threads. The total grows as each file starts, so the
+        It is called from the download's worker threads, and sends in the order it decides. Where
+        the hub does not say the snapshot's size, the total grows as each file starts, so the
         percentage shown never goes back: it waits for the bytes to catch up instead.
         """
         shown = [-1]
@@ -160,8 +162,11 @@ class ModelHost:
                 if percentage <= shown[0]:
                     return
                 shown[0] = percentage
-            self.on_status("loading", model, f"downloading {model} into the Hugging Face cache (once): "
-                           f"{done / 1e9:.2f} of {total / 1e9:.2f} GB", percentage)
+                if percentage == 100:
+                    self.on_status("loading", model, f"downloaded {model}; reading its weights")
+                else:
+                    self.on_status("loading", model, f"downloading {model} into the Hugging Face cache (once): "
+                                   f"{done / 1e9:.2f} of {total / 1e9:.2f} GB", percentage)
 
         return progress
 

@@ -13,6 +13,7 @@ unless the client prefers another it supports); document sync is incremental.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import sys
 
@@ -43,8 +44,24 @@ class CodaServer(MessageLoopServer):
     def __init__(self, settings: Settings | None = None):
         super().__init__("coda-lsp", __version__, protocol_cls=CodaProtocol)
         self.engine = Engine(settings)
-        self.engine.models.on_status = self.notify_status
-        self.engine.models.on_error = lambda error: self.show(error, T.MessageType.Error)
+        self.engine.models.on_status = lambda *status: self.from_any_thread(self.notify_status, *status)
+        self.engine.models.on_error = lambda error: self.from_any_thread(self.show, error, T.MessageType.Error)
+        self.loop: asyncio.AbstractEventLoop | None = None  # the message loop's, from `initialize` on
+
+    def from_any_thread(self, send, *args) -> None:
+        """Call `send(*args)` on the message loop: the model's loading and download threads report
+        through here, so their messages go out in order and never write beside the loop's (a TCP
+        writer is not thread-safe). Before a client connects (`coda-lsp --check`) nobody hears them."""
+        if self.loop is None or self.loop.is_closed():
+            return
+        try:
+            on_loop = asyncio.get_running_loop() is self.loop
+        except RuntimeError:  # no loop in this thread
+            on_loop = False
+        if on_loop:
+            send(*args)
+        else:
+            self.loop.call_soon_threadsafe(send, *args)
 
     def notify_status(self, state: str, model: str | None, message: str | None = None,
                       percentage: int | None = None) -> None:
@@ -70,6 +87,7 @@ server = CodaServer()
 
 @server.feature(T.INITIALIZE)
 def on_initialize(ls: CodaServer, params: T.InitializeParams) -> None:
+    ls.loop = asyncio.get_running_loop()
     if isinstance(params.initialization_options, dict):
         ls.apply_settings(params.initialization_options)
 
