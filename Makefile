@@ -42,7 +42,7 @@ test-vscode: $(NPM_STAMP) $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/coda infill examples/area.py:5:12 --max-new-tokens 16
 	$(VENV)/bin/coda infill examples/stats.py:13:13 --max-new-tokens 16
-	$(VENV)/bin/python -m coda_lsp.demo examples/editor_session.py
+	$(VENV)/bin/python -m coda_cli.demo examples/editor_session.py
 
 model: $(STAMP)
 	$(VENV)/bin/coda train pipeline train/recipes/mini-cpu.yaml

@@ -11,6 +11,7 @@ line on stderr and exits with status 2, never a traceback.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import re
 import sys
@@ -130,20 +131,26 @@ def cmd_bench_sample(args) -> None:
     print(json.dumps(result) if args.json else format_sample_shape(result))
 
 
-def cmd_eval(args) -> int | None:
+def run_eval(argv: list[str]) -> int | None:
     from coda_eval.cli import main as eval_main
 
-    return eval_main(args.rest)
+    return eval_main(argv)
 
 
-def cmd_train(args) -> int | None:
+def run_train(argv: list[str]) -> int | None:
     from coda_train.cli import main as train_main
 
-    return train_main(args.rest)
+    return train_main(argv)
+
+
+# The commands that parse their own arguments: everything after the command's name goes to them
+# untouched. argparse cannot hand it on: a REMAINDER argument does not take an option that comes
+# first, so `coda train --help` would reach the top-level parser, which rejects it.
+OWN_PARSERS = {"eval": run_eval, "train": run_train}
 
 
 def cmd_bench_lsp(args) -> None:
-    from coda_lsp.bench import bench_lsp, breakdown
+    from .bench_lsp import bench_lsp, breakdown
 
     model = args.model or default_model()
     settings = {"device": args.device, "dtype": args.dtype, "quantize": args.quantize}
@@ -242,14 +249,10 @@ def build_parser() -> argparse.ArgumentParser:
     sampler_options(p)
     p.set_defaults(func=cmd_rewrite)
 
-    p = sub.add_parser("eval", add_help=False, help="evaluate: `coda eval TASK --model M --out DIR`, "
-                       "`coda eval check TASK --solutions F --out DIR`, `coda eval compare A B`")
-    p.add_argument("rest", nargs=argparse.REMAINDER)
-    p.set_defaults(func=cmd_eval)
-
-    p = sub.add_parser("train", add_help=False, help="train: `coda train prepare|run|export|pipeline ...`")
-    p.add_argument("rest", nargs=argparse.REMAINDER)
-    p.set_defaults(func=cmd_train)
+    # Listed here for `coda --help`; `main` hands their arguments to their own parsers (OWN_PARSERS).
+    sub.add_parser("eval", help="evaluate: `coda eval TASK --model M --out DIR`, "
+                   "`coda eval check TASK --solutions F --out DIR`, `coda eval compare A B`")
+    sub.add_parser("train", help="train: `coda train prepare|run|export|pipeline ...`")
 
     bench = sub.add_parser("bench", help="benchmarks that print figures").add_subparsers(
         dest="bench", required=True, metavar="BENCH")
@@ -303,9 +306,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] in OWN_PARSERS:
+        command = functools.partial(OWN_PARSERS[argv[0]], argv[1:])
+    else:
+        args = build_parser().parse_args(argv)
+        command = functools.partial(args.func, args)
     try:
-        return args.func(args) or 0
+        return command() or 0
     except (CodaError, ValueError) as exc:
         # ValueError: arguments the sampler rejects (token ids, sizes, options), each with its reason.
         print(f"coda: error: {exc}", file=sys.stderr)

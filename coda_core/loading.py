@@ -21,6 +21,7 @@ from safetensors import SafetensorError, safe_open
 
 from .atomic import atomic_directory
 from .bundled import bundled_model_dir, is_bundled
+from .choices import DTYPE_NAMES
 from .config import CoDAConfig, load_config
 from .errors import CheckpointError, CodaError, DeviceError, ModelNotFoundError, UnsafeCheckpointError
 from .hub import Progress, is_repo_id, snapshot
@@ -32,8 +33,7 @@ INDEX_FILE = "model.safetensors.index.json"
 # Non-weight tensors some exporters include; recomputed from the config here.
 IGNORED_KEYS = re.compile(r".*rotary_emb\.inv_freq$")
 
-DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
-          "float16": torch.float16, "fp16": torch.float16}
+DTYPES = {name: getattr(torch, torch_name) for name, torch_name in DTYPE_NAMES.items()}  # "auto" aside
 
 
 def default_dtype(device: torch.device) -> torch.dtype:

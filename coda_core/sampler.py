@@ -9,8 +9,9 @@ decoded text plus ids, a score, and the stats of the decode.
 
 Unknown hole length (infill): one call denoises several canvas sizes at once
 (rows of one batch; by default 8/16/32/64 tokens, capped at and including
-`max_new_tokens`). End handling pads a row after its first end token, so a
-canvas larger than the content ends early. Candidates are ranked by:
+`max_new_tokens`: coda_core.budget.canvas_sizes). End handling pads a row
+after its first end token, so a canvas larger than the content ends early.
+Candidates are ranked by:
   1. rows that committed an end token (the content fit its canvas) first;
   2. then by mean log-probability of the committed tokens (Canvas.score);
   3. a row that never ended ranks by the same score after all that did.
@@ -19,7 +20,8 @@ Identical texts are returned once; trailing pad is trimmed.
 Context: the canvas must fit `max_context` tokens (default: the model's
 max_position_embeddings). A longer prefix is cut from the left and a longer
 suffix from the right, each side keeping at least half of what is left after
-the hole if it needs it. A hole larger than the context is a ValueError.
+the hole if it needs it (coda_core.budget.split_context, the rule the language
+server's context follows too). A hole larger than the context is a ValueError.
 """
 
 from __future__ import annotations
@@ -32,13 +34,13 @@ from typing import Callable, Sequence
 
 import torch
 
+from .budget import canvas_sizes, split_context
 from .canvas import Canvas, build_canvas, build_holes_canvas
 from .denoise import Control, DecodeOptions, DecodeStats, denoise_fast, denoise_reference
 from .model import CoDALanguageModel
 from .prefix_cache import PrefixCache
 from .tokenizer import special_ids
 
-DEFAULT_SIZES = (8, 16, 32, 64)
 STRATEGIES = ("fast", "reference")
 
 
@@ -132,7 +134,7 @@ class Sampler:
         if max_new_tokens < 1:
             raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
         if sizes is None:
-            sizes = sorted({s for s in DEFAULT_SIZES if s < max_new_tokens} | {max_new_tokens})
+            sizes = canvas_sizes(max_new_tokens)
         if first_line:
             kwargs["settled"] = lambda canvas: bool(canvas.first_line_settled(self.newline_ids).all())
         prefix_ids, carried = self._heal(list(prefix_ids))
@@ -251,10 +253,7 @@ class Sampler:
         budget = self.max_context - hole
         if budget < 0:
             raise ValueError(f"a hole of {hole} tokens does not fit the model's context of {self.max_context}")
-        if len(head) + len(tail) <= budget:
-            return head, tail
-        keep_tail = min(len(tail), max(budget // 2, budget - len(head)))
-        keep_head = budget - keep_tail
+        keep_head, keep_tail = split_context(budget, len(head), len(tail))
         return head[len(head) - keep_head:], tail[:keep_tail]
 
     def _rank(self, canvas: Canvas) -> list[Candidate]:

@@ -134,6 +134,14 @@ def cmd_compare(args) -> None:
     print(f"b - a: {result['delta_pass@1']:+.3f} pass@1, 95% CI [{lo:+.3f}, {hi:+.3f}] (paired bootstrap)")
 
 
+# `coda eval --help` ends with this list: the same command checks and compares too.
+COMMANDS = """commands:
+  coda eval TASK --out DIR                         evaluate a model on TASK (the options above)
+  coda eval check TASK --solutions F --out DIR     execute given solutions, no model
+  coda eval compare A.jsonl B.jsonl                compare two runs' samples.jsonl
+each has its own --help"""
+
+
 def build_parser(kind: str) -> argparse.ArgumentParser:
     if kind == "check":
         p = argparse.ArgumentParser(prog="coda eval check", description="execute given solutions, no model")
@@ -154,8 +162,8 @@ def build_parser(kind: str) -> argparse.ArgumentParser:
 
     from .run import DECODE_PRESETS
 
-    p = argparse.ArgumentParser(prog="coda eval", description="evaluate a model: generate, execute, score. "
-                                "Also: `coda eval check TASK ...` and `coda eval compare A B`.")
+    p = argparse.ArgumentParser(prog="coda eval", description="evaluate a model: generate, execute, score",
+                                epilog=COMMANDS, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("task", choices=TASKS)
     p.add_argument("--model", help=f"coda-mini, a model directory or hub id ({DEFAULT_MODEL_HELP})")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import OrderedDict
 
 MAX_ENTRIES = 64  # bounded: memory stays flat however long the session runs
+BEFORE_KEPT = 2000  # characters before the cursor that key an entry
 
 
 class ShownCompletions:
@@ -17,7 +18,7 @@ class ShownCompletions:
         self._shown: OrderedDict[tuple, list[str]] = OrderedDict()  # (before tail, after head, kind) -> texts
 
     def remember(self, before: str, after: str, kind: str, texts: list[str]) -> None:
-        key = (before[-2000:], after[:500], kind)
+        key = (before[-BEFORE_KEPT:], after[:500], kind)
         self._shown[key] = texts
         self._shown.move_to_end(key)
         while len(self._shown) > MAX_ENTRIES:
@@ -29,7 +30,11 @@ class ShownCompletions:
             if old_after != after[:500] or old_kind != kind:
                 continue
             for k in range(min(200, len(before)) + 1):
-                if before.endswith(tail, 0, len(before) - k):  # no copy of `before` per k
+                end = len(before) - k
+                # A tail shorter than BEFORE_KEPT was all the text before the old cursor,
+                # so it must be all of it now too, not merely end where the cursor was.
+                whole = len(tail) < BEFORE_KEPT
+                if (end == len(tail) or not whole) and before.endswith(tail, 0, end):  # no copy per k
                     typed = before[len(before) - k:]
                     rest = [t[k:] for t in texts if t.startswith(typed) and len(t) > k]
                     if rest:

@@ -19,6 +19,8 @@ edge; only a single line longer than the whole budget is cut mid-line.
 
 from __future__ import annotations
 
+from coda_core.budget import split_context
+
 CHARS_PER_TOKEN = 8  # first guess at a window wide enough; code averages 3-4 characters per token
 LINE_STEP = 16  # the prefix keeps room for the cursor's line in steps of this many tokens
 
@@ -88,12 +90,17 @@ def suffix_ids(tokenizer, after: str, budget: int) -> list[int]:
 def context_window(tokenizer, before: str, after: str, budget_before: int, budget_after: int,
                    total: int | None = None) -> tuple[list[int], list[int]]:
     """Prefix and suffix token ids around a hole: at most `budget_before` and `budget_after`
-    tokens, and at most `total` together (the model's context less the hole), the suffix taking
-    up to half of `total` and more when the prefix leaves it room."""
+    tokens, and at most `total` together (the model's context less the hole), shared as the
+    sampler shares it (coda_core.budget.split_context)."""
     if total is None:
         return prefix_ids(tokenizer, before, budget_before), suffix_ids(tokenizer, after, budget_after)
+    # A side's length in tokens is known only once it is tokenized, so the split is taken twice:
+    # the suffix's share with its budget standing for its length, then the prefix's with the
+    # length the suffix took.
     prefix = prefix_ids(tokenizer, before, min(budget_before, total))
-    suffix = suffix_ids(tokenizer, after, min(budget_after, max(total // 2, total - len(prefix))))
-    if len(prefix) + len(suffix) > total:
-        prefix = prefix_ids(tokenizer, before, total - len(suffix))
+    _, suffix_budget = split_context(total, len(prefix), budget_after)
+    suffix = suffix_ids(tokenizer, after, suffix_budget)
+    prefix_budget, _ = split_context(total, len(prefix), len(suffix))
+    if prefix_budget < len(prefix):  # cut again on a line boundary, not mid-line
+        prefix = prefix_ids(tokenizer, before, prefix_budget)
     return prefix, suffix

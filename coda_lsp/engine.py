@@ -9,7 +9,8 @@ steps) and the older one is answered with an empty result. A
 A completion is a short pipeline, each stage in the module named after it:
 locate the hole (holes), try the completions shown a keystroke ago (cache),
 take the context (context), decode on the model thread (models, then
-coda_core.sampler), filter and rank (postprocess).
+coda_core.sampler), filter and rank (postprocess). The code actions' edits run
+beside it, on the same model, in coda_lsp.edits.
 """
 
 from __future__ import annotations
@@ -20,11 +21,11 @@ import time
 from collections import deque
 from dataclasses import dataclass
 
-from coda_core.chat import fenced_code
+from coda_core.budget import canvas_sizes
 
 from .cache import ShownCompletions
 from .context import context_window
-from .holes import Hole, Placeholder, choose_hole
+from .holes import Hole, choose_hole
 from .models import ModelHost
 from .postprocess import clean, rank_by_syntax
 from .settings import Settings
@@ -34,20 +35,14 @@ from .text import offset_at_row
 # Canvas sizes per hole kind. A line hole wants the rest of one line, and its decode ends once
 # every row has committed its first line: one canvas while typing (a greedy decode gives one text
 # per canvas size), three when the user asks for alternatives. A block hole gets the sampler's
-# spread of sizes. Measured in docs/PERFORMANCE.md (`coda bench lsp`).
+# spread of sizes (coda_core.budget). Measured in docs/PERFORMANCE.md (`coda bench lsp`).
 LINE_SIZES = (16,)
 LINE_ALTERNATIVE_SIZES = (8, 16, 32)
 LINE_SUB_BLOCK = 4
-BLOCK_SIZES = (8, 16, 32, 64)
 
 
 def _ms_since(start: float) -> float:
     return (time.perf_counter() - start) * 1000
-
-
-def _finished(result) -> bool:
-    """A decode that ran to its end: not stopped, every masked token committed."""
-    return result is not None and not result.stats.stopped and result.stats.complete
 
 
 @dataclass(frozen=True)
@@ -78,7 +73,7 @@ class Completion:
 
 
 class Engine:
-    """Completions and edits for the server: editor text in, texts for spans of it out."""
+    """Completions for the server: editor text and a cursor in, texts for the cursor out."""
 
     def __init__(self, settings: Settings | None = None):
         self.settings = settings or Settings()
@@ -92,7 +87,8 @@ class Engine:
 
     # -- requests ----------------------------------------------------------
 
-    def _supersede(self, uri: str) -> int:
+    def supersede(self, uri: str) -> int:
+        """A new request in `uri`: the ones before it there stop."""
         with self._lock:
             self._counter += 1
             self._latest[uri] = self._counter
@@ -113,7 +109,7 @@ class Engine:
         canvas, the fastest answer; with `alternatives` (the user asked), at several canvas
         sizes, for up to `candidates` texts.
         """
-        token = self._supersede(uri)
+        token = self.supersede(uri)
         sampler = self.models.current()
         if sampler is None or not self.enabled_for(language_id):
             return []
@@ -189,108 +185,10 @@ class Engine:
     def canvas_sizes(self, kind: str, alternatives: bool = False) -> list[int]:
         """The canvas sizes (hole tokens) a completion of `kind` is denoised at, one row each."""
         limit = self.settings.max_new_tokens
-        if kind == "line":
-            wanted = LINE_ALTERNATIVE_SIZES if alternatives and self.settings.candidates > 1 else LINE_SIZES
-        else:
-            wanted = BLOCK_SIZES
-        largest = limit if kind == "block" else min(limit, max(wanted))  # maxNewTokens bounds a block
-        return sorted({size for size in wanted if size < largest} | {largest})
-
-    # -- edits (code actions) ----------------------------------------------
-
-    async def _run_edit(self, uri: str, work):
-        """Run `work(sampler)` on the model thread for an edit of `uri`; None without a model.
-
-        An edit outranks pending completions in the same document: they stop.
-        """
-        self._supersede(uri)
-        sampler = self.models.current()
-        if sampler is None:
-            return None
-        return await self.models.run(work, sampler)
-
-    def _edit_context(self, sampler, text: str, start: int, end: int, room: int):
-        s = self.settings
-        return context_window(sampler.tokenizer, text[:start], text[end:], s.context_before, s.context_after,
-                              total=max(sampler.max_context - room, 0))
-
-    async def regenerate(self, uri: str, text: str, start: int, end: int, on_progress, should_stop) -> str | None:
-        """Re-mask text[start:end] and denoise it with both sides as context; None if stopped."""
-        def work(sampler):
-            span = sampler.tokenizer.encode(text[start:end], add_special_tokens=False)
-            prefix, suffix = self._edit_context(sampler, text, start, end, 2 * len(span) + 8)
-            return sampler.rewrite(prefix, span, suffix, options=self.options(), should_stop=should_stop,
-                                   on_progress=on_progress)
-
-        result = await self._run_edit(uri, work)
-        return result.text if _finished(result) else None
-
-    async def implement(self, uri: str, text: str, start: int, end: int, indent: str, on_progress,
-                        should_stop) -> str | None:
-        """Fill the placeholder text[start:end] of a function body from everything around it."""
-        budget = 2 * self.settings.max_new_tokens
-
-        def work(sampler):
-            prefix, suffix = self._edit_context(sampler, text, start, end, budget)
-            return sampler.infill(prefix, suffix, budget, options=self.options(), should_stop=should_stop,
-                                  on_progress=on_progress)
-
-        result = await self._run_edit(uri, work)
-        return (clean(result.text, "block", indent.lstrip("\n"), "", True) or None) if _finished(result) else None
-
-    async def instruct(self, uri: str, text: str, start: int, end: int, instruction: str, on_progress,
-                       should_stop) -> str | None:
-        """Rewrite text[start:end] as `instruction` says, through the chat template (instruction models)."""
-        span = text[start:end]
-        context = text[max(0, start - 4000):start][-2000:]
-
-        def work(sampler):
-            prompt = sampler.chat_prompt([{"role": "user", "content": (
-                f"{instruction.strip()}\n\nRewrite this code accordingly. It follows:\n```\n{context}\n```\n"
-                f"The code to rewrite:\n```\n{span}\n```\nAnswer with only the rewritten code in one fenced block.")}])
-            budget = 2 * len(sampler.tokenizer.encode(span)) + 32
-            return sampler.generate(prompt, budget, should_stop=should_stop, on_progress=on_progress,
-                                    options=self.options())
-
-        result = await self._run_edit(uri, work)
-        if result is None or result.stats.stopped:
-            return None
-        code = fenced_code(result.text)
-        code = result.text if code is None else code
-        return code.rstrip("\n") + ("\n" if span.endswith("\n") else "") if code.strip() else None
-
-    async def fill_holes(self, uri: str, text: str, holes: list[Placeholder], on_progress,
-                         should_stop) -> list[str | None] | None:
-        """Fill every placeholder in one decode (all holes masked at once).
-
-        Returns one text per hole (None where the model had nothing usable:
-        that placeholder stays), or None when stopped. Raises ValueError when
-        the code between the holes does not fit the model's context.
-        """
-        s = self.settings
-        bounds = [0] + [offset for hole in holes for offset in (hole.start, hole.end)] + [len(text)]
-        pieces = [text[a:b] for a, b in zip(bounds[::2], bounds[1::2])]
-        sizes = [max(self.canvas_sizes(hole.kind)) for hole in holes]
-
-        def work(sampler):
-            tok = sampler.tokenizer
-            middle = [tok.encode(piece, add_special_tokens=False) for piece in pieces[1:-1]]
-            total = sampler.max_context - sum(sizes) - sum(map(len, middle))
-            head, tail = context_window(tok, pieces[0], pieces[-1], s.context_before, s.context_after,
-                                        total=max(total, 0))
-            return sampler.fill_holes([head, *middle, tail], sizes, should_stop=should_stop,
-                                      on_progress=on_progress, options=self.options())
-
-        result = await self._run_edit(uri, work)
-        if result is None or result.stats.stopped or not result.candidates:
-            return None
-        fills = []
-        for hole, fill, after in zip(holes, result.candidates[0].fills, pieces[1:]):
-            fill = clean(fill, hole.kind, hole.indent, after.split("\n", 1)[0], True) or None
-            if fill is not None and hole.start == hole.end:  # an insertion: a line of its own
-                fill = fill + "\n" if hole.start < len(text) or text.endswith("\n") else "\n" + fill
-            fills.append(fill)
-        return fills
+        if kind != "line":  # maxNewTokens is a block's largest canvas
+            return canvas_sizes(limit)
+        wanted = LINE_ALTERNATIVE_SIZES if alternatives and self.settings.candidates > 1 else LINE_SIZES
+        return canvas_sizes(min(limit, max(wanted)), wanted)
 
     def shutdown(self) -> None:
         self.models.shutdown()

@@ -7,7 +7,7 @@ Each filter takes the text (and what it needs to know) and returns the text;
 
 from __future__ import annotations
 
-from .holes import parse, parser_for
+from .trees import parse, parser_for
 
 
 def first_line(text: str) -> str:

@@ -1,332 +1,299 @@
-"""coda-lsp's JSON-RPC layer: pygls 2.1's protocol, hardened against hostile or buggy clients.
+"""The language server protocol on coda_lsp.jsonrpc: lifecycle, dispatch, documents, requests to the client.
 
-A raw client found that one header could kill the server, that a frame one
-byte short left the reader out of step, that malformed requests went
-unanswered (and each popped an error at the user), and that the lifecycle
-rules of the spec (no requests before `initialize` or after `shutdown`, exit
-code 1 without `shutdown`) were not kept. Here:
+coda-lsp owns its message loop outright and uses lsprotocol's types and
+converters for every message. (It built on pygls until 2.1, whose fixes for a
+hostile client had to reach into its privates: a class swap of its workspace,
+its request futures, its cancel and shutdown bookkeeping.) What it keeps:
 
-- `read_messages` is the message loop: Content-Length framing with a size
-  cap, resynchronisation on the next `Content-Length:` header after stray
-  bytes, and a check of each message's envelope before pygls sees it. Every
-  request whose id can be read gets an answer: -32700 (not JSON), -32600 (not
-  a valid request), -32002 (before `initialize`), -32600 (after `shutdown`).
-- The user hears of protocol problems at most once per session; the details
-  go to the log.
-- Futures of finished notification handlers are dropped (pygls kept one per
-  `didChange`, so memory grew about 1 KB per keystroke).
-- Documents split their lines as LSP does (`LspTextDocument`).
-- `workspace/executeCommand` runs the command in a task of its own, so a
-  `$/cancelRequest` cancels only the request's outer future; commands register
-  their task in `command_tasks`, and a cancel cancels it too.
-- `MessageLoopServer` is pygls' LanguageServer running that loop on stdio and
-  TCP; coda_lsp.server's CodaServer builds on it.
+- The lifecycle of the spec: requests before `initialize` get -32002, requests
+  after `shutdown` get -32600, `exit` ends the process with 0 after `shutdown`
+  and 1 without it.
+- Handlers are registered with `@server.feature(method, options)`; the server's
+  capabilities are built from them. A request's handler runs in a task of its
+  own, and `$/cancelRequest` cancels that task; notification handlers run at
+  once, in the order their messages came (a `didChange` is applied before the
+  completion request after it), and leave nothing behind (pygls 2.1 kept a
+  future per notification: 1 KB per keystroke).
+- Params are checked against the method's lsprotocol type (-32602 when they
+  do not fit), and `workspace/executeCommand`'s arguments against the
+  command's signature, so a bad call is answered with what it should have sent.
+- The user hears of protocol problems and internal errors at most once per
+  session; the details go to the log.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
+import contextlib
+import inspect
 import logging
-import re
 import sys
-import threading
-from types import SimpleNamespace
+import typing
 
+import attrs
 from lsprotocol import types as T
-from pygls.exceptions import FeatureRequestError, JsonRpcException
-from pygls.io_ import StdoutWriter
-from pygls.lsp.server import LanguageServer
-from pygls.protocol import LanguageServerProtocol
-from pygls.protocol.language_server import lsp_method
-from pygls.workspace import TextDocument, Workspace
+from lsprotocol.converters import get_converter
 
-from .text import split_lines
+from .arguments import command_arguments
+from .documents import Documents, choose_encoding
+from .jsonrpc import (INTERNAL_ERROR, INVALID_PARAMS, INVALID_REQUEST, MAX_MESSAGE_BYTES, METHOD_NOT_FOUND,
+                      REQUEST_CANCELLED, SERVER_NOT_INITIALIZED, Endpoint, RpcError, StdinReader, StreamReader,
+                      accept_one, serve)
 
 logger = logging.getLogger(__name__)
 
-MAX_MESSAGE_BYTES = 64 * 1024 * 1024
-MAX_HEADER_LINE = 64 * 1024  # header lines are short; anything longer is skipped in pieces this size
-PARSE_ERROR, INVALID_REQUEST, SERVER_NOT_INITIALIZED = -32700, -32600, -32002
-
-_CONTENT_LENGTH = re.compile(rb"Content-Length:[ \t]*(\d+)", re.IGNORECASE)
-# The id of a body that is not JSON, when it comes first (or right after "jsonrpc"), as clients write it.
-_LEADING_ID = re.compile(rb'^\s*\{\s*(?:"jsonrpc"\s*:\s*"[^"]*"\s*,\s*)?"id"\s*:\s*(-?\d{1,18}|"(?:[^"\\]|\\.)*")\s*[,}]')
-
-
-def _valid_id(value) -> bool:
-    return isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool))
+# Which server capability announces each feature a handler can serve.
+CAPABILITIES = {T.TEXT_DOCUMENT_COMPLETION: "completion_provider",
+                T.TEXT_DOCUMENT_INLINE_COMPLETION: "inline_completion_provider",
+                T.TEXT_DOCUMENT_CODE_ACTION: "code_action_provider"}
 
 
 def _is_notification(method: str) -> bool:
-    request_type = T.METHOD_TO_TYPES.get(method, (None,))[0]
-    return request_type is not None and request_type.__name__.endswith("Notification")
+    message_type = T.METHOD_TO_TYPES.get(method, (None,))[0]
+    return message_type is not None and message_type.__name__.endswith("Notification")
 
 
-class LspTextDocument(TextDocument):
-    """pygls' document with its lines split as LSP counts them (see coda_lsp.text): pygls applies
-    incremental changes and converts positions line by line, with str.splitlines.
+class LanguageServer:
+    """An LSP server on one connection. Subclasses register handlers and call `start_io`/`start_tcp`."""
 
-    The split is kept until the text changes: pygls and the server ask for `lines` several
-    times per keystroke, and splitting a 2,000-line file costs about half a millisecond."""
-
-    _split: tuple[str, tuple[str, ...]] | None = None  # (source, its lines)
-
-    @property
-    def lines(self):
-        source = self.source
-        if self._split is None or self._split[0] is not source:
-            self._split = (source, tuple(split_lines(source)))
-        return self._split[1]
-
-
-class LspWorkspace(Workspace):
-    def _create_text_document(self, doc_uri, source=None, version=None, language_id=None) -> TextDocument:
-        return LspTextDocument(doc_uri, source=source, version=version, language_id=language_id,
-                               sync_kind=self._sync_kind, position_codec=self._position_codec)
-
-
-class CodaProtocol(LanguageServerProtocol):
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.command_tasks: dict = {}  # request id -> the task running its command
-        self.initialize_seen = False
+    def __init__(self, name: str, version: str):
+        self.name, self.version = name, version
+        self.rpc = Endpoint(self._dispatch, self.tell_user_once)
+        self.converter = get_converter()
+        self.documents = Documents()
+        self.features: dict[str, typing.Callable] = {}
+        self.feature_options: dict[str, object] = {}
+        self.commands: dict[str, typing.Callable] = {}
+        self.client_capabilities = T.ClientCapabilities()
+        self.initialized = self.shut_down = False
         self.exit_code: int | None = None  # set by `exit`: 0 after `shutdown`, else 1
+        self.max_message_bytes = MAX_MESSAGE_BYTES  # `coda-lsp --max-message-mb`
+        self.loop: asyncio.AbstractEventLoop | None = None  # the message loop's, once it runs
+        self.running: dict[object, asyncio.Task] = {}  # the client's requests being answered, by id
+        self._cancelled_progress: set[str] = set()  # work-done tokens the user cancelled
+        self._exited: asyncio.Event | None = None  # set by `exit`: the session ends
         self._told_user = False
+        self._builtins = {T.INITIALIZE: self._initialize, T.SHUTDOWN: self._shutdown, T.EXIT: self._exit,
+                          T.TEXT_DOCUMENT_DID_OPEN: lambda p: self.documents.open(p.text_document),
+                          T.TEXT_DOCUMENT_DID_CHANGE: self.documents.change,
+                          T.TEXT_DOCUMENT_DID_CLOSE: lambda p: self.documents.close(p.text_document.uri),
+                          T.CANCEL_REQUEST: self._cancel_request, T.WORKSPACE_EXECUTE_COMMAND: self._execute_command,
+                          T.WINDOW_WORK_DONE_PROGRESS_CANCEL: lambda p: self._cancelled_progress.add(str(p.token)),
+                          T.SET_TRACE: lambda p: None}
 
-    # -- the envelope ---------------------------------------------------------
+    # -- registration ---------------------------------------------------------
 
-    def handle_body(self, body: bytes) -> None:
-        """Parse one message body, check its envelope, and hand it to pygls; never raises."""
+    def feature(self, method: str, options=None):
+        """Decorator: `handler(server, params)` serves `method`. A request's handler may be a coroutine
+        function (it then runs in a task of its own); a notification's runs at once, in order."""
+        def register(handler):
+            if options is not None and method not in CAPABILITIES:
+                raise ValueError(f"no server capability announces {method}")
+            if _is_notification(method) and inspect.iscoroutinefunction(handler):
+                raise ValueError(f"{method} is a notification: its handler runs at once, in order, so it "
+                                 "must be a plain function")
+            self.features[method] = handler
+            self.feature_options[method] = options
+            return handler
+        return register
+
+    def command(self, name: str):
+        """Decorator: `handler(server, *arguments)` runs `workspace/executeCommand` of `name`; its
+        annotated parameters are the command's arguments, checked and converted before it runs."""
+        def register(handler):
+            self.commands[name] = handler
+            return handler
+        return register
+
+    # -- out ------------------------------------------------------------------
+
+    def notify(self, method: str, params=None) -> None:
+        self.rpc.notify(method, None if params is None else self.converter.unstructure(params))
+
+    async def request(self, method: str, params):
+        """Send a request to the client and return its answer as the method's lsprotocol result
+        type; RpcError when it answers with an error or garbage."""
+        raw = await self.rpc.request(method, self.converter.unstructure(params))
+        result_type = attrs.fields_dict(T.METHOD_TO_TYPES[method][1])["result"].type
         try:
-            data = json.loads(body)
-        except (ValueError, RecursionError) as exc:  # not JSON, not UTF-8, or nested too deep
-            match = _LEADING_ID.match(body)
-            msg_id = json.loads(match.group(1)) if match else None
-            self.reject(msg_id, PARSE_ERROR, f"the message is not valid JSON ({type(exc).__name__}: {exc})")
-            return
-        if isinstance(data, list):  # a batch: LSP has none
-            ids = [m.get("id") for m in data if isinstance(m, dict) and "method" in m and _valid_id(m.get("id"))]
-            for msg_id in ids or [None]:
-                self.reject(msg_id, INVALID_REQUEST, "batches of messages are not supported by LSP")
-            return
-        if not isinstance(data, dict):
-            self.reject(None, INVALID_REQUEST, f"a message must be a JSON object, got {type(data).__name__}")
-            return
-        msg_id, method = data.get("id"), data.get("method")
-        if "id" in data and not _valid_id(msg_id):
-            # answered with id null: an id like 1e400 cannot even be written back as JSON
-            self.reject(None, INVALID_REQUEST, f"a message id must be an integer or a string, got {msg_id!r}")
-            return
-        answerable = msg_id if "method" in data else None
-        if data.get("jsonrpc") != "2.0":
-            self.reject(answerable, INVALID_REQUEST, f'"jsonrpc" must be "2.0", got {data.get("jsonrpc")!r}')
-            return
-        if "method" in data and not isinstance(method, str):
-            self.reject(answerable, INVALID_REQUEST, f'"method" must be a string, got {method!r}')
-            return
-        if answerable is not None and _is_notification(method):
-            self.reject(msg_id, INVALID_REQUEST, f"{method} is a notification: send it without an id")
-            return
-        try:
-            self.handle_message(self.structure_message(data))
-        except Exception:
-            logger.exception("could not handle a message")
+            return self.converter.structure(raw, result_type)
+        except Exception as exc:
+            raise RpcError(INVALID_PARAMS, f"an answer to {method} that is not a valid result: {raw!r:.200}") from exc
 
-    def reject(self, msg_id, code: int, text: str) -> None:
-        """Answer a bad message (with id null when its id cannot be read, as JSON-RPC says), log it,
-        and tell the user once."""
-        logger.warning("bad message%s: %s", "" if msg_id is None else f" {msg_id!r}", text)
-        self._send_response(msg_id, error=T.ResponseError(code=code, message=text))
-        self.tell_user_once(text)
+    def show_message(self, message: str, kind: T.MessageType = T.MessageType.Warning) -> None:
+        self.notify(T.WINDOW_SHOW_MESSAGE, T.ShowMessageParams(type=kind, message=message))
 
     def tell_user_once(self, text: str) -> None:
-        if self._told_user:
-            return
-        self._told_user = True
-        self._server.window_show_message(T.ShowMessageParams(
-            T.MessageType.Warning, f"coda-lsp: the editor sent a message it could not use ({text}). "
-            "Further problems of this kind go to the server log only."))
+        if not self._told_user:
+            self._told_user = True
+            self.show_message(f"coda-lsp: the editor sent a message it could not use ({text}). "
+                              "Further problems of this kind go to the server log only.")
 
-    def structure_message(self, data):
+    def progress_cancelled(self, token: str) -> bool:
+        return token in self._cancelled_progress
+
+    # -- in -------------------------------------------------------------------
+
+    def _dispatch(self, message: dict) -> None:
+        method, msg_id, is_request = message["method"], message.get("id"), "id" in message
+        if is_request and _is_notification(method):
+            self.rpc.reject(msg_id, INVALID_REQUEST, f"{method} is a notification: send it without an id")
+            return
+        if method not in (T.INITIALIZE, T.EXIT) and not self.initialized:
+            if is_request:  # notifications before initialize are dropped, as the spec says
+                self.rpc.respond_error(msg_id, SERVER_NOT_INITIALIZED, "the server is not initialized: "
+                                                                       "send initialize first")
+            return
+        if self.shut_down and method != T.EXIT:
+            if is_request:
+                self.rpc.respond_error(msg_id, INVALID_REQUEST, "the server is shutting down: only exit is accepted")
+            return
+        handler = self._builtins.get(method) or (method in self.features and self._feature(method))
+        if not handler:
+            if is_request:
+                self.rpc.respond_error(msg_id, METHOD_NOT_FOUND, f"coda-lsp does not serve {method}")
+            elif not method.startswith("$/"):
+                logger.info("ignored notification %s", method)
+            return
         try:
-            return super().structure_message(data)
-        except JsonRpcException as exc:  # params that do not deserialize: pygls would drop the message
-            if "id" in data and "method" in data:
-                self._send_response(data["id"], error=exc.to_response_error())
-            elif (future := self._request_futures.pop(data.get("id"), None)) is not None:
-                # an answer to one of our requests that is not what the spec says (null, {}, garbage):
-                # whoever awaits it hears so now, instead of waiting forever
-                future.set_exception(JsonRpcException(f"a response that is not a valid result: {data!r:.200}"))
-            return SimpleNamespace(jsonrpc="unreadable")  # handle_message ignores it
-
-    # -- the lifecycle --------------------------------------------------------
-
-    def handle_message(self, message) -> None:
-        method, msg_id = getattr(message, "method", None), getattr(message, "id", None)
-        request = method is not None and msg_id is not None
-        if method == T.EXIT:
-            self.exit_code = 0 if self._shutdown else 1
-        elif method == T.INITIALIZE:
-            self.initialize_seen = True
-        elif not self.initialize_seen and method is not None:
-            if request:  # notifications before initialize are dropped, as the spec says
-                self._send_response(msg_id, error=T.ResponseError(
-                    code=SERVER_NOT_INITIALIZED, message="the server is not initialized: send initialize first"))
+            params = self._params(method, message.get("params"))
+        except RpcError as error:
+            if is_request:
+                self.rpc.respond_error(msg_id, error.code, error.message)
+            else:
+                logger.warning("%s: %s", method, error.message)
             return
-        elif self._shutdown and request:
-            self._send_response(msg_id, error=T.ResponseError(
-                code=INVALID_REQUEST, message="the server is shutting down: only exit is accepted"))
+        if is_request:
+            self._answer(msg_id, method, handler, params)
+        else:
+            self._run_notification(method, handler, params)
+
+    def _feature(self, method: str):
+        return lambda params: self.features[method](self, params)
+
+    def _params(self, method: str, raw):
+        types = T.METHOD_TO_TYPES.get(method)
+        if types is None or types[2] is None:
+            return raw
+        try:
+            return self.converter.structure(raw, types[2])
+        except Exception as exc:
+            detail = str(exc).split("\n", 1)[0]
+            raise RpcError(INVALID_PARAMS, f"the params of {method} are not a valid {types[2].__name__} ({detail})")
+
+    def _answer(self, msg_id, method: str, handler, params) -> None:
+        if msg_id in self.running:
+            self.rpc.reject(msg_id, INVALID_REQUEST, f"request id {msg_id!r} is in use by a request not yet answered")
             return
-        super().handle_message(message)
+        try:
+            result = handler(params)
+        except Exception as exc:
+            self._respond_failure(msg_id, method, exc)
+            return
+        if not inspect.isawaitable(result):
+            self.rpc.respond(msg_id, self._unstructure(result))
+            return
+        task = asyncio.ensure_future(result)
+        self.running[msg_id] = task
+        task.add_done_callback(lambda done: self._finish(msg_id, method, done))
 
-    @lsp_method(T.INITIALIZE)
-    def lsp_initialize(self, params: T.InitializeParams):
-        """pygls' initialize, after which its workspace keeps LspTextDocuments (documents are
-        opened only after initialize)."""
-        result = yield from super().lsp_initialize(params)
-        self._workspace.__class__ = LspWorkspace
-        return result
+    def _finish(self, msg_id, method: str, task: asyncio.Task) -> None:
+        if self.running.get(msg_id) is task:
+            del self.running[msg_id]
+        if task.cancelled():
+            self.rpc.respond_error(msg_id, REQUEST_CANCELLED, f"{method} was cancelled")
+        elif task.exception() is not None:
+            self._respond_failure(msg_id, method, task.exception())
+        else:
+            self.rpc.respond(msg_id, self._unstructure(task.result()))
 
-    @lsp_method(T.SHUTDOWN)
-    def lsp_shutdown(self, *args):
-        """pygls' shutdown, iterating over a copy: cancelling a thread's future runs its callbacks
-        at once, and they remove entries ("dictionary changed size during iteration")."""
-        if (user_handler := self.fm.features.get(T.SHUTDOWN)) is not None:
-            yield user_handler, args, None
-        current = self.msg_id
-        for msg_id, future in list(self._request_futures.items()):
-            if msg_id != current and not future.done():
-                future.cancel()
-        for task in list(self.command_tasks.values()):
+    def _respond_failure(self, msg_id, method: str, exc: BaseException) -> None:
+        if isinstance(exc, RpcError):
+            self.rpc.respond_error(msg_id, exc.code, exc.message)
+            return
+        logger.error("%s failed", method, exc_info=exc)
+        self.rpc.respond_error(msg_id, INTERNAL_ERROR, f"{method} failed: {type(exc).__name__}: {exc}")
+
+    def _run_notification(self, method: str, handler, params) -> None:
+        try:
+            handler(params)
+        except Exception as exc:
+            self._internal_error(method, exc)
+
+    def _internal_error(self, method: str, exc: BaseException) -> None:
+        logger.error("%s failed", method, exc_info=exc)
+        self.tell_user_once(f"internal error in {method}: {exc}")
+
+    def _unstructure(self, value):
+        if isinstance(value, (list, tuple)):
+            return [self._unstructure(v) for v in value]
+        if isinstance(value, dict):
+            return {k: self._unstructure(v) for k, v in value.items()}
+        return self.converter.unstructure(value)
+
+    # -- the lifecycle and the built-in methods --------------------------------
+
+    def _initialize(self, params: T.InitializeParams) -> T.InitializeResult:
+        if self.initialized:
+            raise RpcError(INVALID_REQUEST, "initialize was sent twice")
+        self.loop = asyncio.get_running_loop()
+        self.client_capabilities = params.capabilities
+        self.documents.encoding = choose_encoding(params.capabilities)
+        self.initialized = True
+        if T.INITIALIZE in self.features:
+            self.features[T.INITIALIZE](self, params)
+        capabilities = T.ServerCapabilities(
+            position_encoding=self.documents.encoding,
+            text_document_sync=T.TextDocumentSyncOptions(open_close=True, change=T.TextDocumentSyncKind.Incremental),
+            execute_command_provider=T.ExecuteCommandOptions(commands=list(self.commands)) if self.commands else None,
+            **{CAPABILITIES[m]: options for m, options in self.feature_options.items() if m in CAPABILITIES})
+        return T.InitializeResult(capabilities=capabilities, server_info=T.ServerInfo(self.name, self.version))
+
+    def _shutdown(self, params) -> None:
+        if T.SHUTDOWN in self.features:
+            self.features[T.SHUTDOWN](self, params)
+        for task in list(self.running.values()):  # answered "cancelled" as they end
             task.cancel()
-        self._shutdown = True
-        return None
+        self.shut_down = True
 
-    # -- bookkeeping ----------------------------------------------------------
+    def _exit(self, params) -> None:
+        self.exit_code = 0 if self.shut_down else 1
+        if self._exited is not None:
+            self._exited.set()
 
-    def _execute_handler(self, msg_id, handler, callback, args=None, kwargs=None):
-        def done(future):
-            # pygls forgets a request's future when it answers, never a notification's
-            if self._request_futures.get(msg_id) is future:
-                del self._request_futures[msg_id]
-            callback(future)
-
-        super()._execute_handler(msg_id, handler, done, args, kwargs)
-
-    def _handle_cancel_notification(self, msg_id):
-        task = self.command_tasks.pop(msg_id, None)
-        if task is not None:
+    def _cancel_request(self, params: T.CancelParams) -> None:
+        if (task := self.running.get(params.id)) is not None:
             task.cancel()
-        super()._handle_cancel_notification(msg_id)
 
+    async def _execute_command(self, params: T.ExecuteCommandParams):
+        handler = self.commands.get(params.command)
+        if handler is None:
+            raise RpcError(INVALID_PARAMS, f"unknown command {params.command!r}; coda-lsp has "
+                                           f"{', '.join(self.commands)}")
+        arguments = command_arguments(self.converter, params.command, handler, params.arguments or [])
+        return await handler(self, *arguments)
 
-async def read_messages(reader, protocol: CodaProtocol, stop_event, max_bytes: int = MAX_MESSAGE_BYTES) -> None:
-    """Read Content-Length framed messages from `reader` until EOF or `stop_event`.
+    # -- transports -----------------------------------------------------------
 
-    `reader.readline(limit)` and `reader.readexactly(n)` are awaitables. A frame over `max_bytes`
-    is not read: its header is logged and the reader looks for the next header, as it does after
-    any bytes that are not a header (a frame whose Content-Length was short, say).
-    """
-    length, skipping = None, False
-    while not stop_event.is_set():
-        line = await reader.readline(MAX_HEADER_LINE)
-        if not line:
-            return
-        if length is None:
-            match = _CONTENT_LENGTH.search(line)  # search, not match: resynchronise after stray bytes
-            if match:
-                length, skipping = int(match.group(1)), False
-            elif line.strip() and not skipping:
-                skipping = True  # logged once per run of stray bytes
-                logger.warning("skipping bytes outside a message, up to the next Content-Length header: %r",
-                               line[:80])
-            continue
-        if line.strip():
-            continue  # another header field (Content-Type)
-        if length > max_bytes:
-            protocol.reject(None, INVALID_REQUEST, f"a message of {length:,} bytes is over the limit of "
-                                                   f"{max_bytes:,}; it was skipped")
-            length, skipping = None, True
-            continue
-        expected, length = length, None
-        body = await reader.readexactly(expected)
-        if len(body) < expected:  # the stream ended inside the body
-            return
-        protocol.handle_body(body)
-
-
-class StdinReader:
-    """stdin for `read_messages`, read in a thread so the event loop never blocks."""
-
-    def __init__(self, stdin, executor=None):
-        self.stdin, self.executor = stdin, executor
-
-    async def readline(self, limit: int) -> bytes:
-        return await asyncio.get_running_loop().run_in_executor(self.executor, self.stdin.readline, limit)
-
-    async def readexactly(self, n: int) -> bytes:
-        return await asyncio.get_running_loop().run_in_executor(self.executor, self.stdin.read, n)
-
-
-class StreamReader:
-    """An asyncio stream (TCP) for `read_messages`."""
-
-    def __init__(self, stream: asyncio.StreamReader):
-        self.stream = stream
-
-    async def readline(self, limit: int) -> bytes:
-        try:
-            return await self.stream.readline()
-        except ValueError:  # a line over the stream's limit: asyncio dropped it; it was not a header
-            return b"<an over-long line>\n"
-
-    async def readexactly(self, n: int) -> bytes:
-        try:
-            return await self.stream.readexactly(n)
-        except asyncio.IncompleteReadError as exc:
-            return exc.partial
-
-
-class MessageLoopServer(LanguageServer):
-    """pygls' server running our message loop (`read_messages`) on stdio and TCP, with internal
-    errors logged and told to the user once instead of popped up each time."""
-
-    max_message_bytes = MAX_MESSAGE_BYTES  # `coda-lsp --max-message-mb`
-
-    def report_server_error(self, error: Exception, source) -> None:
-        # pygls pops up every internal error; the log has them, the user hears once
-        logging.getLogger(__name__).error("%s: %s", getattr(source, "__name__", source), error)
-        if source is not FeatureRequestError:  # a failed request is answered with its error already
-            self.protocol.tell_user_once(f"internal error: {error}")
+    async def _session(self, reader) -> None:
+        """Serve one client until EOF or `exit`."""
+        self.loop, self._exited = asyncio.get_running_loop(), asyncio.Event()
+        await serve(reader, self.rpc, self._exited, self.max_message_bytes)
+        for task in self.running.values():
+            task.cancel()
 
     def start_io(self, stdin=None, stdout=None) -> None:
-        self._stop_event = threading.Event()
-        self.protocol.set_writer(StdoutWriter(stdout or sys.stdout.buffer))
-        try:
-            asyncio.run(read_messages(StdinReader(stdin or sys.stdin.buffer, self.thread_pool), self.protocol,
-                                      self._stop_event, self.max_message_bytes))
-        except BrokenPipeError:
-            logging.getLogger(__name__).error("the connection to the client is lost")
-        except (KeyboardInterrupt, SystemExit):
-            pass
-        finally:
-            self.shutdown()
+        self.rpc.set_writer(stdout or sys.stdout.buffer)
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(self._session(StdinReader(stdin or sys.stdin.buffer)))
 
     def start_tcp(self, host: str, port: int) -> None:
-        self._stop_event = threading.Event()
+        """Serve the first client that connects to host:port, until it disconnects or sends `exit`."""
+        async def main() -> None:
+            reader, writer = await accept_one(host, port)
+            self.rpc.set_writer(writer)
+            await self._session(StreamReader(reader))
+            writer.close()
 
-        async def connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            self.protocol.set_writer(writer)
-            await read_messages(StreamReader(reader), self.protocol, self._stop_event, self.max_message_bytes)
-            self.shutdown()
-
-        async def serve() -> None:
-            self._server = await asyncio.start_server(connection, host, port)
-            async with self._server:
-                await self._server.serve_forever()
-
-        try:
-            asyncio.run(serve())
-        except (asyncio.CancelledError, KeyboardInterrupt, SystemExit):
-            pass
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(main())

@@ -1,13 +1,14 @@
-"""`coda-lsp`: the language server. Each handler converts LSP params to an engine call and back.
+"""`coda-lsp`: the language server. Each handler converts LSP params to one engine call and back.
 
 Served: inline completions (`textDocument/inlineCompletion`) and completion
 items (`textDocument/completion`), both from diffusion fill-in-the-middle at
-the cursor; and four code actions (kind refactor.rewrite): "Regenerate
-selection", "Rewrite selection with instruction", "Implement function body"
-and "Fill all holes". Each action runs as `workspace/executeCommand`, reports
-cancellable `window/workDoneProgress` and applies one versioned
-`workspace/applyEdit`. Position encoding is negotiated by pygls (utf-16
-unless the client prefers another it supports); document sync is incremental.
+the cursor (coda_lsp.engine); and four code actions (kind refactor.rewrite):
+"Regenerate selection", "Rewrite selection with instruction", "Implement
+function body" and "Fill all holes" (coda_lsp.edits). Each action runs as
+`workspace/executeCommand`, reports cancellable `window/workDoneProgress` and
+applies one versioned `workspace/applyEdit` (coda_lsp.commands). The protocol
+is coda_lsp.protocol's: position encoding negotiated (UTF-16 unless the client
+prefers UTF-8 or UTF-32), document sync incremental.
 """
 
 from __future__ import annotations
@@ -23,30 +24,36 @@ from coda_core import __version__
 from coda_core.bundled import DEFAULT_MODEL_HELP
 from coda_core.choices import QUANTIZE
 
-from .commands import FILL_HOLES, IMPLEMENT, INSTRUCT, REGENERATE, edit_with_progress, instruction_above
-from .documents import Snapshot, completable, cursor, engine_point, selection_offsets
+from .commands import FILL_HOLES, IMPLEMENT, INSTRUCT, REGENERATE, carry_out
+from .documents import Snapshot, cursor, offset, offsets, selection_offsets
+from .edits import Edits
 from .engine import Engine
-from .holes import Placeholder, empty_function_at, placeholders_in, scope_at
-from .protocol import MAX_MESSAGE_BYTES, CodaProtocol, MessageLoopServer
+from .jsonrpc import MAX_MESSAGE_BYTES
+from .protocol import LanguageServer
 from .settings import Settings
-from .text import offset_of
 
 EMPTY_WARNING = 5  # model answers in a row with nothing in them before the user is told
 # Notification to the client, {"state": "loading" | "ready" | "error", "model": str, "message"?: str,
 # "percentage"?: int}, sent whenever a model load starts and ends, and while a hub model downloads (with
 # its percentage); editors show it in their status line.
 STATUS = "coda/status"
+# The code actions, by the edit's name in coda_lsp.edits: (title, command, arguments from uri and range).
+ACTIONS = {"regenerate": ("Regenerate selection", REGENERATE, lambda uri, rng: [uri, rng]),
+           "instruct": ("Rewrite selection with instruction", INSTRUCT, lambda uri, rng: [uri, rng]),
+           "implement": ("Implement function body", IMPLEMENT, lambda uri, rng: [uri, rng.start]),
+           "fill holes": ("Fill all holes", FILL_HOLES, lambda uri, rng: [uri, rng])}
 
 
-class CodaServer(MessageLoopServer):
-    """The language server: our message loop (coda_lsp.protocol), the engine, and what handlers share."""
+class CodaServer(LanguageServer):
+    """The language server: the protocol (coda_lsp.protocol), the engine and its edits."""
 
     def __init__(self, settings: Settings | None = None):
-        super().__init__("coda-lsp", __version__, protocol_cls=CodaProtocol)
+        super().__init__("coda-lsp", __version__)
         self.engine = Engine(settings)
+        self.edits = Edits(self.engine)
         self.engine.models.on_status = lambda *status: self.from_any_thread(self.notify_status, *status)
-        self.engine.models.on_error = lambda error: self.from_any_thread(self.show, error, T.MessageType.Error)
-        self.loop: asyncio.AbstractEventLoop | None = None  # the message loop's, from `initialize` on
+        self.engine.models.on_error = lambda error: self.from_any_thread(self.show_message, error,
+                                                                         T.MessageType.Error)
 
     def from_any_thread(self, send, *args) -> None:
         """Call `send(*args)` on the message loop: the model's loading and download threads report
@@ -65,11 +72,8 @@ class CodaServer(MessageLoopServer):
 
     def notify_status(self, state: str, model: str | None, message: str | None = None,
                       percentage: int | None = None) -> None:
-        self.protocol.notify(STATUS, {"state": state, "model": model, **({"message": message} if message else {}),
-                                      **({"percentage": percentage} if percentage is not None else {})})
-
-    def show(self, message: str, kind: T.MessageType = T.MessageType.Warning) -> None:
-        self.window_show_message(T.ShowMessageParams(kind, message))
+        self.rpc.notify(STATUS, {"state": state, "model": model, **({"message": message} if message else {}),
+                                 **({"percentage": percentage} if percentage is not None else {})})
 
     def apply_settings(self, settings: dict) -> None:
         """Take the settings the editor sent; what they get wrong is told in one message, and the
@@ -78,7 +82,8 @@ class CodaServer(MessageLoopServer):
         if problems:
             message = "CoDA: " + "; ".join(problems)
             logging.warning(message)
-            self.show(message)
+            self.show_message(message)
+
 
 server = CodaServer()
 
@@ -87,7 +92,6 @@ server = CodaServer()
 
 @server.feature(T.INITIALIZE)
 def on_initialize(ls: CodaServer, params: T.InitializeParams) -> None:
-    ls.loop = asyncio.get_running_loop()
     if isinstance(params.initialization_options, dict):
         ls.apply_settings(params.initialization_options)
 
@@ -109,7 +113,7 @@ def on_configuration(ls: CodaServer, params: T.DidChangeConfigurationParams) -> 
 
 async def _complete(ls: CodaServer, uri: str, position: T.Position, invoked: bool):
     """(snapshot, completions) at `position`; `invoked`: the user asked, so alternatives are worth their time."""
-    doc = completable(ls.workspace, uri)
+    doc = ls.documents.completable(uri)
     point = cursor(doc, position) if doc is not None else None
     if point is None:
         return None, []
@@ -158,81 +162,42 @@ async def completion(ls: CodaServer, params: T.CompletionParams) -> T.Completion
 @server.feature(T.TEXT_DOCUMENT_CODE_ACTION,
                 T.CodeActionOptions(code_action_kinds=[T.CodeActionKind.RefactorRewrite]))
 def code_actions(ls: CodaServer, params: T.CodeActionParams) -> list[T.CodeAction]:
-    uri = params.text_document.uri
-    doc = completable(ls.workspace, uri, params.range.start.line)
-    if doc is None or ls.engine.models.current() is None:
-        return []
-    actions = [("Regenerate selection", REGENERATE, [uri, params.range]),
-               ("Rewrite selection with instruction", INSTRUCT, [uri, params.range])]
-    row, col = engine_point(doc, doc.position_from_client_units(params.range.start))
-    if empty_function_at(doc.source, row, col, doc.language_id or "") is not None:
-        actions.append(("Implement function body", IMPLEMENT, [uri, params.range.start]))
-    if _holes_in(doc, params.range):
-        actions.append(("Fill all holes", FILL_HOLES, [uri, params.range]))
+    uri, rng = params.text_document.uri, params.range
+    doc = ls.documents.completable(uri, rng.start.line)
+    names = ls.edits.available(doc.source, *offsets(doc, rng), doc.language_id or "") if doc is not None else []
     return [T.CodeAction(title=title, kind=T.CodeActionKind.RefactorRewrite,
-                         command=T.Command(title=title, command=name, arguments=arguments))
-            for title, name, arguments in actions]
-
-
-def _holes_in(doc, selection: T.Range) -> list[Placeholder]:
-    """Placeholders in the selection; with an empty one, in the function or class at the cursor."""
-    rng = doc.range_from_client_units(selection)
-    if rng.start == rng.end:
-        start, end = scope_at(doc.source, *engine_point(doc, rng.start), doc.language_id or "")
-    else:
-        start, end = offset_of(doc.lines, rng.start), offset_of(doc.lines, rng.end)
-    return placeholders_in(doc.source, start, end, doc.language_id or "")
+                         command=T.Command(title=title, command=command, arguments=arguments(uri, rng)))
+            for title, command, arguments in map(ACTIONS.get, names)]
 
 
 @server.command(REGENERATE)
 async def regenerate_selection(ls: CodaServer, uri: str, selection: T.Range) -> bool | dict:
-    doc = completable(ls.workspace, uri, selection.start.line)
-    if doc is None:
-        return False
-    start, end = selection_offsets(doc, selection)
-    return await edit_with_progress(ls, uri, doc, [(start, end)], "regenerate", lambda source, report, stopped:
-                                    ls.engine.regenerate(uri, source, start, end, report, stopped))
+    doc = ls.documents.completable(uri, selection.start.line)
+    plan = doc and ls.edits.regenerate(uri, doc.source, *selection_offsets(doc, selection))
+    return await carry_out(ls, uri, plan)
 
 
 @server.command(INSTRUCT)
-async def rewrite_with_instruction(ls: CodaServer, uri: str, selection: T.Range, *given) -> bool | dict:
-    """The instruction is an optional third argument (clients prompt for it), else a comment line above."""
-    doc = completable(ls.workspace, uri, selection.start.line)
-    if doc is None:
-        return False
-    instruction = (given[0] if given and isinstance(given[0], str) else "") or \
-        instruction_above(doc, selection.start.line)
-    if not instruction:
-        ls.show("CoDA: no instruction given (pass one, or write it in a comment line above the selection)")
-        return False
-    start, end = selection_offsets(doc, selection)
-    return await edit_with_progress(ls, uri, doc, [(start, end)], "rewrite", lambda source, report, stopped:
-                                    ls.engine.instruct(uri, source, start, end, instruction, report, stopped))
+async def rewrite_with_instruction(ls: CodaServer, uri: str, selection: T.Range,
+                                   instruction: str | None = None) -> bool | dict:
+    """The instruction is optional (clients prompt for it); without it, a comment line above is used."""
+    doc = ls.documents.completable(uri, selection.start.line)
+    plan = doc and ls.edits.instruct(uri, doc.source, *selection_offsets(doc, selection), instruction)
+    return await carry_out(ls, uri, plan)
 
 
 @server.command(IMPLEMENT)
 async def implement_function(ls: CodaServer, uri: str, position: T.Position) -> bool | dict:
-    doc = completable(ls.workspace, uri, position.line)
-    if doc is None:
-        return False
-    found = empty_function_at(doc.source, *engine_point(doc, doc.position_from_client_units(position)),
-                              doc.language_id or "")
-    if found is None:
-        return False
-    start, end, indent = found
-    return await edit_with_progress(ls, uri, doc, [(start, end)], "implement function", lambda source, report,
-                                    stopped: ls.engine.implement(uri, source, start, end, indent, report, stopped))
+    doc = ls.documents.completable(uri, position.line)
+    plan = doc and ls.edits.implement(uri, doc.source, offset(doc, position), doc.language_id or "")
+    return await carry_out(ls, uri, plan)
 
 
 @server.command(FILL_HOLES)
 async def fill_holes(ls: CodaServer, uri: str, selection: T.Range) -> bool | dict:
-    doc = completable(ls.workspace, uri, selection.start.line)
-    holes = _holes_in(doc, selection) if doc is not None else []
-    if not holes:
-        return False
-    return await edit_with_progress(ls, uri, doc, [(hole.start, hole.end) for hole in holes],
-                                    f"fill {len(holes)} holes", lambda source, report, stopped:
-                                    ls.engine.fill_holes(uri, source, holes, report, stopped))
+    doc = ls.documents.completable(uri, selection.start.line)
+    plan = doc and ls.edits.fill_holes(uri, doc.source, *offsets(doc, selection), doc.language_id or "")
+    return await carry_out(ls, uri, plan)
 
 
 # -- the command line ------------------------------------------------------------------
@@ -253,7 +218,6 @@ def _check(engine: Engine) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    # vscode-languageclient passes --stdio, which pygls' own helpers reject: parse arguments here.
     parser = argparse.ArgumentParser(prog="coda-lsp", description="CoDA language server")
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--stdio", action="store_true", help="talk LSP over stdin/stdout (default)")
@@ -292,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         server.start_io()
     server.engine.shutdown()
-    return server.protocol.exit_code or 0  # 1 after an exit without shutdown, as the spec says
+    return server.exit_code or 0  # 1 after an exit without shutdown, as the spec says
 
 
 if __name__ == "__main__":

@@ -7,8 +7,8 @@ Positions here are server units: (line, character) with characters counted
 as Python string characters and lines split as LSP counts them: on "\n",
 "\r\n" and "\r" only. `str.splitlines` also breaks on form feeds, U+0085,
 U+2028 and others, so a document holding one would put every later edit on
-the wrong line; the documents pygls keeps for coda-lsp split with
-`split_lines` instead (coda_lsp.protocol).
+the wrong line; coda-lsp's open documents split with `split_lines`
+instead (coda_lsp.documents).
 
 The engine and tree-sitter count rows on "\n" alone; `row_col` and
 `offset_at_row` convert at that boundary (they differ only where a lone "\r"

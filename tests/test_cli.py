@@ -1,4 +1,4 @@
-"""The `coda` command line contracts: info, init-model, bench forward, error handling."""
+"""The `coda` command line contracts: info, init-model, bench forward, help, error handling."""
 
 import json
 import math
@@ -85,6 +85,42 @@ def test_errors_are_one_line_without_traceback(args, message, tmp_path):
     assert message in result.stderr
     assert "Traceback" not in result.stderr
     assert result.stderr.startswith("coda: error: ")
+
+
+# `coda eval` and `coda train` parse their own arguments: their help must come from their own parsers,
+# asked first (`coda train --help`) or after a subcommand (`coda train run --help`).
+TRAIN_COMMANDS = ["prepare", "corpus", "tokenizer", "run", "bench", "export", "pipeline", "ship"]
+
+
+def listed(*names: str) -> list[str]:
+    """How argparse lists subcommands: each at the start of a line, indented by four spaces."""
+    return [f"\n    {name}" for name in names]
+
+
+@pytest.mark.parametrize("argv, wanted", [
+    ("train --help", ["usage: coda train ", *listed(*TRAIN_COMMANDS)]),
+    ("train -h", ["usage: coda train ", *listed(*TRAIN_COMMANDS)]),
+    ("eval --help", ["usage: coda eval ", "coda eval check TASK", "coda eval compare A.jsonl B.jsonl"]),
+    ("train run --help", ["usage: coda train run ", "--dry-run"]),
+    ("eval check --help", ["usage: coda eval check ", "--solutions"]),
+    ("eval compare --help", ["usage: coda eval compare "]),
+    ("--help", ["usage: coda ", *listed("eval", "train", "bench")]),
+])
+def test_help_lists_each_commands_own_subcommands(argv, wanted, capsys):
+    from coda_cli.main import main
+
+    with pytest.raises(SystemExit) as exited:
+        main(argv.split())
+    out, err = capsys.readouterr()
+    assert exited.value.code == 0, err
+    assert [text for text in wanted if text not in out] == [], out
+
+
+def test_help_of_train_and_eval_exits_0_from_the_console_script():
+    for command, subcommand in (("train", "pipeline"), ("eval", "coda eval compare")):
+        result = coda(command, "--help")
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.startswith(f"usage: coda {command} ") and subcommand in result.stdout, result.stdout
 
 
 def test_bench_forward_reports_the_contract_keys():

@@ -90,7 +90,12 @@ def test_corpus_refuses_copyleft_drops_humaneval_and_duplicates(tmp_path):
 def test_holdout_is_by_whole_package():
     splits = {split_of(f"stdlib/m{i}") for i in range(200)}
     assert splits == {"train", "valid", "bench"}
-    assert split_of("dist/numpy") == split_of("dist/numpy")  # a hash of the name: the same everywhere
+    # A hash of the name alone, the same in every process and on every machine (not Python's salted
+    # hash()): the held-out packages docs/MODEL.md lists for the shipped coda-mini stay held out.
+    documented = {"dist/networkx": "valid", "dist/msgpack": "valid", "stdlib/gzip": "valid",
+                  "dist/Pygments": "bench", "dist/pynvim": "bench", "stdlib/tokenize": "bench",
+                  "dist/numpy": "train", "stdlib/json": "train"}
+    assert {name: split_of(name) for name in documented} == documented
 
 
 def test_sft_pairs_need_a_docstring_and_a_body():

@@ -61,3 +61,16 @@ def test_tests_import_the_training_package_by_its_installed_name():
     offenders = [str(p.relative_to(ROOT)) for p in sorted((ROOT / "tests").glob("*.py"))
                  if "train" in imported_packages(p, "tests")]
     assert not offenders
+
+
+def test_the_language_server_owns_its_protocol():
+    """coda_lsp speaks LSP through lsprotocol's types and its own message loop (coda_lsp.protocol):
+    no pygls, whose fixes for a hostile client had to reach into its privates. pygls is the client
+    library of `coda bench lsp`, the demo and the tests."""
+    users = []
+    for path in sorted((ROOT / "coda_lsp").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            users += [str(path.relative_to(ROOT)) for name in names if name.split(".")[0] == "pygls"]
+    assert not users, f"coda_lsp imports pygls in {users}"

@@ -1,9 +1,13 @@
-"""Hole selection and post-processing (golden cases, per language)."""
+"""Hole selection (golden cases, per language), the parse cache, and the engine's settings.
+
+The filters have golden cases of their own (test_postprocess.py), the code actions' targets
+tests of their own (test_actions.py).
+"""
 
 import pytest
 
-from coda_lsp.holes import choose_hole, parser_for, placeholders_in, scope_at
-from coda_lsp.postprocess import clean, drop_repeated_suffix, first_line, within_block
+from coda_lsp.holes import choose_hole
+from coda_lsp.trees import parse, parser_for
 
 
 def at(source: str, language: str):
@@ -39,6 +43,9 @@ GOLDEN = [
     # no grammar: heuristics, never an error
     ("lua", "local x = |\n", "line", 0, ""),
     ("lua", "-- note\nlocal s = \"a|b\"\n", "none", 0, ""),
+    ("lua", "local x = 1 -- note |\n", "none", 0, ""),  # the language's own comment marker
+    ("lua", "local x = a // |\n", "line", 0, ""),  # Lua's floor division, not a comment
+    ("shellscript", "echo hi # note |\n", "none", 0, ""),
     ("plaintext", "|", "block", 0, ""),
 ]
 
@@ -58,20 +65,17 @@ def test_grammars_are_installed_for_the_main_languages():
     assert parser_for("cobol") is None
 
 
+def test_comment_markers_by_language():
+    from coda_lsp.trees import COMMENT_OPENERS, LINE_COMMENT_MARKERS, line_comment_markers
+
+    assert line_comment_markers("python") == ("#",) and line_comment_markers("lua") == ("--",)
+    assert line_comment_markers("cobol") == ("//",)  # a language the table does not name
+    assert set(LINE_COMMENT_MARKERS) < set(COMMENT_OPENERS) and "/*" in COMMENT_OPENERS
+
+
 def test_out_of_range_positions_are_no_hole():
     assert choose_hole("x\n", 5, 0, "python").kind == "none"
     assert choose_hole("x\n", 0, 9, "python").kind == "none"
-
-
-def test_filters():
-    assert first_line("a + b\nmore") == "a + b"
-    assert within_block("x = 1\n    y = 2\nz = 3\n", "    ") == "x = 1\n    y = 2"
-    assert within_block("x = 1\n\n    y = 2\n", "    ") == "x = 1\n\n    y = 2\n"
-    assert drop_repeated_suffix("a, b)", ")") == "a, b"
-    assert clean("a + b   \nmore", "line", "", "", False) == "a + b"
-    assert clean("   \n", "line", "", "", False) == ""
-    assert clean("x)", "line", "", ")", True) == "x)"
-    assert clean("x)", "line", "", ")", False) == "x"
 
 
 def test_context_window_cuts_on_line_boundaries(bundled_tokenizer):
@@ -87,73 +91,6 @@ def test_context_window_cuts_on_line_boundaries(bundled_tokenizer):
     assert after.startswith(tail) and tail.endswith("\n")
     small = context_window(bundled_tokenizer, "a = 1\nb = ", "\nc = 3\n", 100, 100)
     assert bundled_tokenizer.decode(small[0]) == "a = 1\nb = "
-
-
-@pytest.mark.parametrize("language, source, line, col, replaced", [
-    ("python", 'def f(x):\n    """Doc."""\n    pass\n', 0, 4, "    pass"),
-    ("python", "def f(x):\n    ...\n", 1, 5, "    ..."),
-    ("python", "def f(x):\n    return x\n", 0, 2, None),
-    ("javascript", "function f(a) {\n  // TODO\n}\n", 0, 3, "  // TODO"),
-    ("rust", "fn f() -> i32 {\n    todo!()\n}\n", 1, 4, "    todo!()"),
-    ("go", "func f() int {\n}\n", 0, 3, ""),
-    ("python", "x = 1\n", 0, 0, None),
-])
-def test_empty_function_bodies(language, source, line, col, replaced):
-    from coda_lsp.holes import empty_function_at
-
-    found = empty_function_at(source, line, col, language)
-    if replaced is None:
-        assert found is None
-    else:
-        start, end, _ = found
-        assert source[start:end] == replaced
-
-
-def test_one_line_function_keeps_its_signature():
-    from coda_lsp.holes import empty_function_at
-
-    source = "class A:\n    def f(self): pass\n"
-    start, end, indent = empty_function_at(source, 1, 9, "python")
-    assert source[start:end] == "pass" and indent == "\n        "
-
-
-def holes(source: str, language: str) -> str:
-    """The source with each placeholder_in hole written as <kind>."""
-    found = placeholders_in(source, 0, len(source), language)
-    for hole in reversed(found):
-        source = source[:hole.start] + f"<{hole.kind}>" + source[hole.end:]
-    return source
-
-
-PLACEHOLDERS = [
-    ("python", "def f(x):\n    # TODO: double it\n    pass\n\n\ndef g(y):\n    ...\n",
-     "def f(x):\n    # TODO: double it\n<block>\n\n\ndef g(y):\n<block>\n"),
-    ("python", "class A:\n    def m(self): pass\n    def n(self):\n        # TODO sort\n",
-     "class A:\n    def m(self): <line>\n    def n(self):\n        # TODO sort\n<block>"),
-    # a TODO note above real code is not a hole; neither is `pass` inside a string
-    ("python", "def f():\n    # TODO: faster\n    return 1\n\ns = 'pass'\n",
-     "def f():\n    # TODO: faster\n    return 1\n\ns = 'pass'\n"),
-    ("javascript", "function f(a) {\n  // TODO: add\n}\nconst x = 1; // TODO later\n",
-     "function f(a) {\n  // TODO: add\n<block>}\nconst x = 1; // TODO later\n"),
-    ("rust", "fn main() {\n    todo!()\n}\nfn g() -> i32 { unimplemented!() }\n",
-     "fn main() {\n<block>\n}\nfn g() -> i32 { <line> }\n"),
-    ("go", "func f() int {\n\t// TODO\n}\n", "func f() int {\n\t// TODO\n<block>}\n"),
-    # no grammar: the same rules, line by line
-    ("lua", "local function f()\n  -- TODO: body\nend\n", "local function f()\n  -- TODO: body\n<block>end\n"),
-]
-
-
-@pytest.mark.parametrize("language, source, expected", PLACEHOLDERS)
-def test_placeholders(language, source, expected):
-    assert holes(source, language) == expected
-
-
-def test_placeholders_only_inside_the_range_and_scope():
-    source = "def f():\n    pass\n\n\ndef g():\n    pass\n"
-    second = source.index("def g")
-    assert [h.start for h in placeholders_in(source, second, len(source), "python")] == [source.rindex("    pass")]
-    assert scope_at(source, 4, 5, "python") == (second, len(source) - 1)
-    assert scope_at("x = 1\n", 0, 0, "python") == (0, 6)  # no function: the whole text
 
 
 def test_settings_accept_editor_spellings_and_null_resets():
@@ -240,8 +177,6 @@ def test_context_window_shares_the_total_budget(bundled_tokenizer):
 
 def test_incremental_parses_equal_fresh_parses():
     import random
-
-    from coda_lsp.holes import parse
 
     parser = parser_for("python")
     rnd = random.Random(7)

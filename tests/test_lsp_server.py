@@ -178,7 +178,9 @@ def test_bench_lsp_reports_latency_percentiles(coda_mini_dir):
     assert {"p50_ms", "p95_ms"} <= figures.keys()
     assert figures["answered"] >= 1 and figures["p50_ms"] <= figures["p95_ms"]
     assert figures["answered"] + figures["superseded"] == figures["keystrokes"]
-    assert 0 <= figures["lines_with_suggestion"] <= figures["lines"] == 8
+    # coda-mini suggests something on these lines; none at all means the typing landed where the
+    # server rightly offers nothing (it once fell inside a docstring of the benchmark file)
+    assert 1 <= figures["lines_with_suggestion"] <= figures["lines"] == 8
 
 
 @pytest.mark.asyncio

@@ -2,7 +2,7 @@
 
 from lsprotocol import types as T
 
-from coda_lsp.holes import empty_function_at
+from coda_lsp.actions import empty_function_at
 from coda_lsp.text import offset_of, position_of, reanchor
 
 OLD = "def f():\n    pass\n\n\ndef g():\n    pass\n"

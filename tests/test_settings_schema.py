@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from coda_lsp.settings import DTYPES, SCHEMA, Settings, camel_case
+from coda_lsp.settings import SCHEMA, Settings, camel_case
 
 ROOT = Path(__file__).resolve().parents[1]
 JSON_TYPES = {int: "integer", float: "number", str: "string", bool: "boolean"}
@@ -51,10 +51,11 @@ def test_a_refused_value_is_reported_once_while_the_editor_resends_it():
     assert len(s.update({"completeInComments": 1})) == 1 and len(s.update({"completeInComments": True})) == 0
 
 
-def test_dtype_choices_are_what_the_loader_reads():
-    from coda_core.loading import DTYPES as LOADER_DTYPES
+def test_every_dtype_the_setting_offers_loads_as_a_floating_dtype():
+    from coda_core.loading import resolve_dtype
 
-    assert set(DTYPES) == set(LOADER_DTYPES) | {"auto"}
+    for name in SCHEMA["dtype"].metadata["choices"]:
+        assert resolve_dtype(name, "cpu").is_floating_point, name
 
 
 def test_vscode_contributes_every_server_setting_with_its_default_and_bounds():

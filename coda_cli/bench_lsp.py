@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import statistics
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -25,9 +24,15 @@ from pathlib import Path
 from lsprotocol import types as T
 from pygls.lsp.client import LanguageClient
 
+import coda_core
+import coda_lsp
 from coda_core.errors import CodaError
 
-INSERT_LINE = 1000  # where in the benchmark file the new lines are typed
+from .lsp_client import open_python, running_server
+
+# The new lines are typed at the end of the first top-level function that ends at or after this line
+# of the benchmark file: in code, whatever docstrings the package's sources have there today.
+INSERT_LINE = 1000
 TYPED_LINES = [
     "    total = sum(values) / len(values)",
     "    for index, item in enumerate(items):",
@@ -41,7 +46,9 @@ TYPED_LINES = [
 
 
 def bench_file(lines: int = 2000) -> str:
-    sources = sorted(Path(__file__).parent.glob("*.py")) + sorted((Path(__file__).parent.parent / "coda_core").glob("*.py"))
+    """`lines` lines of real Python: the language server's and coda_core's own sources, repeated."""
+    folders = [Path(package.__file__).parent for package in (coda_lsp, coda_core)]
+    sources = [path for folder in folders for path in sorted(folder.glob("*.py"))]
     text = "".join(p.read_text(encoding="utf-8") for p in sources).splitlines()
     out = []
     while len(out) < lines:
@@ -49,27 +56,40 @@ def bench_file(lines: int = 2000) -> str:
     return "\n".join(out[:lines]) + "\n"
 
 
+def typing_line(lines: list[str]) -> int:
+    """Where TYPED_LINES go in the benchmark file's `lines`: just after the end of a top-level
+    function's body (before the blank lines and the next top-level `def`), so they extend that body.
+    A fixed line number once fell inside a docstring, where the server rightly offers nothing."""
+    for row in range(INSERT_LINE, len(lines)):
+        if not lines[row].startswith(("def ", "async def ")):
+            continue
+        end = row
+        while not lines[end - 1].strip():
+            end -= 1
+        top = next(line for line in reversed(lines[:end]) if line[:1] not in ("", " ", "#", ")", "]", "}"))
+        if lines[end - 1].startswith("    ") and top.startswith(("def ", "async def ")):
+            return end
+    raise ValueError("the benchmark file has no top-level function after line %d" % INSERT_LINE)
+
+
 async def _replay(model: str, interval: float, pause: float, settings: dict) -> dict:
     client = LanguageClient("coda-bench", "1")
-    loaded = asyncio.get_running_loop().create_future()
-
-    @client.feature("coda/status")
-    def on_status(status) -> None:
-        if status.state in ("ready", "error") and not loaded.done():
-            loaded.set_result(status)
 
     @client.feature(T.WINDOW_SHOW_MESSAGE)
     def on_message(params) -> None:
         pass  # a load error comes with coda/status too, and is reported from there in one line
 
-    await client.start_io(sys.executable, "-m", "coda_lsp.server", "--stdio")
-    await client.initialize_async(T.InitializeParams(
-        capabilities=T.ClientCapabilities(), initialization_options={"model": model, **settings}))
-    client.initialized(T.InitializedParams())
+    # Timing starts once the server reports the model ready.
+    async with running_server(client, {"model": model, **settings}):
+        return await _type_lines(client, interval, pause)
+
+
+async def _type_lines(client: LanguageClient, interval: float, pause: float) -> dict:
+    """Type TYPED_LINES into the benchmark file, a request per keystroke, and time the answers."""
     uri = "file:///bench/example.py"
     text = bench_file()
-    client.text_document_did_open(T.DidOpenTextDocumentParams(T.TextDocumentItem(uri, "python", 1, text)))
-    insert_line = INSERT_LINE
+    open_python(client, uri, text)
+    insert_line = typing_line(text.split("\n"))
     version = 1
 
     async def request(line: int, col: int):
@@ -82,14 +102,6 @@ async def _replay(model: str, interval: float, pause: float, settings: dict) -> 
         done = {}
         future.add_done_callback(lambda _: done.setdefault("at", time.perf_counter()))
         return msg_id, future, sent, done
-
-    # The server loads the model in the background.
-    try:
-        status = await asyncio.wait_for(loaded, timeout=300)
-    except asyncio.TimeoutError:
-        raise CodaError(f"coda-lsp did not load {model} within 300 s") from None
-    if status.state == "error":
-        raise CodaError(status.message)
 
     answered, superseded, lines_shown = [], 0, 0
     for typed in TYPED_LINES:
@@ -127,17 +139,14 @@ async def _replay(model: str, interval: float, pause: float, settings: dict) -> 
                 superseded += 1
         lines_shown += shown
         insert_line += 1
-    await client.shutdown_async(None)
-    client.exit(None)
-    await client.stop()
     return {"answered": len(answered), "superseded": superseded, "latencies": answered, "lines_shown": lines_shown}
 
 
 async def _stages(model: str, settings: dict) -> list[dict]:
     """The same typing, in process and one answer per keystroke (nothing superseded): the engine's
     own record of where each answer's time went."""
-    from .engine import Engine
-    from .settings import Settings
+    from coda_lsp.engine import Engine
+    from coda_lsp.settings import Settings
 
     engine = Engine(Settings(model=model))
     problems = engine.settings.update(settings)
@@ -147,7 +156,7 @@ async def _stages(model: str, settings: dict) -> list[dict]:
     if error:
         raise CodaError(error)
     lines = bench_file().split("\n")
-    insert_line = INSERT_LINE
+    insert_line = typing_line(lines)
     for typed in TYPED_LINES:
         lines.insert(insert_line, "")
         for col in range(1, len(typed) + 1):
