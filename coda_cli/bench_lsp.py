@@ -66,7 +66,7 @@ def typing_line(lines: list[str]) -> int:
         end = row
         while not lines[end - 1].strip():
             end -= 1
-        top = next(line for line in reversed(lines[:end]) if line[:1] not in ("", " ", "#", ")", "]", "}"))
+        top = next((line for line in reversed(lines[:end]) if line[:1] not in ("", " ", "#", ")", "]", "}")), "")
         if lines[end - 1].startswith("    ") and top.startswith(("def ", "async def ")):
             return end
     raise ValueError("the benchmark file has no top-level function after line %d" % INSERT_LINE)

@@ -74,6 +74,7 @@ class CommandRun:
     def finish(self) -> None:
         if self.progress and not self.finished:
             self._send(T.WorkDoneProgressEnd(message="cancelled" if self.stopped() else "done"))
+            self.ls.progress_ended(self.token)
         self.finished = True
 
 

@@ -179,7 +179,8 @@ class Snapshot(NamedTuple):
     @classmethod
     def of(cls, doc: Document, source: str | None = None) -> "Snapshot":
         source = doc.source if source is None else source
-        return cls(source, split_lines(source), doc.encoding)
+        # the document's lines are split already unless it changed since `source` was read
+        return cls(source, doc.lines if source is doc.source else split_lines(source), doc.encoding)
 
     def client_range(self, start: int, end: int) -> T.Range:
         """Character offsets of `source` as a range in the client's units."""

@@ -132,6 +132,10 @@ class LanguageServer:
     def progress_cancelled(self, token: str) -> bool:
         return token in self._cancelled_progress
 
+    def progress_ended(self, token: str) -> None:
+        """Forget a work-done token once its progress has ended (a long session cancels many)."""
+        self._cancelled_progress.discard(token)
+
     # -- in -------------------------------------------------------------------
 
     def _dispatch(self, message: dict) -> None:
@@ -191,7 +195,7 @@ class LanguageServer:
             self._respond_failure(msg_id, method, exc)
             return
         if not inspect.isawaitable(result):
-            self.rpc.respond(msg_id, self._unstructure(result))
+            self.rpc.respond(msg_id, self.converter.unstructure(result))
             return
         task = asyncio.ensure_future(result)
         self.running[msg_id] = task
@@ -205,7 +209,7 @@ class LanguageServer:
         elif task.exception() is not None:
             self._respond_failure(msg_id, method, task.exception())
         else:
-            self.rpc.respond(msg_id, self._unstructure(task.result()))
+            self.rpc.respond(msg_id, self.converter.unstructure(task.result()))
 
     def _respond_failure(self, msg_id, method: str, exc: BaseException) -> None:
         if isinstance(exc, RpcError):
@@ -223,13 +227,6 @@ class LanguageServer:
     def _internal_error(self, method: str, exc: BaseException) -> None:
         logger.error("%s failed", method, exc_info=exc)
         self.tell_user_once(f"internal error in {method}: {exc}")
-
-    def _unstructure(self, value):
-        if isinstance(value, (list, tuple)):
-            return [self._unstructure(v) for v in value]
-        if isinstance(value, dict):
-            return {k: self._unstructure(v) for k, v in value.items()}
-        return self.converter.unstructure(value)
 
     # -- the lifecycle and the built-in methods --------------------------------
 
