@@ -2,8 +2,10 @@
 
 The reference and fast samplers decode each hole; the report gives their
 speed, how often they agree, how often prefix reuse changes the answer, how
-often the first line is exactly the original, and how often the file still
-parses with it. With `--quantize`, the same figures for the model as stored
+often the first line is exactly the original, how much of it each gets
+right as a prefix (`*_prefix_match`: what a user typing along would accept),
+how often a fill ends before its canvas runs out (`ends_hole`: it knows where
+the hole ends), and how often the file still parses with it. With `--quantize`, the same figures for the model as stored
 and for it quantized, side by side, and `top1_agreement`: the fraction of a
 fully masked hole's positions whose top-1 token the quantized model picks as
 the unquantized one does.
@@ -20,6 +22,7 @@ from coda_core.denoise import DecodeOptions
 from coda_core.errors import CodaError
 from coda_core.model import prediction_rows
 from coda_core.sampler import Sampler
+from coda_eval.metrics import first_line, prefix_match
 
 
 def _source_texts(source: str | None) -> list[tuple[str, str]]:
@@ -75,6 +78,11 @@ def _parses(before: str, line: str, after: str) -> bool:
     return True
 
 
+def _ended(result) -> bool:
+    """The best fill committed an end token: its content fit the canvas."""
+    return bool(result.candidates) and result.candidates[0].ended
+
+
 def _figures(sampler: Sampler, holes: list, hole: int, threshold: float) -> dict:
     """The speed and quality figures of one model over `holes` (see the module docstring)."""
     fast_opts = DecodeOptions(threshold=threshold, block_size=hole)
@@ -89,7 +97,6 @@ def _figures(sampler: Sampler, holes: list, hole: int, threshold: float) -> dict
         reused = sampler.infill(pre, suf, hole, sizes=[hole], options=fast_opts)
         rows.append(dict(name=name, ref=ref, fast=fast, reused=reused, expected=expected, around=around))
     n = max(len(rows), 1)
-    first_line = lambda text: text.split("\n", 1)[0].strip()
     share = lambda test: round(sum(map(test, rows)) / n, 3)
     per_forward = lambda kind: round(sum(r[kind].stats.tokens for r in rows)
                                      / max(sum(r[kind].stats.forwards for r in rows), 1), 3)
@@ -104,6 +111,11 @@ def _figures(sampler: Sampler, holes: list, hole: int, threshold: float) -> dict
         "reused_prefix_tokens_median": statistics.median(r["reused"].stats.reused_prefix for r in rows) if rows else 0,
         "ref_line_exact": share(lambda r: first_line(r["ref"].text) == r["expected"].strip()),
         "fast_line_exact": share(lambda r: first_line(r["fast"].text) == r["expected"].strip()),
+        # what a user would accept: the right prefix of the line, and a fill that knows where it ends
+        "ref_prefix_match": share(lambda r: prefix_match(r["ref"].text, r["expected"])),
+        "fast_prefix_match": share(lambda r: prefix_match(r["fast"].text, r["expected"])),
+        "ends_hole": share(lambda r: _ended(r["fast"])),
+        "ref_ends_hole": share(lambda r: _ended(r["ref"])),
         "ref_parses": share(lambda r: _parses(r["around"][0], first_line(r["ref"].text), r["around"][1])),
         "fast_parses": share(lambda r: _parses(r["around"][0], first_line(r["fast"].text), r["around"][1])),
     }
@@ -165,6 +177,9 @@ def format_sample_model(r: dict) -> str:
             f"(total speedup {f['wall_speedup']:.2f}x)",
             f"  agreement fast vs reference: {f['agreement']:.0%}; prefix reuse vs fresh: {f['reuse_agreement']:.0%}",
             f"  first line exact: reference {f['ref_line_exact']:.1%}, fast {f['fast_line_exact']:.1%}",
+            f"  first line right as a prefix (mean share of its characters): reference {f['ref_prefix_match']:.1%}, "
+            f"fast {f['fast_prefix_match']:.1%}",
+            f"  fill ends before its canvas runs out: reference {f['ref_ends_hole']:.1%}, fast {f['ends_hole']:.1%}",
             f"  file still parses: reference {f['ref_parses']:.1%}, fast {f['fast_parses']:.1%}",
         ]
     head = (f"Samplers on {r['model']} ({r['dtype']}, {r['device']}): {r['holes']} line holes from real code, "

@@ -31,3 +31,26 @@ def bootstrap_ci(values: list[float], resamples: int = 2000, level: float = 0.95
     low = means[int((1 - level) / 2 * resamples)]
     high = means[min(resamples - 1, int((1 + level) / 2 * resamples))]
     return (low, high)
+
+
+# -- what a user would accept ---------------------------------------------------------
+# Exact match is 0 for every small model we have, so it cannot steer training. A user takes a
+# suggestion word by word as far as it is right: the right prefix of the line is what they keep.
+
+
+def first_line(text: str) -> str:
+    """The first line of a fill without its indentation (the editor's) or trailing spaces."""
+    return text.split("\n", 1)[0].strip()
+
+
+def prefix_match(fill: str, expected: str) -> float:
+    """The fraction of the expected line's characters that the fill's first line gets right as a prefix."""
+    want, got = first_line(expected), first_line(fill)
+    if not want:
+        return float(not got)
+    same = 0
+    for a, b in zip(want, got):
+        if a != b:
+            break
+        same += 1
+    return same / len(want)

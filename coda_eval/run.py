@@ -51,11 +51,12 @@ def generate(problems: list[Problem], sampler, *, max_new_tokens: int, samples: 
     rows = []
     for problem in progress(problems, desc="generating", unit="problem"):
         for sample in range(samples):
-            full = False
+            full, ended = False, None
             if problem.infill:
                 result = sampler.infill(tok.encode(problem.prefix), tok.encode(problem.suffix), max_new_tokens,
                                         seed=seed + sample)
                 completion = result.text
+                ended = bool(result.candidates) and result.candidates[0].ended
             elif chat:
                 prompt = sampler.chat_prompt([{"role": "user", "content": "Complete the following Python code. "
                                                "Answer with the whole program in one ```python block.\n\n"
@@ -65,6 +66,9 @@ def generate(problems: list[Problem], sampler, *, max_new_tokens: int, samples: 
             else:
                 result = sampler.generate(tok.encode(problem.prefix), max_new_tokens, seed=seed + sample)
                 completion = truncate_completion(result.text)
-            rows.append(dict(task_id=problem.task_id, sample=sample, completion=completion, full_program=full,
-                             forwards=result.stats.forwards, tokens=result.stats.tokens, ms=round(result.ms, 2)))
+            row = dict(task_id=problem.task_id, sample=sample, completion=completion, full_program=full,
+                       forwards=result.stats.forwards, tokens=result.stats.tokens, ms=round(result.ms, 2))
+            if ended is not None:
+                row["ended"] = ended  # the fill committed an end token before its canvas ran out
+            rows.append(row)
     return rows

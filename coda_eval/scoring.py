@@ -2,9 +2,13 @@
 
 Outputs in the run's directory:
     samples.jsonl  one line per sample: task_id, sample, completion, passed,
-                   reason, forwards, tokens, ms (and exact_match for infill)
+                   reason, forwards, tokens, ms (and for infill exact_match,
+                   prefix_match and ended)
     summary.json   task, n (problems), samples, pass@1 (pass@k for each k <=
-                   samples in 1/10/100 when sampled), exact_match for infill,
+                   samples in 1/10/100 when sampled), for infill exact_match,
+                   prefix_match (the mean share of the hole's first line the
+                   fill's first line gets right as a prefix) and ends_hole (the
+                   share of fills that ended before their canvas ran out),
                    failure reasons, median ms, tokens per forward
     summary.md     the same for people
 
@@ -21,7 +25,7 @@ from pathlib import Path
 
 from coda_core.progress import progress
 
-from .metrics import mean_pass_at_k
+from .metrics import mean_pass_at_k, prefix_match
 from .sandbox import Limits, isolation_level, run_many
 from .tasks import Problem
 
@@ -51,6 +55,7 @@ def execute(problems: list[Problem], rows: list[dict], limits: Limits = Limits()
         row["passed"], row["reason"] = outcome.passed, outcome.reason
         if problem.infill:
             row["exact_match"] = normalized(row["completion"]) == normalized(problem.reference)
+            row["prefix_match"] = round(prefix_match(row["completion"], problem.reference), 4)
 
 
 def summarize(task: str, rows: list[dict]) -> dict:
@@ -65,6 +70,10 @@ def summarize(task: str, rows: list[dict]) -> dict:
         summary["pass@k"] = {str(k): round(mean_pass_at_k(counts, k), 4) for k in (1, 10, 100) if k <= samples}
     if rows and "exact_match" in rows[0]:
         summary["exact_match"] = round(sum(r.get("exact_match", False) for r in rows) / len(rows), 4)
+        summary["prefix_match"] = round(sum(r.get("prefix_match", 0.0) for r in rows) / len(rows), 4)
+    ended = [r["ended"] for r in rows if "ended" in r]
+    if ended:
+        summary["ends_hole"] = round(sum(ended) / len(ended), 4)
     summary["reasons"] = dict(Counter(r["reason"] for r in rows).most_common())
     timed = [r for r in rows if "ms" in r]
     if timed:
@@ -89,7 +98,7 @@ def write_run(out: str | os.PathLike, rows: list[dict], summary: dict, extra: di
 
 def summary_markdown(summary: dict) -> str:
     lines = [f"# {summary['task']}", "", "| metric | value |", "|---|---|"]
-    for key in ("n", "samples", "pass@1", "exact_match", "ms_median", "tokens_per_forward", "sandbox", "model",
+    for key in ("n", "samples", "pass@1", "exact_match", "prefix_match", "ends_hole", "ms_median", "tokens_per_forward", "sandbox", "model",
                 "preset"):
         if key in summary:
             lines.append(f"| {key} | {summary[key]} |")

@@ -195,6 +195,9 @@ def test_bench_sample_contract_keys(tiny_model_dir):
     figures = json.loads(model.stdout)
     assert {"tokens_per_forward", "wall_speedup", "agreement"} <= figures.keys()
     assert figures["holes"] == 2 and 0 <= figures["agreement"] <= 1
+    for kind in ("fast", "ref"):  # an exact first line is a whole prefix: the share can only be larger
+        assert figures[f"{kind}_line_exact"] <= figures[f"{kind}_prefix_match"] <= 1
+    assert 0 <= figures["ends_hole"] <= 1 and 0 <= figures["ref_ends_hole"] <= 1
 
 
 # -- the default model: $CODA_MODEL, else the bundled coda-mini -----------------------------------

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from coda_eval.metrics import bootstrap_ci, pass_at_k
+from coda_eval.metrics import bootstrap_ci, pass_at_k, prefix_match
 from coda_eval.sandbox import Limits, run_many, run_program
 from coda_eval.tasks import infill_holes, load_task
 
@@ -42,7 +42,7 @@ def test_canonical_solutions_score_100_percent(task, count, tmp_path):
     summary = json.loads(result.stdout)
     assert summary["task"] == task and summary["n"] == count and summary["pass@1"] == 1.0, summary
     if task != "humaneval":
-        assert summary["exact_match"] == 1.0
+        assert summary["exact_match"] == 1.0 and summary["prefix_match"] == 1.0
     written = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert written["pass@1"] == 1.0 and (tmp_path / "out" / "summary.md").is_file()
     rows = [json.loads(line) for line in (tmp_path / "out" / "samples.jsonl").read_text().splitlines()]
@@ -103,6 +103,23 @@ def test_infill_construction_is_deterministic():
     problems = load_task("humaneval-infill-random")
     again = load_task("humaneval-infill-random")
     assert [(p.task_id, p.reference) for p in problems] == [(p.task_id, p.reference) for p in again]
+
+
+@pytest.mark.parametrize("fill, expected, share", [
+    ("return x + 1", "return x + 1", 1.0),
+    ("return x - 1", "return x + 1", 9 / 12),  # right up to the operator
+    ("errors: str", "errors: str = 'strict',", 11 / 23),  # the start of the line, then it stops
+    ("    return x\n    y = 2", "return x", 1.0),  # indentation is the editor's; the first line counts
+    ("return x\n", "    return x\n", 1.0),  # HumanEval's references carry their indentation and newline
+    ("return", "return x", 6 / 8),
+    ("return xy", "return x", 1.0),  # a user accepts the expected characters and stops there
+    ("", "return x", 0.0),
+    ("\nreturn x", "return x", 0.0),  # an empty first line gets nothing right
+    ("pass", "", 0.0),
+    ("", "", 1.0),
+])
+def test_prefix_match(fill, expected, share):
+    assert prefix_match(fill, expected) == pytest.approx(share)
 
 
 def test_pass_at_k_against_hand_computed_values():
@@ -185,6 +202,9 @@ def test_eval_run_and_compare(tiny_model_dir, tmp_path):
         assert ("exact_match" in summary) == (task != "humaneval")
         rows = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
         assert len(rows) == 2
+        if task != "humaneval":  # what a user would accept: the right prefix of the line, a fill that ends
+            assert summary["prefix_match"] == round(sum(r["prefix_match"] for r in rows) / 2, 4)
+            assert summary["ends_hole"] == sum(r["ended"] for r in rows) / 2
         assert {"task_id", "completion", "passed", "reason", "forwards", "tokens", "ms"} <= rows[0].keys()
         runs.append(out / "samples.jsonl")
     result = coda("eval", "compare", runs[0], runs[0], "--json")

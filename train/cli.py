@@ -45,7 +45,7 @@ def cmd_bench(args) -> None:
     from .bench import bench_train, format_bench
 
     result = bench_train(args.recipe, args.variants.split(","), rounds=args.rounds, warmup=args.warmup,
-                         overrides=args.set)
+                         overrides=args.set, device=args.device)
     print(json.dumps(result) if args.json else format_bench(result))
 
 
@@ -133,7 +133,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="training tokens/s of a recipe in fp32/bf16, eager/compiled, side by side")
     p.add_argument("recipe")
     p.add_argument("--variants", default="fp32,bf16,fp32+compile,bf16+compile",
-                   help="comma-separated: fp32, bf16, fp32+compile, bf16+compile (the first is the baseline)")
+                   help="comma-separated: fp32, bf16, fp32+compile, bf16+compile, each optionally with +inline "
+                        "(masking in the step, no prefetch worker); the first is the baseline")
+    p.add_argument("--device", help="train on this device (cpu, cuda, cuda:N; default: the recipe's backend.device); "
+                   "MFU is against a matmul peak measured there")
     p.add_argument("--rounds", type=int, default=10, help="timed rounds (one step of each variant per round)")
     p.add_argument("--warmup", type=int, default=3, help="untimed rounds first (compilation happens here)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a recipe value")

@@ -13,9 +13,12 @@
     masking: {schedule: constant, start: {prefix: 0.1, suffix: 0.1, block: 0.5, syntax: 0.2}, end: null,
               epochs: 1, eps: 0.001, block_sizes: [4, 8, 16, 32], loss_normalization: batch_length}
     optimizer: {name: adamw, lr: 3.0e-4, weight_decay: 0.01, betas: [0.9, 0.95]}
-    lr_schedule: {warmup_steps: 10, decay: cosine, min_ratio: 0.1}
-    train: {steps: 100, batch_size: 8, grad_accum: 1, bf16: false, grad_clip: 1.0, seed: 0,
+    lr_schedule: {warmup_steps: 10, decay: cosine, min_ratio: 0.1}   # decay: cosine | linear | constant
+                               # | wsd (with decay_fraction: 0.2); coda_train.schedule
+    train: {steps: 100, max_seconds: null, batch_size: 8, grad_accum: 1, bf16: auto, grad_clip: 1.0, seed: 0,
             eval_every: 25, eval_batches: 2, checkpoint_every: 25, keep_checkpoints: 2, log_every: 1}
+                               # max_seconds: end the stage, annealed, when its training time is spent
+                               # bf16: true | false | auto (where the device computes bf16 natively)
     backend: {name: torch, device: auto, mesh: {fsdp: 1, tensor: 1}, hosts: 1}
     out: runs/tiny/pretrain
 
@@ -36,6 +39,8 @@ import yaml
 
 from coda_core.errors import CodaError
 from coda_core.masking import NORMALIZATIONS, MaskingConfig, MaskingRates, MaskingSchedule
+
+from .schedule import DECAYS
 
 STAGES = ("pretrain", "midtrain", "sft")
 
@@ -87,8 +92,9 @@ class OptimizerSpec:
 @dataclass
 class LrScheduleSpec:
     warmup_steps: int = 0
-    decay: str = "cosine"  # cosine | linear | constant
+    decay: str = "cosine"  # cosine | linear | constant | wsd
     min_ratio: float = 0.1
+    decay_fraction: float = 0.2  # wsd: the last share of the stage (by steps or time) that decays
 
 
 @dataclass
@@ -98,10 +104,11 @@ class TrainSpec:
     process (each rank reads its own rows)."""
 
     steps: int = 100
+    max_seconds: float | None = None  # a time budget: the stage ends when it is spent, its LR schedule annealed
     seq_len: int | None = None  # None: the data's; when set, the data must match (dry runs need it)
     batch_size: int = 8
     grad_accum: int = 1
-    bf16: bool = False
+    bf16: bool | str = False  # true | false | auto: where the device computes bf16 natively
     grad_clip: float | None = 1.0
     seed: int = 0
     eval_every: int = 0  # 0: only at the end
@@ -114,6 +121,7 @@ class TrainSpec:
     # phase before diffusion adaptation (validation is always the masked loss, to compare the two).
     objective: str = "diffusion"
     compile: bool = False  # torch.compile each decoder layer (fused norms, RoPE and SiLU)
+    prefetch: int = 2  # steps whose batches a worker thread masks ahead of the device (0: in the step)
 
 
 @dataclass
@@ -158,17 +166,28 @@ class Recipe:
             raise RecipeError(f"{where}: data.train is not set")
         if self.optimizer.name not in ("adamw", "adafactor"):
             raise RecipeError(f"{where}: optimizer.name must be adamw or adafactor, got {self.optimizer.name!r}")
-        if self.lr_schedule.decay not in ("cosine", "linear", "constant"):
-            raise RecipeError(f"{where}: lr_schedule.decay must be cosine, linear or constant")
+        if self.lr_schedule.decay not in DECAYS:
+            raise RecipeError(f"{where}: lr_schedule.decay must be one of {', '.join(DECAYS)}, "
+                              f"got {self.lr_schedule.decay!r}")
+        if not 0 < self.lr_schedule.decay_fraction <= 1:
+            raise RecipeError(f"{where}: lr_schedule.decay_fraction must be in (0, 1]")
         if self.backend.name not in ("torch", "xla"):
             raise RecipeError(f"{where}: backend.name must be torch or xla, got {self.backend.name!r}")
         b = self.backend
         if min(b.hosts, b.mesh.fsdp, b.mesh.tensor) < 1:
             raise RecipeError(f"{where}: backend.hosts, backend.mesh.fsdp and backend.mesh.tensor must be >= 1")
         t = self.train
+        if t.prefetch < 0:
+            raise RecipeError(f"{where}: train.prefetch must be >= 0 (0: mask in the step)")
         if min(t.steps, t.batch_size, t.grad_accum, t.keep_checkpoints, t.log_every) < 1:
             raise RecipeError(f"{where}: train.steps, batch_size, grad_accum, keep_checkpoints and log_every "
                               "must be >= 1")
+        if t.bf16 not in (True, False, "auto"):
+            raise RecipeError(f"{where}: train.bf16 must be true, false or auto, got {t.bf16!r}")
+        if t.max_seconds is not None and (isinstance(t.max_seconds, bool)
+                                          or not isinstance(t.max_seconds, (int, float)) or t.max_seconds <= 0):
+            raise RecipeError(f"{where}: train.max_seconds must be a number of seconds > 0 (or null), "
+                              f"got {t.max_seconds!r}")
         if t.objective not in ("diffusion", "causal"):
             raise RecipeError(f"{where}: train.objective must be diffusion or causal, got {t.objective!r}")
         if t.objective == "causal" and self.stage != "pretrain":

@@ -1,12 +1,18 @@
 """One training stage: `coda train run RECIPE.yaml [--resume]`.
 
     build_model -> backend.prepare (parallelism from outside) -> optimizer
-    loop: this process's rows -> masking (CPU) -> backend.to_device ->
-          backend.loss_logits -> 1/t-weighted loss -> backward (x grad_accum)
-          -> clip -> step -> metrics
+    worker thread (coda_train.prefetch): this process's rows -> masking (CPU),
+                  one or two steps ahead of the device
+    loop: batch -> backend.to_device -> backend.loss_logits -> 1/t-weighted loss
+          -> backward (x grad_accum) -> clip -> step; values stay on the device
+    every log_every: the one host read of a step's values -> metrics
     every eval_every: validation loss on fixed masked batches
     every checkpoint_every and at the end: an atomic checkpoint
     at the end: `<out>/export` (the model format) and `<out>/loss.png`
+
+A stage ends after train.steps steps or when train.max_seconds of training
+time is spent; its LR schedule follows whichever comes first and ends
+annealed (coda_train.schedule).
 
 The trainer knows no parallelism: the backend (`coda_train.parallel`) says
 which rows this process reads, places the model and the batches, computes
@@ -23,7 +29,6 @@ interrupted (on the same machine; a test kills one with SIGKILL to check).
 from __future__ import annotations
 
 import json
-import math
 import shutil
 import time
 from dataclasses import replace
@@ -43,30 +48,35 @@ from coda_core.tokenizer import BUNDLED_TOKENIZER, load_tokenizer, special_ids
 from . import checkpoint
 from .data import Dataset, DataError, ShardReader
 from .parallel import make_backend
+from .prefetch import Prefetcher, Prepared
 from .recipe import Recipe
+from .schedule import Clock, lr_at
 
 VALID_SEED = 12345  # validation masks: the same every evaluation
 
 
-def lr_at(step: int, recipe: Recipe) -> float:
-    """Warmup from 0, then cosine or linear decay to min_ratio x lr at the last step."""
-    spec, peak, total = recipe.lr_schedule, recipe.optimizer.lr, recipe.train.steps
-    if step < spec.warmup_steps:
-        return peak * (step + 1) / spec.warmup_steps
-    if spec.decay == "constant":
-        return peak
-    progress = (step - spec.warmup_steps) / max(total - 1 - spec.warmup_steps, 1)
-    progress = min(max(progress, 0.0), 1.0)
-    shape = 0.5 * (1 + math.cos(math.pi * progress)) if spec.decay == "cosine" else 1 - progress
-    return peak * (spec.min_ratio + (1 - spec.min_ratio) * shape)
+def uses_bf16(setting: bool | str, device: torch.device) -> bool:
+    """train.bf16: true, false, or auto: bf16 autocast where the device computes bf16 natively (a GPU
+    with bf16, a TPU, a CPU with AMX or AVX512-BF16; load_model's dtype=auto rule). On a CPU without
+    them bf16 is emulated: a mini-s step takes about 17 s instead of about 1 s in fp32."""
+    if setting != "auto":
+        return bool(setting)
+    if device.type == "xla":
+        return True
+    from coda_core.loading import default_dtype
+
+    return default_dtype(device) == torch.bfloat16
 
 
 def build_optimizer(model: torch.nn.Module, recipe: Recipe) -> torch.optim.Optimizer:
     spec = recipe.optimizer
     if spec.name == "adafactor":  # as published for CoDA
         return torch.optim.Adafactor(model.parameters(), lr=spec.lr, weight_decay=spec.weight_decay)
+    # The fused kernel updates every parameter in one launch (CUDA) or one vectorized pass (CPU),
+    # instead of a loop of small ops per parameter; XLA compiles the step whole anyway.
+    devices = {p.device.type for p in model.parameters()}
     return torch.optim.AdamW(model.parameters(), lr=spec.lr, weight_decay=spec.weight_decay,
-                             betas=tuple(spec.betas))
+                             betas=tuple(spec.betas), fused=devices <= {"cuda", "cpu"})
 
 
 def masking_generator(seed: int, reader: int, step: int) -> torch.Generator:
@@ -91,6 +101,43 @@ def build_model(recipe: Recipe) -> tuple[CoDALanguageModel, object, str]:
     model = load_model(path, device="cpu", dtype=torch.float32)
     tokenizer_dir = recipe.resolve(spec.tokenizer) or str(resolve_model_dir(path, weights=False))
     return model.float().train(), load_tokenizer(tokenizer_dir), tokenizer_dir
+
+
+def _pinned(batch):
+    """The batch with its tensors in page-locked memory, so their copies to a GPU run asynchronously."""
+    for name, value in vars(batch).items():
+        if isinstance(value, torch.Tensor):
+            setattr(batch, name, value.pin_memory())
+    return batch
+
+
+class Tally:
+    """Sums of the steps' values on the device, read on the host once per log line."""
+
+    def __init__(self):
+        self.sums: dict[str, torch.Tensor] = {}
+        self.restart()
+
+    def restart(self) -> None:
+        """Start a new interval: sums cleared, and its time counted from now (after an evaluation, too)."""
+        self.sums.clear()
+        self.steps, self.tokens, self.since = 0, 0, time.perf_counter()
+
+    def add(self, **values: torch.Tensor) -> None:
+        for key, value in values.items():
+            value = value.detach().float()
+            self.sums[key] = self.sums[key] + value if key in self.sums else value
+
+    def read(self) -> dict:
+        """Means per step over the interval (targets: its sum), and its tokens per second."""
+        values = {key: float(value) for key, value in self.sums.items()}  # the one wait for the device
+        steps = max(self.steps, 1)
+        seconds = max(time.perf_counter() - self.since, 1e-9)
+        record = {"loss": values.get("loss", 0.0) / steps, "masked_accuracy": values.get("masked_accuracy", 0.0) / steps,
+                  "grad_norm": values.get("grad_norm", 0.0) / steps, "targets": int(values.get("targets", 0)),
+                  "tokens_per_s": self.tokens / seconds}
+        self.restart()
+        return record
 
 
 def fingerprint(recipe: Recipe, config: CoDAConfig, seq_len: int) -> dict:
@@ -138,7 +185,12 @@ class Trainer:
         self.model = self.backend.prepare(model, activation_checkpointing=t.activation_checkpointing,
                                           compile=t.compile)
         self.optimizer = build_optimizer(self.model, recipe)
+        self.bf16 = uses_bf16(t.bf16, self.backend.device)
         self.step = 0
+        self.clock = Clock(t.steps, t.max_seconds, recipe.lr_schedule.warmup_steps)
+        self.batches: Prefetcher | None = None  # started by the first step, after a resume placed the reader
+        self.consumed = self.reader.state()  # the reader's position after the last step trained
+        self.tally = Tally()
         self.metrics_file = self.out / "metrics.jsonl"
 
     def _split(self):
@@ -163,12 +215,25 @@ class Trainer:
         return mask_batch(rows.ids, config, mask_id=self.ids.mask, pad_id=self.ids.pad, node_ids=rows.nodes,
                           generator=generator)
 
+    def _prepare(self, step: int) -> Prepared:
+        """Step `step`'s batches, read and masked (on the prefetch worker; pinned for an async copy to a GPU)."""
+        start = time.perf_counter()
+        t = self.recipe.train
+        generator = masking_generator(t.seed, self.reader.host, step)
+        curriculum = self.clock.curriculum_step(step)
+        micro = []
+        for _ in range(t.grad_accum):
+            rows = self.reader.next()
+            batch = rows if t.objective == "causal" else self._masked(rows, generator, curriculum)
+            micro.append(_pinned(batch) if self.backend.device.type == "cuda" else batch)
+        return Prepared(step, micro, self.reader.state(), self.reader.epoch_progress, time.perf_counter() - start)
+
     def _loss(self, batch):
         """The diffusion loss of a masked batch of this process's rows (the backend makes it the step's batch)."""
         device = self.backend.to_device
         for name in ("input_ids", "labels", "targets", "t"):
             setattr(batch, name, device(getattr(batch, name)))
-        with torch.autocast(self.backend.device.type, dtype=torch.bfloat16, enabled=self.recipe.train.bf16):
+        with torch.autocast(self.backend.device.type, dtype=torch.bfloat16, enabled=self.bf16):
             logits = self.backend.loss_logits(self.model, batch)
         loss, metrics = diffusion_loss(logits, batch, self.recipe.masking.loss_normalization)
         return loss, {**metrics, "tokens": batch.input_ids.numel()}
@@ -176,7 +241,7 @@ class Trainer:
     def _causal_loss(self, rows):
         """Next-token cross-entropy with causal attention: the AR phase's objective."""
         ids = self.backend.to_device(rows.ids)
-        with torch.autocast(self.backend.device.type, dtype=torch.bfloat16, enabled=self.recipe.train.bf16):
+        with torch.autocast(self.backend.device.type, dtype=torch.bfloat16, enabled=self.bf16):
             logits = self.model(ids, causal=True).logits[:, :-1]
         labels = ids[:, 1:]
         loss = F.cross_entropy(logits.flatten(0, 1).float(), labels.flatten())
@@ -184,36 +249,46 @@ class Trainer:
             accuracy = (logits.argmax(-1) == labels).float().mean()
         return loss, {"masked_accuracy": accuracy, "targets": torch.tensor(labels.numel()), "tokens": ids.numel()}
 
-    def train_step(self) -> dict:
+    def train_step(self, last: bool = False) -> dict:
+        """One optimizer step. Its loss and the like stay on the device, summed into `self.tally`: reading
+        them on the host would wait for the step to finish, so only `read_tally` does, at log steps.
+        `last`: the stage ends with this step (its LR is the schedule's end)."""
         t = self.recipe.train
-        lr = lr_at(self.step, self.recipe)
+        lr = lr_at(self.step, self.recipe, self.clock.lr_progress(self.step, last))
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        start = time.perf_counter()
-        generator = masking_generator(t.seed, self.reader.host, self.step)
-        losses, accuracies, targets, tokens = [], [], [], 0
-        for _ in range(t.grad_accum):
-            rows = self.reader.next()
-            if t.objective == "causal":
-                loss, metrics = self._causal_loss(rows)
-            else:
-                loss, metrics = self._loss(self._masked(rows, generator, self.step))
+        if self.batches is None:
+            self.batches = Prefetcher(self._prepare, self.step, depth=t.prefetch)
+        prepared = self.batches.get(self.step)
+        tokens = 0
+        for batch in prepared.micro:
+            loss, metrics = self._causal_loss(batch) if t.objective == "causal" else self._loss(batch)
             (loss / t.grad_accum).backward()
-            losses.append(loss.detach())
-            accuracies.append(metrics["masked_accuracy"])
-            targets.append(metrics["targets"])
+            self.tally.add(loss=loss.detach() / t.grad_accum, masked_accuracy=metrics["masked_accuracy"] / t.grad_accum,
+                           targets=metrics["targets"])
             tokens += metrics["tokens"]  # the step's whole batch (every host's rows on a pod)
         norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), t.grad_clip if t.grad_clip else float("inf"))
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         self.backend.step_done()  # XLA: the whole step runs here, as one compiled graph
+        self.tally.add(grad_norm=norm.detach())
+        self.tally.steps += 1
+        self.tally.tokens += tokens
         self.step += 1
+        self.clock.step_done()
+        self.consumed = prepared.reader_state
+        return {"step": self.step, "lr": lr, "epoch": prepared.epoch, "tokens": tokens,
+                "data_wait_ms": self.batches.wait_seconds * 1000, "data_ms": prepared.seconds * 1000}
+
+    def read_tally(self) -> dict:
+        """The means of the steps since the last read, read on the host (this waits for the device)."""
         # Reading values after step_done keeps XLA from cutting the step's graph early.
-        loss, accuracy = float(torch.stack(losses).mean()), float(torch.stack(accuracies).mean())
-        seconds = time.perf_counter() - start
-        return {"step": self.step, "loss": loss, "masked_accuracy": accuracy, "lr": lr,
-                "targets": int(torch.stack(targets).sum()),
-                "grad_norm": float(norm), "tokens_per_s": tokens / seconds, "epoch": self.reader.epoch_progress}
+        return self.tally.read()
+
+    def close(self) -> None:
+        if self.batches is not None:
+            self.batches.close()
+            self.batches = None
 
     @torch.no_grad()
     def evaluate(self) -> dict:
@@ -241,7 +316,9 @@ class Trainer:
         path = self.out / "checkpoints"
         if self.backend.is_main:
             rng = {"torch_cpu": torch.get_rng_state()}
-            trainer = {"data": self.reader.state(), "tokenizer_dir": self.tokenizer_dir,
+            # the position after the rows trained on: the worker's read-ahead is made again after a resume
+            trainer = {"data": self.consumed, "tokenizer_dir": self.tokenizer_dir,
+                       "train_seconds": round(self.clock.elapsed(), 3),
                        "fingerprint": fingerprint(self.recipe, self.config, self.train_data.seq_len),
                        "config": self.config.to_dict()}
             path = checkpoint.save(path, self.step, state, optimizer_state, rng, trainer,
@@ -254,6 +331,7 @@ class Trainer:
         path = checkpoint.latest(self.out / "checkpoints")
         if path is None:
             return False
+        self.close()  # a worker reading ahead from the old position
         model_state, optimizer_state, rng, trainer = checkpoint.load(path)
         mine = fingerprint(self.recipe, self.config, self.train_data.seq_len)
         theirs = trainer.get("fingerprint", {})
@@ -271,7 +349,9 @@ class Trainer:
             raise CheckpointError(f"cannot resume from {path}: optimizer state does not fit: {exc}") from None
         torch.set_rng_state(rng["torch_cpu"])
         self.reader.load_state(trainer["data"])
+        self.consumed = self.reader.state()
         self.step = int(trainer["step"])
+        self.clock.used = float(trainer.get("train_seconds", 0.0))
         return True
 
     # -- the stage -----------------------------------------------------------------
@@ -282,6 +362,12 @@ class Trainer:
                 f.write(json.dumps(record) + "\n")
 
     def run(self, resume: bool = False) -> dict:
+        try:
+            return self._run(resume)
+        finally:
+            self.close()
+
+    def _run(self, resume: bool) -> dict:
         t = self.recipe.train
         self.out.mkdir(parents=True, exist_ok=True)
         resumed = self.resume() if resume else False
@@ -291,21 +377,33 @@ class Trainer:
             self.log(first_eval)
         bar = progress_bar(total=t.steps, initial=self.step, desc=self.recipe.stage, unit="step",
                            disable=not (self.progress and self.backend.is_main))
-        while self.step < t.steps:
-            record = self.train_step()
+        self.clock.start()
+        self.tally.restart()
+        last = self.step >= t.steps
+        while not last:
+            last = self.clock.is_last(self.step)
+            record = self.train_step(last=last)
             bar.update(1)
-            bar.set_postfix(loss=f"{record['loss']:.3f}")
-            if self.step % t.log_every == 0:
+            evaluate = t.eval_every and self.step % t.eval_every == 0 and not last
+            save = t.checkpoint_every and self.step % t.checkpoint_every == 0 and not last
+            if self.step % t.log_every == 0 or evaluate or save or last:
+                record.update(self.read_tally(), train_seconds=round(self.clock.elapsed(), 2))
+                del record["tokens"]
                 self.log(record)
-            if t.eval_every and self.step % t.eval_every == 0 and self.step < t.steps:
+                bar.set_postfix(loss=f"{record['loss']:.3f}")
+            if evaluate:
                 self.log(self.evaluate())
-            if t.checkpoint_every and self.step % t.checkpoint_every == 0 and self.step < t.steps:
+            if save:
                 self.save()
+            if evaluate or save:
+                self.tally.restart()  # tokens/s counts training time only
         bar.close()
         final_eval = self.evaluate()
         self.log(final_eval)
         self.save()
-        summary = {"stage": self.recipe.stage, "steps": self.step, "out": str(self.out), **final_eval}
+        summary = {"stage": self.recipe.stage, "steps": self.step, "out": str(self.out), **final_eval,
+                   "train_seconds": round(self.clock.elapsed(), 2),
+                   "stopped_by": "steps" if self.step >= t.steps else "time"}
         if self.backend.is_main:
             from .export import export_checkpoint
             from .plots import loss_curve
