@@ -27,6 +27,9 @@ def metadata(**fields) -> email.message.Message:
     ({"License_Expression": "GPL-3.0-or-later"}, False),
     ({"Classifier": ["License :: OSI Approved :: BSD License"]}, True),
     ({"Classifier": ["License :: OSI Approved :: GNU General Public License v3 (GPLv3)"]}, False),
+    # docutils 0.23: parts of it are GPL, so a classifier list that names GPL beside permissive ones is not
+    ({"Classifier": ["License :: Public Domain", "License :: OSI Approved :: BSD License",
+                     "License :: OSI Approved :: GNU General Public License (GPL)"]}, False),
     ({"License": "BSD 3-Clause License\n\nCopyright (c) ..."}, True),
     ({"License": "LGPL"}, False),
     ({}, False),  # no licence at all is not a licence to train on

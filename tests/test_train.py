@@ -31,7 +31,7 @@ def coda(*args, cwd=None, check=True, timeout=900):
 @pytest.fixture(scope="module")
 def code_data(tmp_path_factory):
     """This package's own Python sources, prepared in short rows."""
-    from coda_train.data import prepare
+    from coda_train.prepare import prepare
 
     out = tmp_path_factory.mktemp("data") / "code"
     prepare([str(ROOT / "coda_core")], load_tokenizer(BUNDLED_TOKENIZER), out, seq_len=64, languages={"python"},
@@ -55,7 +55,8 @@ def write_recipe(path: Path, data: Path, out: Path, **train) -> Path:
 
 
 def test_prepare_dedups_packs_and_records_checksums(tmp_path, code_data):
-    from coda_train.data import Dataset, prepare
+    from coda_train.data import Dataset
+    from coda_train.prepare import prepare
 
     manifest = json.loads((code_data / "manifest.json").read_text())
     assert manifest["kind"] == "text" and manifest["seq_len"] == 64 and manifest["rows"] > 50
@@ -72,6 +73,17 @@ def test_prepare_dedups_packs_and_records_checksums(tmp_path, code_data):
     stats = prepare([str(src)], load_tokenizer(BUNDLED_TOKENIZER), tmp_path / "out", seq_len=32,
                     progress=False)["stats"]
     assert stats["documents"] == 1 and stats["duplicates"] == 1
+
+
+def test_prepare_in_worker_processes_writes_the_same_shards(tmp_path, code_data):
+    """`--workers 2` tokenizes and parses in two processes; the shards are the same bytes as in one."""
+    coda("train", "prepare", "--src", ROOT / "coda_core", "--tokenizer", BUNDLED_TOKENIZER, "--out", tmp_path / "d",
+         "--seq-len", "64", "--languages", "python", "--workers", "2")
+    one, two = (json.loads((path / "manifest.json").read_text()) for path in (code_data, tmp_path / "d"))
+    assert two["shards"] == one["shards"] and two["stats"] == one["stats"]
+    result = coda("train", "prepare", "--src", ROOT / "coda_core", "--tokenizer", BUNDLED_TOKENIZER,
+                  "--out", tmp_path / "e", "--workers", "0", check=False)
+    assert result.returncode == 2 and "workers must be at least 1" in result.stderr
 
 
 def test_reader_shards_by_host_and_resumes_exactly(code_data):
@@ -94,7 +106,8 @@ def test_reader_shards_by_host_and_resumes_exactly(code_data):
 
 
 def test_sft_records_keep_prompt_lengths_and_drop_long_examples(tmp_path):
-    from coda_train.data import Dataset, prepare
+    from coda_train.data import Dataset
+    from coda_train.prepare import prepare
 
     records = tmp_path / "chat.jsonl"
     records.write_text("\n".join(json.dumps({"prompt": f"Say {i}", "response": f"{i}" * (1 if i else 300)})

@@ -23,7 +23,7 @@ SCRIPT = r"""
 import json, sys, torch
 from pathlib import Path
 from coda_core.tokenizer import BUNDLED_TOKENIZER, load_tokenizer
-from coda_train.data import prepare
+from coda_train.prepare import prepare
 from coda_train.recipe import load_recipe
 from coda_train.trainer import Trainer
 

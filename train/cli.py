@@ -12,10 +12,11 @@ from coda_core.errors import CodaError
 def cmd_prepare(args) -> None:
     from coda_core.tokenizer import load_tokenizer
 
-    from .data import prepare
+    from .prepare import prepare
 
     manifest = prepare(args.src, load_tokenizer(args.tokenizer), args.out, seq_len=args.seq_len, seed=args.seed,
-                       languages=set(args.languages.split(",")) if args.languages else None)
+                       languages=set(args.languages.split(",")) if args.languages else None,
+                       workers=args.workers)
     print(json.dumps({"out": args.out, "rows": manifest["rows"], "kind": manifest["kind"], **manifest["stats"]}))
 
 
@@ -99,6 +100,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seq-len", type=int, default=1024, help="tokens per row")
     p.add_argument("--seed", type=int, default=0, help="shuffle seed")
     p.add_argument("--languages", help="keep only these, e.g. python,rust (by file suffix)")
+    p.add_argument("--workers", default="1",
+                   help="processes that tokenize and parse (`auto`: one per CPU core); the shards are the same "
+                        "bytes for any number")
     p.set_defaults(func=cmd_prepare)
 
     p = sub.add_parser("corpus", help="build a licensed, deduplicated, decontaminated Python corpus from the "

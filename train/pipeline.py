@@ -6,7 +6,7 @@
                                         # this file), or {vocab_size: 8192}: a BPE trained on
                                         # <out>/corpus into <out>/tokenizer
     data:                               # prepared once into <out>/data/<name>
-      code: {src: [../../coda_core], languages: [python], seq_len: 128}
+      code: {src: [../../coda_core], languages: [python], seq_len: 128}   # workers: N or auto (processes)
       chat: {src: ["{out}/corpus/sft.jsonl"], seq_len: 192}   # {out}: the pipeline's out
     stages:                             # in order; each starts from the previous stage's export
       - {recipe: tiny-pretrain.yaml, data: code, valid: code-valid}   # valid: held-out data (optional)
@@ -28,7 +28,8 @@ from pathlib import Path
 
 from coda_core.tokenizer import BUNDLED_TOKENIZER, load_tokenizer
 
-from .data import MANIFEST, prepare
+from .data import MANIFEST, DataError
+from .prepare import prepare, resolve_workers
 from .recipe import RecipeError, load_recipe, read_yaml
 from .trainer import run_recipe
 
@@ -36,7 +37,7 @@ KEYS = {"out", "corpus", "tokenizer", "data", "stages"}
 STAGES_FILE = "stages.json"  # <out>/stages.json: the stage folders, in the order they ran
 CORPUS_KEYS = {"max_chars_per_package", "max_sft", "decontaminate"}
 TOKENIZER_KEYS = {"vocab_size", "max_chars"}
-DATA_KEYS = {"src", "languages", "seq_len", "seed"}
+DATA_KEYS = {"src", "languages", "seq_len", "seed", "workers"}
 STAGE_KEYS = {"recipe", "data", "valid", "name", "set"}
 
 
@@ -56,6 +57,10 @@ def load_pipeline(path: str | Path) -> dict:
         _check_keys(data, DATA_KEYS, str(path), f"data.{name}.")
         if not data.get("src"):
             raise RecipeError(f"{path}: data.{name}.src is empty")
+        try:
+            resolve_workers(data.get("workers", 1))
+        except DataError as exc:
+            raise RecipeError(f"{path}: data.{name}.{exc}") from None
     if spec.get("corpus") is not None:
         _check_keys(spec["corpus"], CORPUS_KEYS, str(path), "corpus.")
     if isinstance(spec.get("tokenizer"), dict):
@@ -112,7 +117,8 @@ def run_pipeline(path: str | Path, out: str | None = None, progress: bool = True
         if not (target / MANIFEST).exists():
             prepare([source(src) for src in data["src"]], load_tokenizer(tokenizer_dir), target,
                     seq_len=int(data.get("seq_len", 1024)), seed=int(data.get("seed", 0)),
-                    languages=set(data["languages"]) if data.get("languages") else None, progress=progress)
+                    languages=set(data["languages"]) if data.get("languages") else None,
+                    workers=data.get("workers", 1), progress=progress)
         prepared[name] = target.resolve()
 
     summaries, previous, names = [], None, []
