@@ -11,6 +11,10 @@
 # and npm's caches make reruns fast.
 # `make demo` shows the bundled coda-mini model completing code: `coda infill` on
 # two holes, then a scripted editor session against the real language server.
+# `make corpus` builds the training corpus in runs/corpus from pinned packages:
+# .venv-corpus holds the project's dependencies (constraints.txt) and the packages
+# of train/corpus-packages.txt, and `coda train corpus` runs in it (it reads the
+# environment it runs in). The GPU recipe train/recipes/mini-gpu.yaml trains on it.
 # `make model` rebuilds coda-mini from this machine's own sources (corpus,
 # tokenizer, pre-train -> mid-train -> SFT; hours on a CPU, every finished step is
 # kept, so a rerun carries on) and ships it into coda_core/assets/coda-mini.
@@ -23,8 +27,11 @@ XLA_VENV  := .venv-xla
 XLA_STAMP := $(XLA_VENV)/.installed-stamp
 VSCODE := editors/vscode
 NPM_STAMP := $(VSCODE)/node_modules/.installed-stamp
+CORPUS_VENV  := .venv-corpus
+CORPUS_STAMP := $(CORPUS_VENV)/.installed-stamp
+CORPUS ?= runs/corpus
 
-.PHONY: test test-python test-vscode demo model bench clean
+.PHONY: test test-python test-vscode demo model corpus bench clean
 
 test: $(STAMP) $(XLA_STAMP) $(NPM_STAMP)
 	@failed=""; \
@@ -47,6 +54,19 @@ demo: $(STAMP)
 model: $(STAMP)
 	$(VENV)/bin/coda train pipeline train/recipes/mini-cpu.yaml
 	$(VENV)/bin/coda train ship runs/coda-mini
+
+corpus: $(CORPUS)/manifest.json
+
+# A corpus is rebuilt (replaced) when its package list changes. The venv keeps the pip
+# its Python bundles: pip's own sources are in the corpus too, so it is not upgraded.
+$(CORPUS)/manifest.json: $(CORPUS_STAMP)
+	rm -rf $(CORPUS)
+	$(CORPUS_VENV)/bin/coda train corpus --out $(CORPUS)
+
+$(CORPUS_STAMP): pyproject.toml constraints.txt train/corpus-packages.txt
+	$(PYTHON) -m venv $(CORPUS_VENV)
+	$(CORPUS_VENV)/bin/python -m pip install --quiet -c constraints.txt -r train/corpus-packages.txt -e .
+	touch $@
 
 bench: $(STAMP)
 	$(VENV)/bin/coda bench forward
@@ -72,4 +92,4 @@ $(NPM_STAMP): $(VSCODE)/package.json $(VSCODE)/package-lock.json
 	touch $@
 
 clean:
-	rm -rf $(VENV) $(XLA_VENV) $(VSCODE)/node_modules $(VSCODE)/out .pytest_cache build *.egg-info
+	rm -rf $(VENV) $(XLA_VENV) $(CORPUS_VENV) $(VSCODE)/node_modules $(VSCODE)/out .pytest_cache build *.egg-info

@@ -77,15 +77,16 @@ def cmd_export(args) -> None:
 
 
 def cmd_ship(args) -> None:
-    from .ship import ship
+    from .ship import DOCS_IMAGES, ship
 
-    print(json.dumps(ship(args.run, out=args.out)))
+    # a candidate shipped to a folder of its own leaves coda-mini's model card (its curves) alone
+    print(json.dumps(ship(args.run, out=args.out, images=None if args.out else DOCS_IMAGES)))
 
 
 def cmd_pipeline(args) -> None:
     from .pipeline import run_pipeline
 
-    for summary in run_pipeline(args.pipeline, out=args.out):
+    for summary in run_pipeline(args.pipeline, out=args.out, start=args.start):
         print(json.dumps(summary))
 
 
@@ -155,9 +156,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("pipeline", help="prepare, then pretrain -> midtrain -> sft")
     p.add_argument("pipeline")
     p.add_argument("--out", help="override the pipeline's out folder")
+    p.add_argument("--from", dest="start", metavar="MODEL",
+                   help="continue this model (a folder, e.g. an earlier run's shipped one, or a name): the first "
+                        "stage starts from its weights, and the data is prepared with its tokenizer")
     p.set_defaults(func=cmd_pipeline)
-    p = sub.add_parser("ship", help="make a finished pipeline's model the bundled coda-mini (bf16, with its "
-                                    "training summary and loss curves)")
+    p = sub.add_parser("ship", help="make a finished pipeline's model the bundled coda-mini, or a model folder "
+                                    "(--out) (bf16, with its training summary; loss curves into the docs only "
+                                    "for coda-mini)")
     p.add_argument("run", nargs="?", default="runs/coda-mini", help="the pipeline's out folder")
     p.add_argument("--out", help="default: the package's coda_core/assets/coda-mini")
     p.set_defaults(func=cmd_ship)

@@ -8,13 +8,20 @@
     data:                               # prepared once into <out>/data/<name>
       code: {src: [../../coda_core], languages: [python], seq_len: 128}   # workers: N or auto (processes)
       chat: {src: ["{out}/corpus/sft.jsonl"], seq_len: 192}   # {out}: the pipeline's out
+    from: null                          # optional: a model (folder or name) the first stage starts from,
+                                        # e.g. an earlier run's shipped model; its tokenizer replaces
+                                        # `tokenizer`, so the data is prepared with the ids it knows
     stages:                             # in order; each starts from the previous stage's export
       - {recipe: tiny-pretrain.yaml, data: code, valid: code-valid}   # valid: held-out data (optional)
       # name: the stage's folder under <out> (default: its recipe's stage), for two stages of one kind
       - {recipe: tiny-midtrain.yaml, data: code}
       - {recipe: tiny-sft.yaml, data: chat}
 
-Input paths are relative to the pipeline file, stage recipes' to theirs.
+Input paths are relative to the pipeline file, stage recipes' to theirs
+(`from` given on the command line, `coda train pipeline --from MODEL`, to the
+working directory). A run that starts `from` a model records it in
+<out>/from.json, and `coda train ship` carries that model's training summary
+into the new one: short runs continued one from another add up.
 Every step whose output exists is skipped, so a rerun after a failure
 carries on: the corpus, the tokenizer, prepared data, and a stage whose
 export exists; a stage with checkpoints but no export resumes from its
@@ -26,6 +33,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from coda_core.bundled import is_bundled
 from coda_core.tokenizer import BUNDLED_TOKENIZER, load_tokenizer
 
 from .data import MANIFEST, DataError
@@ -33,8 +41,9 @@ from .prepare import prepare, resolve_workers
 from .recipe import RecipeError, load_recipe, read_yaml
 from .trainer import run_recipe
 
-KEYS = {"out", "corpus", "tokenizer", "data", "stages"}
+KEYS = {"out", "corpus", "tokenizer", "data", "stages", "from"}
 STAGES_FILE = "stages.json"  # <out>/stages.json: the stage folders, in the order they ran
+FROM_FILE = "from.json"  # <out>/from.json: the model the first stage started from, when one did
 CORPUS_KEYS = {"max_chars_per_package", "max_sft", "decontaminate"}
 TOKENIZER_KEYS = {"vocab_size", "max_chars"}
 DATA_KEYS = {"src", "languages", "seq_len", "seed", "workers"}
@@ -84,12 +93,15 @@ def load_pipeline(path: str | Path) -> dict:
     return spec
 
 
-def _tokenizer_dir(spec: dict, here: Path, out_dir: Path, progress: bool) -> str:
-    """The pipeline's tokenizer folder, building the corpus and training the BPE first when asked."""
+def _tokenizer_dir(spec: dict, here: Path, out_dir: Path, start: Path | None, progress: bool) -> str:
+    """The pipeline's tokenizer folder, building the corpus and training the BPE first when asked;
+    a run that continues a model uses that model's."""
     if spec.get("corpus") is not None and not (out_dir / "corpus" / "manifest.json").exists():
         from .corpus import build_corpus
 
         build_corpus(out_dir / "corpus", progress=progress, **spec["corpus"])
+    if start is not None:
+        return str(start)
     tokenizer = spec.get("tokenizer")
     if isinstance(tokenizer, dict):
         target = out_dir / "tokenizer"
@@ -101,12 +113,30 @@ def _tokenizer_dir(spec: dict, here: Path, out_dir: Path, progress: bool) -> str
     return str(here / tokenizer) if tokenizer else str(BUNDLED_TOKENIZER)
 
 
-def run_pipeline(path: str | Path, out: str | None = None, progress: bool = True) -> list[dict]:
+def _start_model(spec: dict, here: Path, start: str | None) -> Path | None:
+    """The model folder the first stage starts from (`--from`, else the pipeline's `from`), or None."""
+    from coda_core.loading import resolve_model_dir
+
+    if start is None and spec.get("from") is None:
+        return None
+    name = start if start is not None else spec["from"]
+    if start is None and not is_bundled(name):
+        name = here / name
+    folder = resolve_model_dir(name, weights=False).resolve()
+    if not (folder / "tokenizer.json").is_file():
+        raise RecipeError(f"{folder} has no tokenizer.json; a run continues a model with its own tokenizer")
+    return folder
+
+
+def run_pipeline(path: str | Path, out: str | None = None, start: str | None = None,
+                 progress: bool = True) -> list[dict]:
+    """Run the pipeline at `path` into `out` (default: its own); `start`: a model to continue from."""
     path = Path(path)
     spec = load_pipeline(path)
     here = path.parent
     out_dir = Path(out or spec.get("out", "runs/pipeline"))
-    tokenizer_dir = _tokenizer_dir(spec, here, out_dir, progress)
+    start_dir = _start_model(spec, here, start)
+    tokenizer_dir = _tokenizer_dir(spec, here, out_dir, start_dir, progress)
 
     def source(src: str) -> str:
         return src.replace("{out}", str(out_dir)) if src.startswith("{out}") else str(here / src)
@@ -132,6 +162,10 @@ def run_pipeline(path: str | Path, out: str | None = None, progress: bool = True
         # The stages' folders in order, for `coda train ship` (which reports each and ships the last).
         names.append(Path(recipe.out).name)
         (out_dir / STAGES_FILE).write_text(json.dumps(names) + "\n")
+        if previous is None and start_dir is not None:  # continue the given model
+            previous = start_dir
+            out_dir.mkdir(parents=True, exist_ok=True)
+            (out_dir / FROM_FILE).write_text(json.dumps({"model": str(start_dir)}) + "\n")
         if previous is not None:  # start from the previous stage's export
             recipe.model.init, recipe.model.path = "checkpoint", str(Path(previous).resolve())
             recipe.model.tokenizer = None

@@ -1,8 +1,10 @@
-"""`coda train ship RUN`: make a pipeline's final model the bundled coda-mini.
+"""`coda train ship RUN [--out DIR]`: make a pipeline's final model the bundled coda-mini, or a model folder.
 
-    RUN/<last stage>/export (fp32)  ->  coda_core/assets/coda-mini/   bf16 safetensors, config, tokenizer,
-                                                              training.json (what each stage saw)
-    RUN/<stage>/loss.png   ->  docs/images/coda-mini-<stage>.png   (the model card's curves)
+    RUN/<last stage>/export (fp32)  ->  coda_core/assets/coda-mini/ (or DIR)   bf16 safetensors, config,
+                                          tokenizer, training.json (what each stage saw, and for a
+                                          continued run what the model it started from had seen)
+    RUN/<stage>/loss.png   ->  docs/images/coda-mini-<stage>.png   (the model card's curves; coda-mini only,
+                                                                    so a candidate leaves the card alone)
 
 bf16 halves the package (the weights are installed with it) and is what
 `dtype=auto` computes in where the CPU has bf16; elsewhere the loader widens
@@ -24,7 +26,7 @@ from coda_core.errors import CodaError
 from coda_core.loading import load_model
 from coda_core.tokenizer import load_tokenizer
 
-from .pipeline import STAGES_FILE
+from .pipeline import FROM_FILE, STAGES_FILE
 
 STAGES = ("pretrain-ar", "pretrain", "midtrain", "sft")  # a run older than RUN/stages.json
 DOCS_IMAGES = Path(__file__).resolve().parents[1] / "docs" / "images"
@@ -39,8 +41,10 @@ def stage_summary(stage_dir: Path) -> dict:
     fingerprint = trainer["fingerprint"]
     tokens_per_step = fingerprint["batch_size"] * fingerprint["seq_len"]
     last_step = steps[-1]["step"] if steps else 0
-    # metrics hold every log_every-th step: scale the logged steps' time to all of them
-    seconds = sum(tokens_per_step / r["tokens_per_s"] for r in steps) * last_step / max(len(steps), 1)
+    if steps and "train_seconds" in steps[-1]:  # the trainer's own clock (evaluations and saves left out)
+        seconds = steps[-1]["train_seconds"]
+    else:  # an older run: every log_every-th step's rate, scaled to all of them
+        seconds = sum(tokens_per_step / r["tokens_per_s"] for r in steps) * last_step / max(len(steps), 1)
     return {"steps": last_step, "tokens": last_step * tokens_per_step, "train_seconds": round(seconds),
             "first_valid_loss": evals[0]["valid_loss"] if evals else None,
             "valid_loss": evals[-1]["valid_loss"] if evals else None,
@@ -63,6 +67,11 @@ def ship(run: str | Path, out: str | Path | None = None, images: str | Path | No
         summary["corpus"] = {"splits": manifest["splits"], "dropped": manifest["dropped"],
                              "sft_pairs": manifest["sft_pairs"]}
     summary["parameters"] = sum(p.numel() for p in model.parameters())
+    if (run / FROM_FILE).is_file():  # a continued run: what the model it started from had seen, too
+        start = Path(json.loads((run / FROM_FILE).read_text())["model"])
+        summary["continued_from"] = {"model": str(start)}
+        if (start / "training.json").is_file():
+            summary["continued_from"]["training"] = json.loads((start / "training.json").read_text())
     with atomic_directory(out, replace=True) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)

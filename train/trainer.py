@@ -170,6 +170,10 @@ class Trainer:
         if recipe.train.seq_len and recipe.train.seq_len != self.train_data.seq_len:
             raise DataError(f"{recipe.data.train} holds rows of {self.train_data.seq_len} tokens, but the recipe's "
                             f"train.seq_len is {recipe.train.seq_len}")
+        if self.train_data.seq_len > self.config.max_position_embeddings:
+            # Rows longer than the shape's context teach the model those positions (RoPE has no table),
+            # and the exported config says so: the sampler fits its canvas to max_position_embeddings.
+            self.config.max_position_embeddings = self.train_data.seq_len
         train_rows, valid_rows, self.valid_data = self._split()
         t = recipe.train
         shard = self.backend.shard(t.batch_size, "train.batch_size")
