@@ -18,10 +18,11 @@ in order:
    report says which level applied.
 2. Set resource limits: CPU seconds, address space, file size, open files
    and, for the unprivileged user the program runs as, processes.
-3. Fork: the child becomes PID 1 of the new namespace. It drops to the
-   `nobody` user (as root) and execs Python on the program. The launcher
-   waits and exits with the child's status (128 + signal if it was killed,
-   124 if it used up its CPU seconds).
+3. Fork: the child becomes PID 1 of the new namespace. As root it drops to
+   a user of its own (see `sandbox_uid`) and execs Python on the program. The
+   launcher waits and exits with the child's status (128 + signal if it was
+   killed, 124 if it used up its CPU seconds, 127 if the program could not
+   be started, with the reason on stderr).
 """
 
 import ctypes
@@ -35,8 +36,9 @@ CLONE_NEWNS, CLONE_NEWPID, CLONE_NEWNET = 0x00020000, 0x20000000, 0x40000000
 MS_BIND, MS_REC, MS_PRIVATE = 0x1000, 0x4000, 0x40000
 PR_SET_PDEATHSIG = 1
 WORLD_WRITABLE = ("/tmp", "/var/tmp", "/run/lock", "/dev/shm")
-NOBODY = 65534
+SANDBOX_UIDS = 0x40000000  # first uid of the range sandboxed programs run as; no account uses it
 CPU_EXHAUSTED = 124  # exit status for "ran out of CPU seconds"
+NOT_STARTED = "coda sandbox: the program could not be started"  # stderr's last line, with status 127
 
 # Prepended to the program when namespaces are not available: no sockets.
 PRELUDE = """\
@@ -64,6 +66,21 @@ def _processes_of(uid: int) -> int:
     return count
 
 
+def sandbox_uid() -> int:
+    """An unprivileged uid (and gid) that no other running sandbox shares.
+
+    RLIMIT_NPROC counts every process of a uid, whichever namespace it is in.
+    Were all programs one user (`nobody`), a fork bomb filling its limit would
+    make a program running beside it fail to fork or even to start, and that
+    program would be scored as failed. The launcher's own PID is unique among
+    live processes. When the launcher returns, its namespace is empty (the
+    namespace's init reaps every process before it exits); when the harness
+    kills it at the timeout, the namespace is torn down at once, long before
+    the PID comes round again.
+    """
+    return SANDBOX_UIDS + os.getpid()
+
+
 def main() -> int:
     config = json.loads(sys.argv[1])
     program = sys.stdin.buffer.read()
@@ -77,7 +94,7 @@ def main() -> int:
             if os.path.isdir(path):
                 options = f"size={config['file_mb'] * 4}m,mode=1777".encode()
                 libc.mount(b"tmpfs", path.encode(), b"tmpfs", 0, options)
-        # The interpreter may live where `nobody` cannot reach (a pyenv under /root):
+        # The interpreter may live where the sandbox's user cannot reach (a pyenv under /root):
         # bind its installation into the sandbox's own /tmp.
         python_root = "/tmp/python"
         os.makedirs(python_root)
@@ -92,6 +109,7 @@ def main() -> int:
     with open(os.path.join(workdir, "program.py"), "wb") as f:
         f.write(program)
 
+    uid = sandbox_uid()
     pid = os.fork()
     if pid == 0:
         try:
@@ -106,18 +124,18 @@ def main() -> int:
                 (resource.RLIMIT_CORE, 0),
             ]
             # RLIMIT_NPROC counts all of the user's processes and binds only a non-root user:
-            # as root the program runs as `nobody`; otherwise it shares the caller's count.
+            # as root the program runs as its own user; otherwise it shares the caller's count.
             limits.append((resource.RLIMIT_NPROC, config["nproc"] if isolated else
                            config["nproc"] + _processes_of(os.getuid())))
             if isolated:
-                os.chown(workdir, NOBODY, NOBODY)
-                os.chown(os.path.join(workdir, "program.py"), NOBODY, NOBODY)
+                os.chown(workdir, uid, uid)
+                os.chown(os.path.join(workdir, "program.py"), uid, uid)
             for which, value in limits:
                 resource.setrlimit(which, (value, value))
             if isolated:
                 os.setgroups([])
-                os.setgid(NOBODY)
-                os.setuid(NOBODY)
+                os.setgid(uid)
+                os.setuid(uid)
             env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": workdir, "TMPDIR": workdir,
                    "LANG": "C.UTF-8", "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1"}
             if isolated:
@@ -126,6 +144,8 @@ def main() -> int:
             # `from __future__` imports stay first in the file).
             runner = PRELUDE + "import runpy\nrunpy.run_path('program.py', run_name='__main__')\n"
             os.execve(python, [python, "-I", "-c", runner], env)
+        except BaseException as error:  # say why before the status does, or 127 explains nothing
+            os.write(2, f"{NOT_STARTED}: {error!r}\n".encode())
         finally:
             os._exit(127)
     _, status, usage = os.wait4(pid, 0)

@@ -8,7 +8,8 @@ and an unprivileged user; otherwise rlimits plus blocked socket creation,
 which `Outcome.isolation` reports as "rlimits".
 
 Whatever a program does, `run_program` returns an `Outcome` with a reason:
-passed, assertion, exception: NAME, syntax error, timeout, memory, crash.
+passed, assertion, exception: NAME, syntax error, timeout, memory, crash,
+exit status N, or sandbox error (the program could not be started).
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
+from coda_eval._launch import CPU_EXHAUSTED, NOT_STARTED
 
 LAUNCHER = Path(__file__).with_name("_launch.py")
 
@@ -58,9 +61,11 @@ def _reason(returncode: int, stderr: str, timed_out: bool) -> str:
         return "timeout"
     if returncode == 0:
         return "passed"
-    if returncode in (124, 128 + signal.SIGXCPU):  # 124: CPU seconds used up (see _launch.py)
+    if returncode in (CPU_EXHAUSTED, 128 + signal.SIGXCPU):
         return "timeout"
     last = stderr.strip().splitlines()[-1] if stderr.strip() else ""
+    if returncode == 127 and last.startswith(NOT_STARTED):
+        return "sandbox error"
     name = last.split(":", 1)[0].strip()
     if name == "MemoryError":
         return "memory"

@@ -2,14 +2,18 @@
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
 from coda_eval.metrics import bootstrap_ci, pass_at_k, prefix_match
-from coda_eval.sandbox import Limits, run_many, run_program
+from coda_eval._launch import NOT_STARTED
+from coda_eval.sandbox import Limits, _reason, run_many, run_program
 from coda_eval.tasks import infill_holes, load_task
 
 CODA = Path(sys.executable).with_name("coda")
@@ -169,6 +173,52 @@ def test_sandbox_contains_hostile_programs(tmp_path):
     assert run_program("assert 2 + 2 == 4\n", LIMITS).passed
 
 
+def _sandboxed_processes() -> list[tuple[int, int]]:
+    """(pid here, pid inside) of every non-root process in a PID namespace below ours."""
+    def status(pid):
+        lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+        return dict(line.split(":", 1) for line in lines if ":" in line)
+    depth = len(status("self")["NSpid"].split())
+    found = []
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            fields = status(entry)
+        except OSError:  # it ended while we looked
+            continue
+        nspid = fields["NSpid"].split()
+        if len(nspid) > depth and fields["Uid"].split()[0] != "0":
+            found.append((int(entry), int(nspid[-1])))
+    return found
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="each sandbox has its own user only as root")
+def test_a_program_beside_a_fork_bomb_keeps_its_own_process_limit():
+    # A neighbour that holds every process its limit allows must take none of another program's:
+    # were both the same user, RLIMIT_NPROC would count them together and the fork below would fail.
+    limits = Limits(cpu_s=10, wall_s=120, memory_mb=256, nproc=4)
+    bomb = "import os, time\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        break\ntime.sleep(120)\n"
+    fork_once = "import os\npid = os.fork()\nif pid == 0:\n    os._exit(0)\nassert os.waitpid(pid, 0)[1] == 0\n"
+    deadline = time.monotonic() + 60
+    while _sandboxed_processes():  # an earlier test's sandbox killed at its timeout may still be ending
+        assert time.monotonic() < deadline, _sandboxed_processes()
+        time.sleep(0.02)
+    with ThreadPoolExecutor(1) as pool:
+        bombed = pool.submit(run_program, bomb, limits)
+        try:
+            while len(_sandboxed_processes()) < limits.nproc:  # until the bomb holds its whole limit
+                assert not bombed.done(), bombed.result()
+                time.sleep(0.02)
+            beside = run_program(fork_once, limits)
+            held = len(_sandboxed_processes())
+        finally:
+            for pid, inside in _sandboxed_processes():
+                if inside == 1:  # the bomb's namespace ends with its first process
+                    os.kill(pid, signal.SIGKILL)
+        assert bombed.result().reason == "crash: signal 9"
+    assert held == limits.nproc  # the bomb still held them all when the program beside it ended
+    assert beside.passed, (beside.reason, beside.stderr_tail)
+
+
 def test_sandbox_environment_is_fresh_and_scrubbed():
     outcome = run_program(
         "import os, sys\n"
@@ -229,6 +279,13 @@ def test_completion_post_processing():
     assert extract_code(answer) == "def f(x):\n    return x\n"
     assert extract_code("def f(): pass") == "def f(): pass"
     assert normalized("\n  a = 1   \n\n") == "  a = 1"
+
+
+def test_a_program_that_could_not_start_is_a_sandbox_error_not_its_own_exit():
+    assert _reason(127, f"{NOT_STARTED}: BlockingIOError(11, 'Resource temporarily unavailable')\n",
+                   False) == "sandbox error"
+    assert run_program("import sys\nsys.exit(127)\n", LIMITS).reason == "exit status 127"
+    assert _reason(127, "NameError: name 'x' is not defined\n", False) == "exception: NameError"
 
 
 def test_fallback_without_namespaces_blocks_sockets_and_limits_cpu():
