@@ -37,6 +37,7 @@ MS_BIND, MS_REC, MS_PRIVATE = 0x1000, 0x4000, 0x40000
 PR_SET_PDEATHSIG = 1
 WORLD_WRITABLE = ("/tmp", "/var/tmp", "/run/lock", "/dev/shm")
 SANDBOX_UIDS = 0x40000000  # first uid of the range sandboxed programs run as; no account uses it
+NOBODY = 65534  # the fallback where a container maps too few uids for that range
 CPU_EXHAUSTED = 124  # exit status for "ran out of CPU seconds"
 NOT_STARTED = "coda sandbox: the program could not be started"  # stderr's last line, with status 127
 
@@ -77,8 +78,26 @@ def sandbox_uid() -> int:
     namespace's init reaps every process before it exits); when the harness
     kills it at the timeout, the namespace is torn down at once, long before
     the PID comes round again.
+
+    A container that maps only some ids (rootless Docker maps 65,536) cannot
+    switch to that uid; there the program runs as `nobody` and shares its
+    process count, which is safer than borrowing a uid an account may own.
     """
-    return SANDBOX_UIDS + os.getpid()
+    uid = SANDBOX_UIDS + os.getpid()
+    for id_map in ("/proc/self/uid_map", "/proc/self/gid_map"):
+        with open(id_map) as f:
+            if not id_is_mapped(uid, f.read()):
+                return NOBODY
+    return uid
+
+
+def id_is_mapped(id_: int, id_map: str) -> bool:
+    """Whether a /proc/PID/uid_map (lines of: first id inside, first id outside, count) maps id_."""
+    for line in id_map.splitlines():
+        inside, _outside, count = map(int, line.split())
+        if inside <= id_ < inside + count:
+            return True
+    return False
 
 
 def main() -> int:
@@ -109,7 +128,7 @@ def main() -> int:
     with open(os.path.join(workdir, "program.py"), "wb") as f:
         f.write(program)
 
-    uid = sandbox_uid()
+    uid = sandbox_uid() if isolated else os.getuid()
     pid = os.fork()
     if pid == 0:
         try:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from coda_eval.metrics import bootstrap_ci, pass_at_k, prefix_match
-from coda_eval._launch import NOT_STARTED
+from coda_eval._launch import NOT_STARTED, SANDBOX_UIDS, id_is_mapped
 from coda_eval.sandbox import Limits, _reason, run_many, run_program
 from coda_eval.tasks import infill_holes, load_task
 
@@ -174,7 +174,8 @@ def test_sandbox_contains_hostile_programs(tmp_path):
 
 
 def _sandboxed_processes() -> list[tuple[int, int]]:
-    """(pid here, pid inside) of every non-root process in a PID namespace below ours."""
+    """(pid here, pid inside) of every sandboxed program's process: `python -I program.py`
+    in a PID namespace below ours."""
     def status(pid):
         lines = Path(f"/proc/{pid}/status").read_text().splitlines()
         return dict(line.split(":", 1) for line in lines if ":" in line)
@@ -182,11 +183,11 @@ def _sandboxed_processes() -> list[tuple[int, int]]:
     found = []
     for entry in filter(str.isdigit, os.listdir("/proc")):
         try:
-            fields = status(entry)
+            nspid = status(entry)["NSpid"].split()
+            command = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
         except OSError:  # it ended while we looked
             continue
-        nspid = fields["NSpid"].split()
-        if len(nspid) > depth and fields["Uid"].split()[0] != "0":
+        if len(nspid) > depth and command[1:3] == [b"-I", b"program.py"]:
             found.append((int(entry), int(nspid[-1])))
     return found
 
@@ -279,6 +280,14 @@ def test_completion_post_processing():
     assert extract_code(answer) == "def f(x):\n    return x\n"
     assert extract_code("def f(): pass") == "def f(): pass"
     assert normalized("\n  a = 1   \n\n") == "  a = 1"
+
+
+def test_a_uid_is_mapped_only_inside_its_ranges():
+    rootless = "         0     100000      65536\n"
+    assert id_is_mapped(0, rootless) and id_is_mapped(65535, rootless)
+    assert not id_is_mapped(65536, rootless) and not id_is_mapped(SANDBOX_UIDS + 123, rootless)
+    assert id_is_mapped(SANDBOX_UIDS + 123, "0 0 4294967295\n")
+    assert id_is_mapped(70000, "0 100000 1000\n1000 200000 100000\n")
 
 
 def test_a_program_that_could_not_start_is_a_sandbox_error_not_its_own_exit():
