@@ -1,8 +1,9 @@
 """Benchmarks on the CoDA-v0 shape with random weights: what the runtime costs, on any device.
 
-The figures are about cost, not quality, so the weights are random (bf16 by
-default; where a CPU lacks AMX/AVX512-BF16, bf16 is emulated and slow, and
-`--dtype float32` shows the cost in the dtype `load_model` would pick).
+The figures are about cost, not quality, so the weights are random, in the
+dtype `load_model` would pick here by default (`--dtype auto`: bf16 only where
+a bf16 matmul is measured faster than fp32, coda_core.kernels; a CPU without
+AMX or AVX512-BF16 emulates bf16 several times slower).
 Everything is measured side by side in one process and reported as medians;
 on a GPU every timing waits for the device.
 
@@ -15,7 +16,8 @@ on a GPU every timing waits for the device.
   full_all_logits_ms  the full forward with logits for every position, as
              the published sampler computes them.
 With `--quantize`, the same figures for the unquantized model first, then the
-model is quantized in place and measured again.
+model is quantized in place, where the loader would (the layer shapes where
+int8 is measured faster here), and measured again; `kernels` says what ran.
 
 `coda bench sample` (without --model): the reference and fast samplers per
 step, and end to end over a whole hole at 1, 3, ... tokens per step
@@ -37,6 +39,7 @@ import torch
 from coda_core.denoise import DecodeOptions
 from coda_core.model import CoDALanguageModel
 from coda_core.presets import preset_config
+from coda_core import kernels
 from coda_core.quantize import quantize_model, quantization, weight_bytes
 from coda_core.sampler import Sampler
 
@@ -60,6 +63,14 @@ def random_model(preset: str, dtype: torch.dtype, seed: int = 0, device: str = "
                 p.normal_(0.0, config.initializer_range, generator=gen)
         model.lm_head.weight[[config.eos_token_id, config.pad_token_id]] = 0
     return model.eval()
+
+
+def quantize_as_loaded(model: CoDALanguageModel, quantize: str) -> kernels.Plan:
+    """Quantize `model` in place as load_model would here: the layer shapes where int8 is measured faster
+    than the model's dtype. Returns the plan (its describe() says what was chosen)."""
+    plan = kernels.plan(model.config, model.device, model.dtype, quantize)
+    quantize_model(model, quantize, set(plan.int8))
+    return plan
 
 
 def _setting(preset: str, dtype: torch.dtype, device: str) -> dict:
@@ -140,8 +151,9 @@ def bench_forward(context: int = 1024, window: int = 32, repeats: int = 5, prese
     result = {**_setting(preset, dtype, device), "context_tokens": context, "window_tokens": window,
               "repeats": repeats, "quantize": quantize, **figures}
     if quantize != "none":
-        quantize_model(model, quantize)
-        result.update(_forward_figures(model, context, window, repeats, device), unquantized=figures)
+        plan = quantize_as_loaded(model, quantize)
+        result.update(_forward_figures(model, context, window, repeats, device), unquantized=figures,
+                      kernels=plan.describe())
         result["quantized_window_speedup"] = round(figures["window_ms"] / result["window_ms"], 2)
     return result
 
@@ -162,7 +174,8 @@ def format_forward(r: dict) -> str:
     if r["quantize"] == "none":
         return "\n".join(lines + block(r, "weights unquantized"))
     return "\n".join(lines + block(r["unquantized"], "weights unquantized") + block(r, f"weights {r['quantize']}")
-                     + [f"  window forward, {r['quantize']} vs unquantized: {r['quantized_window_speedup']:.2f}x faster"])
+                     + [f"  window forward, {r['quantize']} vs unquantized: {r['quantized_window_speedup']:.2f}x faster",
+                        f"  kernels (measured here, as the loader chooses): {r['kernels']}"])
 
 
 # -- coda bench sample (the shape) -------------------------------------------
@@ -201,7 +214,8 @@ def bench_sample_shape(prefix: int = 1024, suffix: int = 256, hole: int = 32, st
     """Per-step and end-to-end cost of the reference and fast samplers on a random model of `preset` shape."""
     from coda_core.tokenizer import BUNDLED_TOKENIZER, load_tokenizer
 
-    model = quantize_model(random_model(preset, dtype, device=device), quantize)
+    model = random_model(preset, dtype, device=device)
+    plan = quantize_as_loaded(model, quantize)
     sampler = Sampler(model, load_tokenizer(BUNDLED_TOKENIZER))
     gen = torch.Generator(device="cpu").manual_seed(2)
     ids = torch.randint(0, 151_000, (prefix + suffix,), generator=gen, device="cpu").tolist()  # host values
@@ -220,6 +234,7 @@ def bench_sample_shape(prefix: int = 1024, suffix: int = 256, hole: int = 32, st
     return {
         **_setting(preset, dtype, device),
         "quantize": quantization(model),
+        "kernels": plan.describe(),
         "prefix_tokens": prefix,
         "suffix_tokens": suffix,
         "hole_tokens": hole,
@@ -242,6 +257,7 @@ def format_sample_shape(r: dict) -> str:
         f"Samplers on {r['preset']} ({r['dtype']}, weights {r['quantize']}, {r['device_name']}, {r['threads']} CPU "
         f"threads): a {r['hole_tokens']}-token hole, {r['prefix_tokens']} prefix + {r['suffix_tokens']} suffix "
         f"tokens, medians of {r['steps_timed']} one-token steps",
+        f"  kernels (measured here, as the loader chooses): {r['kernels']}",
         f"  fast prefill (first full forward): {r['prefill_ms']:10.1f} ms",
         f"  reference step (full forward):     {r['ref_step_ms']:10.1f} ms",
         f"  fast step (cached window forward): {r['fast_step_ms']:10.1f} ms  (step speedup {r['step_speedup']:.1f}x)",

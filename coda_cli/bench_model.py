@@ -8,7 +8,10 @@ how often a fill ends before its canvas runs out (`ends_hole`: it knows where
 the hole ends), and how often the file still parses with it. With `--quantize`, the same figures for the model as stored
 and for it quantized, side by side, and `top1_agreement`: the fraction of a
 fully masked hole's positions whose top-1 token the quantized model picks as
-the unquantized one does.
+the unquantized one does. The quantized model is what the loader builds here
+(int8 only on the layer shapes where it is measured faster: `kernels` says
+which); `every_layer` gives the same agreement figures with every linear
+layer in int8, the kernel's own fidelity on any machine.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import statistics
 import torch
 
 import coda_core
+from coda_core import kernels
 from coda_core.denoise import DecodeOptions
 from coda_core.errors import CodaError
 from coda_core.model import prediction_rows
@@ -165,8 +169,15 @@ def bench_sample_model(model_path: str, holes: int = 20, hole: int = 32, thresho
     if quantize != "none":
         baseline = Sampler.load(model_path, device=device, dtype=dtype)
         result["unquantized"] = _figures(baseline, cut, hole, threshold)
+        result["kernels"] = sampler.model.kernel_plan.describe()
         result.update(top1_agreement(baseline, sampler, cut, hole))
+        # The int8 kernel's own fidelity, whatever this machine chose: every layer in int8.
+        every = Sampler.load(model_path, device=device, dtype=dtype, quantize=quantize,
+                             plan=kernels.every_layer(baseline.model.config, baseline.model.device,
+                                                      baseline.model.dtype, quantize))
+        result["every_layer"] = {f"{key}": value for key, value in top1_agreement(baseline, every, cut, hole).items()}
     return result
+
 
 
 def format_sample_model(r: dict) -> str:
@@ -189,4 +200,6 @@ def format_sample_model(r: dict) -> str:
     return "\n".join([head, "weights unquantized:", *block(r["unquantized"]), f"weights {r['quantize']}:", *block(r),
                       f"  top-1 agreement with the unquantized model (fully masked holes): {r['top1_agreement']:.1%}; "
                       f"where its top-1 leads by {DECIDED:.0%} or more ({r['decided_positions']} positions): "
-                      f"{r['top1_agreement_decided']:.1%}"])
+                      f"{r['top1_agreement_decided']:.1%}",
+                      f"  kernels chosen here: {r['kernels']}; with every layer int8: top-1 agreement "
+                      f"{r['every_layer']['top1_agreement']:.1%} (decided {r['every_layer']['top1_agreement_decided']:.1%})"])

@@ -113,6 +113,7 @@ def cmd_rewrite(args) -> None:
 
 def cmd_bench_sample(args) -> None:
     from coda_core.loading import resolve_device, resolve_dtype
+    from coda_core.presets import preset_config
 
     if args.model:
         from .bench_model import bench_sample_model, format_sample_model
@@ -124,7 +125,7 @@ def cmd_bench_sample(args) -> None:
     from .bench import bench_sample_shape, format_sample_shape
 
     device = resolve_device(args.device or "cpu")
-    dtype = resolve_dtype(args.dtype or "bfloat16", device)
+    dtype = resolve_dtype(args.dtype or "auto", device, preset_config(args.preset))
     result = bench_sample_shape(steps=args.steps, preset=args.preset, dtype=dtype, prefix=args.prefix_tokens,
                                 suffix=args.suffix_tokens, hole=args.hole_tokens, device=str(device),
                                 end_to_end=args.end_to_end, quantize=args.quantize)
@@ -176,9 +177,11 @@ def cmd_bench_forward(args) -> None:
     from .bench import bench_forward, format_forward
 
     from coda_core.loading import resolve_device, resolve_dtype
+    from coda_core.presets import preset_config
 
     device = resolve_device(args.device)
-    result = bench_forward(repeats=args.repeats, preset=args.preset, dtype=resolve_dtype(args.dtype, device),
+    dtype = resolve_dtype(args.dtype, device, preset_config(args.preset))
+    result = bench_forward(repeats=args.repeats, preset=args.preset, dtype=dtype,
                            device=str(device), quantize=args.quantize)
     print(json.dumps(result) if args.json else format_forward(result))
 
@@ -259,7 +262,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = bench.add_parser("forward", help="full vs window forward on the CoDA-v0 shape (random weights)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--repeats", type=int, default=3, help="timed full forwards (window forwards: 4x as many)")
-    p.add_argument("--dtype", default="bfloat16", help="bfloat16 (default), float32, or auto")
+    p.add_argument("--dtype", default="auto", help="auto (default: bfloat16 where it is measured faster than "
+                   "float32 here, as the loader picks), bfloat16, float16 or float32")
     p.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N or auto")
     p.add_argument("--quantize", choices=QUANTIZE, default="none",
                    help=QUANTIZE_HELP + "; measured beside the unquantized model")
@@ -275,8 +279,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--source", help="with --model: cut the holes from this folder of .py files or JSONL corpus "
                    "(e.g. runs/coda-mini/corpus/bench.jsonl, the held-out packages; default: coda_core's sources)")
     p.add_argument("--steps", type=int, default=3, help="without --model: steps timed per sampler")
-    p.add_argument("--dtype", help="bfloat16, float16, float32 or auto (default: with --model auto, the dtype "
-                   "load_model picks; without it bfloat16)")
+    p.add_argument("--dtype", help="auto (default: the dtype load_model picks, bfloat16 only where it is "
+                   "measured faster than float32 here), bfloat16, float16 or float32")
     p.add_argument("--quantize", choices=QUANTIZE, default="none",
                    help=QUANTIZE_HELP + "; with --model, beside the unquantized model's figures and their top-1 "
                         "agreement")

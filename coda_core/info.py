@@ -1,4 +1,7 @@
-"""What `coda info` reports about a model directory, computed without loading weights."""
+"""What `coda info` reports about a model directory, computed without loading weights.
+
+`kernels` is what the loader would choose on this machine (coda_core.kernels): timed on the model's
+layer shapes with random weights the first time, then read from the user's cache."""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ import torch
 from .config import load_config
 from .hub import download_size, weights_on_disk
 from .loading import hub_id, meta_model, resolve_model_dir
+from . import kernels
 from .quantize import prepare, weight_bytes
 from .tokenizer import find_special_ids, has_tokenizer, load_tokenizer
 
@@ -26,7 +30,7 @@ def model_info(name_or_path: str | os.PathLike) -> dict:
     config = load_config(model_dir)
     parameters = sum(p.numel() for p in meta_model(config).parameters())
     int8 = meta_model(config).to(torch.bfloat16)  # int8 linear layers, the rest in bf16 (coda_core.quantize)
-    prepare(int8, "int8")
+    prepare(int8)
     tokenizer = load_tokenizer(model_dir) if has_tokenizer(model_dir) else None
     stored = config.dtype if isinstance(config.dtype, torch.dtype) else getattr(torch, str(config.dtype or "float32"))
     kv_bytes_per_token = 2 * config.num_hidden_layers * config.num_key_value_heads * config.head_dim * 2
@@ -55,6 +59,8 @@ def model_info(name_or_path: str | os.PathLike) -> dict:
         },
         "weights": {"on_disk": on_disk > 0, "hub_id": repo,
                     "bytes": on_disk or (download_size(repo) if repo else None)},
+        "kernels": {"cpu": kernels.plan(config, torch.device("cpu"), None, "none").describe(),
+                    "cpu_int8": kernels.plan(config, torch.device("cpu"), None, "int8").describe()},
         "special_ids": find_special_ids(config, tokenizer),
         "tokenizer": tokenizer is not None,
     }
@@ -78,6 +84,7 @@ def format_info(info: dict) -> str:
         f"quantized    {mem['weights_bytes_int8'] / gib:.2f} GiB with int8 linear layers (--quantize int8; the "
         f"rest in bf16)",
         f"weights      {_weights_line(info['weights'])}",
+        f"on this CPU  {info['kernels']['cpu']} (dtype auto); --quantize int8: {info['kernels']['cpu_int8']}",
         f"special ids  mask {ids['mask']}, pad {ids['pad']}, eos {ids['eos']}"
         + ("" if info["tokenizer"] else " (no tokenizer files; ids from config.json)"),
     ])

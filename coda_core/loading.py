@@ -26,7 +26,8 @@ from .config import CoDAConfig, load_config
 from .errors import CheckpointError, CodaError, DeviceError, ModelNotFoundError, UnsafeCheckpointError
 from .hub import Progress, is_repo_id, snapshot
 from .model import CoDALanguageModel
-from .quantize import check_quantize, prepare, quantize_state
+from . import kernels
+from .quantize import check_quantize, pack, prepare, quantize_state
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 INDEX_FILE = "model.safetensors.index.json"
@@ -36,27 +37,20 @@ IGNORED_KEYS = re.compile(r".*rotary_emb\.inv_freq$")
 DTYPES = {name: getattr(torch, torch_name) for name, torch_name in DTYPE_NAMES.items()}  # "auto" aside
 
 
-def default_dtype(device: torch.device) -> torch.dtype:
-    """bf16 where the hardware computes it natively, else fp32.
-
-    On a CPU without AMX or AVX512-BF16, bf16 matmuls are emulated and run
-    several times slower than fp32, so fp32 is the faster choice there.
-    """
-    if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    if device.type == "cpu":
-        probes = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
-        if any(getattr(torch.cpu, name, lambda: False)() for name in probes):
-            return torch.bfloat16
-    return torch.float32
+def default_dtype(device: torch.device, config: CoDAConfig | None = None) -> torch.dtype:
+    """The float dtype "auto" means: on a GPU bf16 (fp16 without bf16 support); on a CPU bf16 only where
+    it is measured faster than fp32 on `config`'s linear layers (a 2,048-square layer without one), since
+    a CPU without AMX or AVX512-BF16 emulates it several times slower (coda_core.kernels)."""
+    return kernels.plan(config or kernels.SQUARE, device, None, "none").dtype
 
 
-def resolve_dtype(dtype: str | torch.dtype, device: str | torch.device) -> torch.dtype:
+def resolve_dtype(dtype: str | torch.dtype, device: str | torch.device,
+                  config: CoDAConfig | None = None) -> torch.dtype:
     """A torch dtype from a name ("bfloat16", "fp32", ...) or "auto" (see default_dtype)."""
     if isinstance(dtype, torch.dtype):
         return dtype
     if dtype == "auto":
-        return default_dtype(torch.device(device))
+        return default_dtype(torch.device(device), config)
     if dtype not in DTYPES:
         raise ValueError(f"unknown dtype {dtype!r}; choose auto or one of {', '.join(DTYPES)}")
     return DTYPES[dtype]
@@ -180,27 +174,31 @@ def read_state_dict(files: list[Path], expected: dict[str, torch.Size], dtype: t
 
 def load_model(name_or_path: str | os.PathLike, device: str | torch.device = "cpu",
                dtype: str | torch.dtype = "auto", quantize: str | None = None,
-               on_progress: Progress | None = None) -> CoDALanguageModel:
+               on_progress: Progress | None = None, plan: kernels.Plan | None = None) -> CoDALanguageModel:
     """Open a CoDA (or Qwen3) checkpoint as a CoDALanguageModel in eval mode.
 
     name_or_path: a bundled model's name, a model directory or a hub repo id (see resolve_model_dir).
     device: "cpu", "cuda", "cuda:1", ... or "auto" (CUDA when available).
-    dtype: a dtype or its name, or "auto" (see default_dtype).
-    quantize: "none" (or None) or "int8": int8 linear layers (coda_core.quantize), each weight
-        quantized as it is read.
+    dtype: a dtype or its name, or "auto": on a CPU, measured (coda_core.kernels).
+    quantize: "none" (or None) or "int8": int8 linear layers (coda_core.quantize) wherever int8 is
+        measured faster here, each weight quantized as it is read.
     on_progress: follows a hub model's download, as (bytes done, bytes in all); see coda_core.hub.
+    plan: what to build, instead of measuring (kernels.choose makes one from given timings).
+    The model's `kernel_plan` says what was chosen (`model.kernel_plan.describe()`).
     """
     device = resolve_device(device)
-    dtype = resolve_dtype(dtype, device)
+    fixed = None if dtype == "auto" else resolve_dtype(dtype, device)
     quantize = check_quantize(quantize)
     model_dir = resolve_model_dir(name_or_path, on_progress=on_progress)
     config = load_config(model_dir)
     files = weight_files(model_dir)
+    plan = plan or kernels.plan(config, device, fixed, quantize)
+    dtype = plan.dtype
 
     with torch.device("meta"):
         model = CoDALanguageModel(config)
     expected = {name: t.shape for name, t in model.state_dict().items()}
-    quantized = prepare(model, quantize)
+    quantized = prepare(model, set(plan.int8))
     convert = lambda key, tensor: quantize_state(key, tensor) if key in quantized else None
     state = read_state_dict(files, expected, dtype, device, convert)
     if "lm_head.weight" not in state and "model.embed_tokens.weight" in state:
@@ -212,7 +210,10 @@ def load_model(name_or_path: str | os.PathLike, device: str | torch.device = "cp
         raise CheckpointError(f"{model_dir}: checkpoint lacks tensor(s) {', '.join(missing[:5])}"
                               + (f" (+{len(missing) - 5} more)" if len(missing) > 5 else ""))
     model.load_state_dict(state, assign=True)
+    del state
+    pack(model)
     model.config.dtype = dtype
+    model.kernel_plan = plan
     return model.eval()
 
 

@@ -113,12 +113,13 @@ class Sampler:
 
     @classmethod
     def load(cls, name_or_path: str, device: str = "auto", dtype: str = "auto", quantize: str | None = None,
-             on_progress=None, **kwargs) -> "Sampler":
+             on_progress=None, plan=None, **kwargs) -> "Sampler":
         """A sampler for the model and tokenizer at `name_or_path` (see coda_core.loading.load_model)."""
         from .loading import load_model, resolve_model_dir
         from .tokenizer import load_tokenizer
 
-        model = load_model(name_or_path, device=device, dtype=dtype, quantize=quantize, on_progress=on_progress)
+        model = load_model(name_or_path, device=device, dtype=dtype, quantize=quantize, on_progress=on_progress,
+                           plan=plan)
         return cls(model, load_tokenizer(resolve_model_dir(name_or_path, weights=False)), **kwargs)
 
     # -- public API -------------------------------------------------------

@@ -65,6 +65,14 @@ class ModelHost:
             return self._name
 
     @property
+    def computing(self) -> str | None:
+        """How the model in use computes here, as the loader chose by measuring (e.g. "computing in
+        int8 (fbgemm) 2.4x fp32"), or None before a model is loaded."""
+        sampler = self.current()
+        plan = getattr(sampler.model, "kernel_plan", None) if sampler is not None else None
+        return f"computing in {plan.describe()}" if plan is not None else None
+
+    @property
     def error(self) -> str | None:
         """Why the last load failed, or None."""
         with self._lock:
@@ -108,8 +116,8 @@ class ModelHost:
             self.on_error(error)
         if self.current() is None:
             self.on_status("error", model, error)
-        else:  # loaded, or the new model failed and the one in use stays
-            self.on_status("ready", self.name, error)
+        else:  # loaded, or the new model failed and the one in use stays; else say how it computes
+            self.on_status("ready", self.name, error or self.computing)
 
     def load(self) -> str | None:
         """Load the configured model now and put it in use; returns an error message instead of raising.

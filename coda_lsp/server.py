@@ -133,7 +133,7 @@ def _report_empty_streak(ls: CodaServer, before: int) -> None:
         logging.warning("coda-lsp: %s (model %s)", message, model)
         ls.notify_status("ready", model, message)
     elif now == 0 and before >= EMPTY_WARNING:
-        ls.notify_status("ready", model)
+        ls.notify_status("ready", model, ls.engine.models.computing)
 
 
 @server.feature(T.TEXT_DOCUMENT_INLINE_COMPLETION, T.InlineCompletionOptions())
@@ -212,8 +212,8 @@ def _check(engine: Engine) -> int:
 
     model = engine.models.current().model
     parameters = sum(p.numel() for p in meta_model(model.config).parameters())
-    print(f"coda-lsp: model {engine.models.name} loaded ({model.device}, {model.dtype}, "
-          f"{parameters / 1e6:.1f}M parameters, weights {quantization(model)}, {weight_bytes(model) / 2**20:.0f} MiB)")
+    print(f"coda-lsp: model {engine.models.name} loaded ({model.device}, {parameters / 1e6:.1f}M parameters, "
+          f"weights {quantization(model)}, {weight_bytes(model) / 2**20:.0f} MiB); {engine.models.computing}")
     return 0
 
 

@@ -2,6 +2,7 @@
 
 import json
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,10 @@ import torch
 from coda_core.config import CoDAConfig
 
 REPO = Path(__file__).resolve().parents[1]
+
+# The user's cache ($CODA_CACHE: kernel timings, eval data) is never read or written by the tests: each
+# test session, and every process it starts, has its own.
+os.environ["CODA_CACHE"] = tempfile.mkdtemp(prefix="coda-test-cache-")
 SHARED_CONFIG = Path(os.environ.get("CODA_SHARED", REPO.parent / "shared")) / "reference" / "coda-v0-config"
 
 

@@ -56,9 +56,10 @@ VALID_SEED = 12345  # validation masks: the same every evaluation
 
 
 def uses_bf16(setting: bool | str, device: torch.device) -> bool:
-    """train.bf16: true, false, or auto: bf16 autocast where the device computes bf16 natively (a GPU
-    with bf16, a TPU, a CPU with AMX or AVX512-BF16; load_model's dtype=auto rule). On a CPU without
-    them bf16 is emulated: a mini-s step takes about 17 s instead of about 1 s in fp32."""
+    """train.bf16: true, false, or auto: bf16 autocast where the device computes bf16 faster (a GPU with
+    bf16, a TPU, a CPU where a bf16 matmul is measured faster than fp32: load_model's dtype=auto rule,
+    coda_core.kernels). A CPU without AMX or AVX512-BF16 emulates bf16: a mini-s step takes about 17 s
+    there instead of about 1 s in fp32."""
     if setting != "auto":
         return bool(setting)
     if device.type == "xla":
