@@ -23,7 +23,8 @@ Token sampling, confidences, commits and end handling are one code path
 (`_choose` and `Canvas.commit`). Between steps the loop checks
 `should_stop()` and the deadline, so a cancelled call returns within a step,
 and `Control.settled`, so a caller that needs only part of the hole (a line
-hole's first line) does not pay for the rest.
+hole's first line) does not pay for the rest. With `Control.between_layers`
+it returns within a layer (coda_core.control).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from typing import Callable
 import torch
 
 from .canvas import Canvas
+from .control import Control, Interrupted, stoppable
 from .model import CoDALanguageModel, KVCache, prediction_rows
 from .prefix_cache import PrefixCache
 from .token_choice import ALGORITHMS, SamplingParams, confidence, sample_tokens
@@ -98,23 +100,18 @@ class DecodeStats:
         return asdict(self)
 
 
-@dataclass
-class Control:
-    """How a caller steers a running decode."""
-
-    should_stop: Callable[[], bool] | None = None
-    deadline: float | None = None  # time.monotonic() value
-    on_step: Callable[[Canvas, DecodeStats], None] | None = None
-    generator: torch.Generator | None = None
-    # True once the caller has what it needs (e.g. a line hole's first line) though masks remain
-    settled: Callable[[Canvas], bool] | None = None
-
-    def stop_reason(self) -> str | None:
-        if self.should_stop is not None and self.should_stop():
-            return "cancelled"
-        if self.deadline is not None and time.monotonic() >= self.deadline:
-            return "deadline"
-        return None
+def _run(loop, model, canvas: Canvas, opts: DecodeOptions, control: Control | None, **kwargs) -> DecodeStats:
+    """The stats of `loop(model, canvas, opts, control, stats, **kwargs)`, a decoder's loop, which
+    ends as stopped when a forward is interrupted between layers."""
+    control = control or Control()
+    stats = DecodeStats()
+    try:
+        with stoppable(model, control):
+            loop(model, canvas, opts, control, stats, **kwargs)
+    except Interrupted:
+        stats.stopped = control.stop_reason() or "cancelled"
+        stats.complete = False
+    return stats
 
 
 @dataclass
@@ -227,12 +224,15 @@ def _step(canvas: Canvas, stats: DecodeStats, control: Control) -> bool:
     return stats.settled
 
 
-@torch.inference_mode()
 def denoise_reference(model: CoDALanguageModel, canvas: Canvas, opts: DecodeOptions,
                       control: Control | None = None) -> DecodeStats:
     """The published sampler: a full forward every step, a fixed linear schedule."""
-    control = control or Control()
-    stats = DecodeStats()
+    return _run(_reference_loop, model, canvas, opts, control)
+
+
+@torch.inference_mode()
+def _reference_loop(model: CoDALanguageModel, canvas: Canvas, opts: DecodeOptions, control: Control,
+                    stats: DecodeStats) -> None:
     steps = opts.steps or canvas.hole_width
     times = torch.linspace(1, opts.eps, steps + 1, dtype=torch.float64, device="cpu").tolist()  # host values
     slots = canvas.hole_slots
@@ -257,7 +257,6 @@ def denoise_reference(model: CoDALanguageModel, canvas: Canvas, opts: DecodeOpti
         if _step(canvas, stats, control):
             break
     stats.complete = not canvas.masked().any()
-    return stats
 
 
 def _windows(start: int, end: int, size: int):
@@ -266,7 +265,7 @@ def _windows(start: int, end: int, size: int):
 
 def _refresh_or_window(model: CoDALanguageModel, canvas: Canvas, cache: KVCache, masked: torch.Tensor,
                        positions: torch.Tensor, refresh: bool, first: bool, prefix_cache: PrefixCache | None,
-                       stats: DecodeStats) -> torch.Tensor:
+                       stats: DecodeStats, control: Control) -> torch.Tensor:
     """Logits [N, V] for the N masked slots of the window at `positions` [W] (masked [B, W]).
 
     A refresh is a prefill that rewrites every slot's K/V; the first one may
@@ -283,17 +282,20 @@ def _refresh_or_window(model: CoDALanguageModel, canvas: Canvas, cache: KVCache,
         return _timed_forward(stats, "prefill", lambda: model.decode_window(ids, cache, fed, logits_index=rows))
     if refresh:
         rows = _masked_rows(masked, positions)
-        logits = _timed_forward(stats, "prefill" if first else "full",
-                                lambda: model.prefill(canvas.ids, cache, canvas.attention_mask, logits_index=rows))
-        if first and prefix_cache is not None:
-            prefix_cache.store(canvas, cache)  # only fresh K/V are kept for later calls
+        forward = lambda: model.prefill(canvas.ids, cache, canvas.attention_mask, logits_index=rows)
+        if not (first and prefix_cache is not None):
+            return _timed_forward(stats, "prefill" if first else "full", forward)
+        # A prefill the prefix cache keeps runs to its end even once stopped: the decode that
+        # stopped this one reuses it.
+        with control.finish():
+            logits = _timed_forward(stats, "prefill", forward)
+        prefix_cache.store(canvas, cache)  # only fresh K/V are kept for later calls
         return logits
     fed = torch.arange(max(int(positions[0]) - 1, 0), int(positions[-1]) + 1, device=device)
     ids, rows = canvas.ids[:, fed], _masked_rows(masked, positions, first_fed=int(fed[0]))
     return _timed_forward(stats, "window", lambda: model.decode_window(ids, cache, fed, logits_index=rows))
 
 
-@torch.inference_mode()
 def denoise_fast(model: CoDALanguageModel, canvas: Canvas, opts: DecodeOptions, control: Control | None = None,
                  prefix_cache: PrefixCache | None = None) -> DecodeStats:
     """Block-wise threshold decoding over a DualCache; see the module docstring.
@@ -301,8 +303,12 @@ def denoise_fast(model: CoDALanguageModel, canvas: Canvas, opts: DecodeOptions, 
     With a `prefix_cache`, the first refresh reuses the K/V of a recent call's
     shared head (see prefix_cache.py) and stores this call's head.
     """
-    control = control or Control()
-    stats = DecodeStats()
+    return _run(_fast_loop, model, canvas, opts, control, prefix_cache=prefix_cache)
+
+
+@torch.inference_mode()
+def _fast_loop(model: CoDALanguageModel, canvas: Canvas, opts: DecodeOptions, control: Control,
+               stats: DecodeStats, prefix_cache: PrefixCache | None) -> None:
     cache = model.new_cache(canvas.batch, canvas.ids.shape[1])
     first = True
     for block_start, block_end in _windows(0, canvas.hole_width, opts.block_size):
@@ -313,7 +319,7 @@ def denoise_fast(model: CoDALanguageModel, canvas: Canvas, opts: DecodeOptions, 
                 break
             stats.stopped = control.stop_reason()
             if stats.stopped is not None:
-                return stats
+                return
             # The window: the first sub-block of this block that still has a mask (hole columns [a, b)).
             a, b = next((s, e) for s, e in _windows(block_start, block_end, opts.sub_block_size or opts.block_size)
                         if masked[:, s:e].any())
@@ -321,7 +327,7 @@ def denoise_fast(model: CoDALanguageModel, canvas: Canvas, opts: DecodeOptions, 
             refresh = steps_in_block == 0 or opts.refresh == "step" or (
                 isinstance(opts.refresh, int) and steps_in_block % opts.refresh == 0)
             logits = _refresh_or_window(model, canvas, cache, window_masked, canvas.hole_slots[a:b], refresh, first,
-                                        prefix_cache, stats)
+                                        prefix_cache, stats, control)
             first = first and not refresh
             start = time.perf_counter()
             choice = _choose(logits, window_masked, opts, control.generator)
@@ -330,6 +336,5 @@ def denoise_fast(model: CoDALanguageModel, canvas: Canvas, opts: DecodeOptions, 
             stats.steps_ms += (time.perf_counter() - start) * 1000
             steps_in_block += 1
             if _step(canvas, stats, control):
-                return stats
+                return
     stats.complete = not canvas.masked().any()
-    return stats

@@ -24,7 +24,11 @@ decode_one_token):
     many times, so only the window is recomputed).
 Each takes `logits_index`, a (batch [N], row [N]) pair: only those N rows go
 through the 151,936-wide LM head, giving logits [N, V]; without it every
-row does, giving [B, T, V].
+row does, giving [B, T, V]. In prefill and decode_window the last layer, too,
+runs its queries and MLP for those rows only (its K/V are still computed for
+every row and cached): no later layer reads the other rows' outputs, and a
+decoder asks for a few rows of a prefill of hundreds (a quarter of the
+arithmetic of coda-mini's 4-layer prefill; 17-19% of its time measured).
 """
 
 from __future__ import annotations
@@ -149,7 +153,7 @@ class Attention(nn.Module):
         self.q_norm = RMSNorm(D, config.rms_norm_eps)
         self.k_norm = RMSNorm(D, config.rms_norm_eps)
 
-    def forward(self, x, cos, sin, mask, kv=None, slots=None):
+    def forward(self, x, cos, sin, mask, kv=None, slots=None, rows=None):
         """x [B, T, C] -> [B, T, C]; cos/sin [B, T, D]; mask [B or 1, 1, T, S] bool or None.
 
         kv: this layer's cached (k, v), each [B, G, S, D], or None (no cache).
@@ -157,12 +161,19 @@ class Attention(nn.Module):
             their K/V are stored and attended to as computed.
           slots [T] (window): the fed tokens sit at those canvas slots; their
             K/V are written there, and attention reads every slot from the cache.
+        rows: [R] the only rows whose output is wanted, in that order: -> [B, R, C].
+          K/V are still computed for all T rows; queries only for these.
         """
         B, T, _ = x.shape
-        q = self.q_norm(self.q_proj(x).view(B, T, self.n_heads, self.head_dim)).transpose(1, 2)  # [B, H, T, D]
         k = self.k_norm(self.k_proj(x).view(B, T, self.n_kv_heads, self.head_dim)).transpose(1, 2)  # [B, G, T, D]
         v = self.v_proj(x).view(B, T, self.n_kv_heads, self.head_dim).transpose(1, 2)  # [B, G, T, D]
-        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        k = apply_rope(k, cos, sin)
+        if rows is not None:
+            x, cos, sin = x[:, rows], cos[:, rows], sin[:, rows]
+            mask = None if mask is None else mask[:, :, rows]
+        Q = x.shape[1]  # query rows: T, or R
+        q = self.q_norm(self.q_proj(x).view(B, Q, self.n_heads, self.head_dim)).transpose(1, 2)  # [B, H, Q, D]
+        q = apply_rope(q, cos, sin)
 
         if kv is not None:
             k_cache, v_cache = kv
@@ -174,7 +185,7 @@ class Attention(nn.Module):
                 v = v_cache.index_copy_(2, slots, v.to(v_cache.dtype))
 
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, enable_gqa=self.n_kv_heads != self.n_heads)
-        return self.o_proj(y.transpose(1, 2).reshape(B, T, self.n_heads * self.head_dim))
+        return self.o_proj(y.transpose(1, 2).reshape(B, Q, self.n_heads * self.head_dim))
 
 
 class MLP(nn.Module):
@@ -197,9 +208,10 @@ class DecoderLayer(nn.Module):
         self.post_attention_layernorm = RMSNorm(config.hidden_size, config.rms_norm_eps)
         self.mlp = MLP(config)
 
-    def forward(self, x, cos, sin, mask, kv=None, slots=None):
-        """x [B, T, C] -> [B, T, C]; the rest as Attention.forward."""
-        x = x + self.self_attn(self.input_layernorm(x), cos, sin, mask, kv, slots)
+    def forward(self, x, cos, sin, mask, kv=None, slots=None, rows=None):
+        """x [B, T, C] -> [B, T, C], or [B, R, C] for `rows`; the rest as Attention.forward."""
+        attended = self.self_attn(self.input_layernorm(x), cos, sin, mask, kv, slots, rows)
+        x = (x if rows is None else x[:, rows]) + attended
         return x + self.mlp(self.post_attention_layernorm(x))
 
 
@@ -240,6 +252,29 @@ def prediction_rows(positions: torch.Tensor, first_fed: int = 0) -> torch.Tensor
     counted from there; to predict a window [s, e) feed slots [s - 1, e).
     """
     return (positions - 1).clamp_min(0) - first_fed
+
+
+def _check_index(logits_index):
+    # A bare tensor would unpack along its first dimension without complaint.
+    if logits_index is not None and (not isinstance(logits_index, (tuple, list)) or len(logits_index) != 2):
+        raise TypeError("logits_index must be a (batch index [N], row index [N]) pair")
+    return logits_index
+
+
+def needed_rows(logits_index, length: int):
+    """(rows [N], logits_index over them) for a cached forward (prefill, window) of `length` rows.
+
+    rows: the rows logits_index reads, in its order, for the last layer to compute alone (a batch
+    of B canvases computes those N rows of each, so N >= length gains nothing); None (with
+    logits_index as given) when that is no saving or logits_index is None. Only shapes are read:
+    no host sync on a GPU (torch.unique would need one to size its output).
+    """
+    if logits_index is None:
+        return None, None
+    batch_index, row_index = _check_index(logits_index)
+    if row_index.numel() >= length:
+        return None, (batch_index, row_index)
+    return row_index, (batch_index, torch.arange(row_index.numel(), device=row_index.device))
 
 
 class CoDAPreTrainedModel(PreTrainedModel):
@@ -283,6 +318,9 @@ class CoDALanguageModel(CoDAPreTrainedModel):
         if position_ids is None:
             position_ids = default_position_ids(key_mask, B, T, input_ids.device)
         mask = attention_mask_for(key_mask, torch.arange(T, device=input_ids.device), T, causal)
+        # Every row through every layer: training calls this (on XLA too, where the rows that
+        # needed_rows picks would be a shape known only at run time).
+        _check_index(logits_index)
         hidden = self._hidden(input_ids, position_ids, mask)
         return CausalLMOutput(logits=self._logits(hidden, logits_index))
 
@@ -308,7 +346,8 @@ class CoDALanguageModel(CoDAPreTrainedModel):
             raise ValueError(f"prefill of {B}x{S} tokens into a cache of {cache.batch}x{cache.slots} slots")
         cache.set_padding(attention_mask)
         mask = attention_mask_for(cache.key_mask, torch.arange(S, device=input_ids.device), S, causal=False)
-        hidden = self._hidden(input_ids, cache.position_ids, mask, cache)
+        rows, logits_index = needed_rows(logits_index, S)
+        hidden = self._hidden(input_ids, cache.position_ids, mask, cache, rows=rows)
         return self._logits(hidden, logits_index)
 
     def decode_window(
@@ -336,29 +375,32 @@ class CoDALanguageModel(CoDAPreTrainedModel):
         if B != cache.batch:
             raise ValueError(f"a window of {B} rows over a cache of {cache.batch}")
         mask = attention_mask_for(cache.key_mask, slots, cache.slots, causal=False)
-        hidden = self._hidden(input_ids, cache.position_ids[:, slots], mask, cache, slots)
+        rows, logits_index = needed_rows(logits_index, T)
+        hidden = self._hidden(input_ids, cache.position_ids[:, slots], mask, cache, slots, rows)
         return self._logits(hidden, logits_index)
 
-    def _hidden(self, input_ids, position_ids, mask, cache: KVCache | None = None, slots=None) -> torch.Tensor:
+    def _hidden(self, input_ids, position_ids, mask, cache: KVCache | None = None, slots=None,
+                rows=None) -> torch.Tensor:
         """Final-norm hidden states [B, T, C] for input_ids [B, T] at position_ids [B, T].
 
         mask: SDPA mask from attention_mask_for. cache and slots: as
         Attention.forward's kv and slots (None, None for the full forward).
+        rows: [R], or None: only these rows' states are wanted, [B, R, C]; the last
+        layer computes the others' K/V (for the cache) and nothing else of them.
         """
         x = self.model.embed_tokens(input_ids)
         cos, sin = rope_cos_sin(position_ids, self.config.head_dim, self.config.rope_parameters["rope_theta"], x.dtype)
+        last = len(self.model.layers) - 1
         for i, layer in enumerate(self.model.layers):
             kv = (cache.k[i], cache.v[i]) if cache is not None else None
-            x = layer(x, cos, sin, mask, kv, slots)
+            x = layer(x, cos, sin, mask, kv, slots, rows if i == last else None)
         return self.model.norm(x)
 
     def _logits(self, hidden: torch.Tensor, logits_index) -> torch.Tensor:
-        """hidden [B, T, C] -> logits [B, T, V], or [N, V] for a (batch [N], row [N]) logits_index."""
+        """hidden [B, T, C] -> logits [B, T, V], or [N, V] for a (batch [N], row [N]) logits_index
+        (rows of `hidden`: needed_rows maps them when the last layer kept only some)."""
         if logits_index is None:
             return self.lm_head(hidden)
-        # A bare tensor would unpack along its first dimension without complaint.
-        if not isinstance(logits_index, (tuple, list)) or len(logits_index) != 2:
-            raise TypeError("logits_index must be a (batch index [N], row index [N]) pair")
         batch_index, row_index = logits_index
         return self.lm_head(hidden[batch_index, row_index])
 

@@ -218,8 +218,11 @@ class Sampler:
                 strategy: str | None = None, options: DecodeOptions | None = None,
                 should_stop: Callable[[], bool] | None = None, deadline: float | None = None,
                 on_progress: Progress | None = None, reuse_prefix: bool = True,
-                settled: Callable[[Canvas], bool] | None = None) -> SampleResult:
-        """Denoise the canvas `make_canvas(copies)` builds and rank its rows."""
+                settled: Callable[[Canvas], bool] | None = None, between_layers: bool = False) -> SampleResult:
+        """Denoise the canvas `make_canvas(copies)` builds and rank its rows.
+
+        between_layers: poll should_stop between the model's layers too, not only between steps
+        (a caller whose requests supersede each other, like the language server's)."""
         start = time.perf_counter()
         strategy = strategy or self.strategy
         if strategy not in STRATEGIES:
@@ -231,7 +234,8 @@ class Sampler:
         canvas = make_canvas(n if options.sampling.temperature > 0 else 1)
         control = Control(should_stop=should_stop, deadline=deadline,
                           generator=torch.Generator(device=self.model.device).manual_seed(seed),
-                          on_step=self._progress_hook(on_progress) if on_progress else None, settled=settled)
+                          on_step=self._progress_hook(on_progress) if on_progress else None, settled=settled,
+                          between_layers=between_layers)
         if strategy == "reference":
             stats = denoise_reference(self.model, canvas, options, control)
         else:

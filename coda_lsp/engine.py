@@ -160,8 +160,9 @@ class Engine:
         prefix, suffix = context_window(sampler.tokenizer, before, after, s.context_before, s.context_after,
                                         total=sampler.max_context - max(sizes))
         context_ms = _ms_since(started)
+        # A newer keystroke stops this decode within a layer, so its own decode starts sooner.
         result = sampler.infill(prefix, suffix, max(sizes), sizes=sizes, n=s.candidates, should_stop=stop,
-                                options=self.options(kind), first_line=kind == "line")
+                                options=self.options(kind), first_line=kind == "line", between_layers=True)
         return None if result.stats.stopped else (result, context_ms)
 
     def _filter(self, result, at: "_Cursor") -> list[str]:

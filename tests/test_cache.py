@@ -141,3 +141,33 @@ def test_window_forward_misuse_is_a_clear_error():
     # a bare tensor would unpack into two scalars and pick a wrong row without complaint
     with pytest.raises(TypeError, match="logits_index must be a"):
         model(ids, logits_index=torch.tensor([3, 5]))
+
+
+@torch.no_grad()
+def test_last_layer_computes_only_the_rows_asked_for():
+    """With logits_index, prefill's and decode_window's last layer runs its queries and MLP for the rows
+    read (its K/V for every row, into the cache); the logits and the cache are those of the whole
+    computation. The full forward (training's) computes every row."""
+    model = small_model(seed=18)
+    ids = random_ids(2, 24, seed=9)
+    mlp_rows = []
+    hook = model.model.layers[-1].mlp.register_forward_hook(lambda module, args, out: mlp_rows.append(args[0].shape[1]))
+    full = model(ids).logits
+    batch, rows = torch.tensor([1, 0, 1, 0]), torch.tensor([20, 5, 5, 23])  # duplicates and both rows
+    picked = model(ids, logits_index=(batch, rows)).logits
+    cache, whole = model.new_cache(2, 24), model.new_cache(2, 24)
+    prefilled = model.prefill(ids, cache, logits_index=(batch, rows))
+    model.prefill(ids, whole)
+    slots = torch.arange(9, 17)  # a window: rows counted from its first slot
+    window = model.decode_window(ids[:, slots], cache, slots, logits_index=(torch.tensor([0, 1]), torch.tensor([7, 2])))
+    hook.remove()
+    # the full forward and a prefill without logits_index: every row; with it the rows asked for, as
+    # asked (20, 5, 5, 23: a duplicate costs a row, where dropping it would cost a GPU a host sync;
+    # then 7 and 2 of the window)
+    assert mlp_rows == [24, 24, 4, 24, 2]
+    assert (picked - full[batch, rows]).abs().max() <= ATOL
+    assert (prefilled - full[batch, rows]).abs().max() <= ATOL
+    assert (window - full[torch.tensor([0, 1]), torch.tensor([16, 11])]).abs().max() <= ATOL
+    model.decode_window(ids[:, slots], whole, slots)
+    for mine, theirs in zip(cache.k + cache.v, whole.k + whole.v):
+        assert (mine - theirs).abs().max() <= ATOL

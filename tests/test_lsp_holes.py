@@ -217,3 +217,30 @@ def test_canvas_sizes_per_hole_kind():
     assert engine.canvas_sizes("line", alternatives=True) == [16]  # one candidate wanted: no alternatives
     engine.settings.update({"maxNewTokens": 8})
     assert engine.canvas_sizes("line") == [8] and engine.canvas_sizes("block") == [8]
+
+
+def test_context_window_tokenizes_only_the_cursor_line_again_while_typing(bundled_tokenizer):
+    """Typing on a line leaves the lines before it and the text after the cursor as they were: those
+    are not tokenized again, and the ids are the ones a tokenizer seeing them first gives."""
+    from coda_lsp.context import context_window
+
+    class Texts(_Recording):
+        def __call__(self, text, **kwargs):
+            self.texts.append(text)
+            return super().__call__(text, **kwargs)
+
+    before = "".join(f"line_{i} = compute({i})\n" for i in range(400))
+    after = "\n" + "".join(f"tail_{i} = {i}\n" for i in range(400))
+    typed = "    total = sum(values)"
+    tok = Texts(bundled_tokenizer)
+    tok.texts = []
+    context_window(tok, before + typed[:-1], after, 1536, 512, total=496)
+    assert any(text.startswith("\ntail_0") for text in tok.texts)  # the suffix, the first time
+    tok.texts.clear()
+    prefix, suffix = context_window(tok, before + typed, after, 1536, 512, total=496)
+    fresh = context_window(_Recording(bundled_tokenizer), before + typed, after, 1536, 512, total=496)
+    assert (prefix, suffix) == fresh
+    assert bundled_tokenizer.decode(prefix).endswith(typed) and len(prefix) + len(suffix) <= 496
+    # tokenized again: the cursor line, and the prefix ending with it (twice: its cut moves once the
+    # suffix takes its share); not the lines before the cursor's alone, nor anything after the cursor
+    assert len(tok.texts) == 3 and all(text.endswith(typed) for text in tok.texts), tok.texts

@@ -268,3 +268,54 @@ def test_first_line_ends_the_decode_once_the_first_line_is_committed(coda_mini_d
     assert first.text.split("\n")[0] == whole.text.split("\n")[0]
     # without the option, nothing stops early
     assert whole.stats.complete and not whole.stats.settled
+
+
+class _LayersEntered:
+    """Counts the decoder layers a model enters (forward pre-hooks, removed by close())."""
+
+    def __init__(self, model):
+        self.count = 0
+        self.handles = [layer.register_forward_pre_hook(self.enter) for layer in model.model.layers]
+
+    def enter(self, module, args):
+        self.count += 1
+
+    def close(self):
+        for handle in self.handles:
+            handle.remove()
+
+
+@pytest.mark.parametrize("strategy", ["fast", "reference"])
+def test_a_stop_between_layers_ends_the_decode_within_a_forward(bundled_tokenizer, strategy):
+    """With between_layers (the language server's decodes) a stop is seen before the next layer,
+    not only before the next step."""
+    tok = bundled_tokenizer
+    for between_layers in (True, False):
+        sampler = make_sampler(tok)
+        layers = len(sampler.model.model.layers)
+        entered = _LayersEntered(sampler.model)
+        result = sampler.infill(tok.encode(PREFIX), tok.encode(SUFFIX), 16, sizes=[16], strategy=strategy,
+                                options=EXACT, reuse_prefix=False, should_stop=lambda: entered.count > 0,
+                                between_layers=between_layers)
+        entered.close()
+        assert result.stats.stopped == "cancelled" and not result.stats.complete
+        # the first layer of the first forward, or that whole forward and its step
+        assert (entered.count, result.stats.forwards) == ((1, 0) if between_layers else (layers, 1))
+        assert all(not layer._forward_pre_hooks for layer in sampler.model.model.layers)  # ours went too
+
+
+def test_a_stop_between_layers_lets_the_prefill_the_prefix_cache_keeps_finish(bundled_tokenizer):
+    """A stopped decode finishes a prefill the prefix cache keeps (the next call reuses it), and stops
+    within the forward that reuses it."""
+    tok = bundled_tokenizer
+    sampler = make_sampler(tok)
+    layers = len(sampler.model.model.layers)
+    prefix, suffix = tok.encode(PREFIX * 8), tok.encode(SUFFIX)
+    for reused in (False, True):
+        entered = _LayersEntered(sampler.model)
+        result = sampler.infill(prefix, suffix, 16, sizes=[16], options=EXACT, should_stop=lambda: entered.count > 0,
+                                between_layers=True)
+        entered.close()
+        assert result.stats.stopped == "cancelled"
+        assert entered.count == (1 if reused else layers) and len(sampler.prefix_cache) == 1
+        assert result.stats.reused_prefix == (len(prefix) - 1 if reused else 0)
