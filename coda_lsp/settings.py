@@ -28,7 +28,7 @@ class Settings:
     model: str = field(default_factory=default_model, metadata={"keep_on_empty": True})
     device: str = "auto"  # cpu, cuda, cuda:N or auto
     dtype: str = field(default="auto", metadata={"choices": DTYPES})
-    # int8 weights: a quarter of fp32's bytes to read per step (coda_core.quantize)
+    # int8 weights where measured faster here: a quarter of fp32's bytes per step (coda_core.quantize, kernels)
     quantize: str = field(default="none", metadata={"choices": QUANTIZE})
     # The longest completion in tokens; bounded because the decode's cost grows with it (2,048 took 212 s).
     max_new_tokens: int = field(default=64, metadata=_bounds(1, 256))
