@@ -175,9 +175,8 @@ def bench_sample_model(model_path: str, holes: int = 20, hole: int = 32, thresho
         every = Sampler.load(model_path, device=device, dtype=dtype, quantize=quantize,
                              plan=kernels.every_layer(baseline.model.config, baseline.model.device,
                                                       baseline.model.dtype, quantize))
-        result["every_layer"] = {f"{key}": value for key, value in top1_agreement(baseline, every, cut, hole).items()}
+        result["every_layer"] = top1_agreement(baseline, every, cut, hole)
     return result
-
 
 
 def format_sample_model(r: dict) -> str:

@@ -112,6 +112,9 @@ class Plan:
         vs = f" {ratio}x fp32" if ratio and not (self.dtype == torch.float32 and not self.int8) else ""
         if self.quantize == "none":
             return f"{_name(self.dtype)}{vs}" + self._bf16_note()
+        if not self.int8 and self.int8_kernel == q.CPU_KERNEL and "int8" not in self.ms:
+            return (f"{_name(self.dtype)}{vs}: int8 unavailable, this torch build has no fbgemm "
+                    f"(torch.backends.quantized.supported_engines lacks x86/fbgemm)")
         if not self.int8:
             int8, mine = self._cost(lambda s: "int8"), self._cost(self.chosen)
             measured = f", measured {mine / int8:.2f}x {_name(self.dtype)} here" if int8 and mine else ""
@@ -136,16 +139,13 @@ def choose(shapes: list[Shape], ms: dict[str, dict[str, float]], dtype: torch.dt
     """The plan these timings call for. `dtype` None: the faster of float32 and bfloat16 (bfloat16 only
     when it was timed and is faster); else that dtype. int8: each shape whose int8 time beats the float
     dtype's."""
-    def total(candidate: str) -> float:
-        return sum(s.count * ms[candidate][s.key] for s in shapes)
-
-    if dtype is None:
-        dtype = torch.bfloat16 if "bfloat16" in ms and total("bfloat16") < total("float32") else torch.float32
-    int8 = frozenset()
+    plan = Plan(dtype or torch.float32, frozenset(), quantize, shapes, ms)
+    if dtype is None and "bfloat16" in ms and plan._cost(lambda s: "bfloat16") < plan._cost(lambda s: "float32"):
+        plan.dtype = torch.bfloat16
     if quantize == "int8" and "int8" in ms:
-        float_ms = ms[_name(dtype)]
-        int8 = frozenset(s.key for s in shapes if ms["int8"][s.key] < float_ms[s.key])
-    return Plan(dtype, int8, quantize, shapes, ms)
+        float_ms = ms[_name(plan.dtype)]
+        plan.int8 = frozenset(s.key for s in shapes if ms["int8"][s.key] < float_ms[s.key])
+    return plan
 
 
 # -- timing -----------------------------------------------------------------------------

@@ -36,6 +36,12 @@ def test_int8_that_is_slower_everywhere_is_not_used_and_says_so():
     assert plan.describe() == "float32: int8 (fbgemm) unused, measured 0.50x float32 here"
 
 
+def test_int8_without_fbgemm_in_this_torch_build_says_so():
+    plan = choose(SHAPES, ms(float32=[1, 1, 1]), torch.float32, "int8")  # int8 could not be a candidate
+    assert plan.int8 == frozenset()
+    assert plan.describe().startswith("float32: int8 unavailable, this torch build has no fbgemm")
+
+
 def test_auto_picks_bfloat16_only_where_it_is_measured_faster():
     emulated = choose(SHAPES, ms(float32=[1, 1, 1], bfloat16=[5, 5, 5]), None, "none")
     assert emulated.dtype == torch.float32 and emulated.describe() == "float32 (bf16 measured 0.20x fp32)"
