@@ -147,6 +147,7 @@ async def _stages(model: str, settings: dict) -> list[dict]:
     own record of where each answer's time went."""
     from coda_lsp.engine import Engine
     from coda_lsp.settings import Settings
+    from coda_lsp.text import offset_at_row
 
     engine = Engine(Settings(model=model))
     problems = engine.settings.update(settings)
@@ -161,7 +162,8 @@ async def _stages(model: str, settings: dict) -> list[dict]:
         lines.insert(insert_line, "")
         for col in range(1, len(typed) + 1):
             lines[insert_line] = typed[:col]
-            await engine.complete("file:///bench/example.py", "\n".join(lines), insert_line, col, "python")
+            text = "\n".join(lines)
+            await engine.complete("file:///bench/example.py", text, offset_at_row(text, insert_line, col), "python")
         insert_line += 1
     engine.shutdown()
     return list(engine.timings)

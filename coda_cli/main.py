@@ -155,6 +155,8 @@ def cmd_bench_lsp(args) -> None:
 
     model = args.model or default_model()
     settings = {"device": args.device, "dtype": args.dtype, "quantize": args.quantize}
+    if args.documents:
+        return _bench_documents(model, settings, args.json)
     result = bench_lsp(model, interval=args.interval_ms / 1000, settings=settings)
     if args.breakdown:  # after the server run, so the two never share the CPU
         result["stages"] = breakdown(model, settings)
@@ -171,6 +173,21 @@ def cmd_bench_lsp(args) -> None:
     if "stages" in result:
         print("where an answer's time goes (medians, ms): " + ", ".join(
             f"{key} {value}" for key, value in result["stages"].items()))
+
+
+def _bench_documents(model: str, settings: dict, as_json: bool) -> None:
+    from .bench_documents import bench_documents
+
+    result = bench_documents(model, settings)
+    if as_json:
+        print(json.dumps(result))
+        return
+    print(f"coda-lsp on large documents ({model}; medians of {result['repeats']}; "
+          f"idle RSS {result['idle_rss_mb']} MB after a warm-up completion)")
+    print(f"{'document':<28}{'inline ms':>11}{'completion ms':>15}{'longest wait ms':>17}{'RSS growth MB':>15}")
+    for row in result["documents"]:
+        print(f"{row['document']:<28}{row['inline_ms']:>11}{row['completion_ms']:>15}{row['longest_wait_ms']:>17}"
+              f"{row['rss_growth_mb']:>15}")
 
 
 def cmd_bench_forward(args) -> None:
@@ -304,6 +321,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--breakdown", action="store_true",
                    help="also replay the typing in process, one answer per keystroke, and report where "
                         "an answer's time goes (medians per stage)")
+    p.add_argument("--documents", action="store_true",
+                   help="instead of typing: completions on large documents (1 and 5 MB minified on one line, "
+                        "100,000 lines), the longest wait of other requests meanwhile, and the server's RSS growth")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_bench_lsp)
     return parser

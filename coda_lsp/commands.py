@@ -17,7 +17,6 @@ import uuid
 
 from lsprotocol import types as T
 
-from .documents import Snapshot
 from .edits import Edit, Unavailable
 from .text import reanchor
 
@@ -78,9 +77,11 @@ class CommandRun:
         self.finished = True
 
 
-async def carry_out(ls, uri: str, plan: Edit | Unavailable | None) -> bool | dict:
+async def carry_out(ls, uri: str, plan: Edit | Unavailable | None, source: str = "", base: int = 0) -> bool | dict:
     """Run a planned edit and apply what it returns (one new text per span of the text it was
     planned on; None leaves a span alone) as one undoable edit. False when there is nothing to do.
+    The plan was made on the window of the document `source` that starts at offset `base`
+    (coda_lsp.window).
 
     The user may edit while the model works. The edit is then moved to where the spans' text went,
     or dropped with a message when that text changed or cannot be found unambiguously: it is never
@@ -107,17 +108,29 @@ async def carry_out(ls, uri: str, plan: Edit | Unavailable | None) -> bool | dic
     if not chosen:
         return False
     now = ls.documents.get(uri)
-    moved = reanchor(plan.source, now.source, [span for span, _ in chosen]) if now is not None else None
+    moved = _moved(plan, [span for span, _ in chosen], source, base, now.source) if now is not None else None
     if moved is None:
         ls.show_message(f"CoDA: {plan.title} was not applied: the document changed while the model worked, and the "
                         "code it started from is no longer there unchanged. Run it again.")
         return False
-    snapshot = Snapshot.of(now)
+    snapshot = now.snapshot
     edits = [T.TextEdit(range=snapshot.client_range(a, b), new_text=text) for (a, b), (_, text) in zip(moved, chosen)]
     # Versioned as well: a client that checks refuses it if the user edits between here and there.
     edit = T.WorkspaceEdit(document_changes=[T.TextDocumentEdit(
         text_document=T.OptionalVersionedTextDocumentIdentifier(uri=uri, version=now.version), edits=edits)])
     return await apply_edit(ls, edit, plan.title)
+
+
+def _moved(plan: Edit, spans: list[tuple[int, int]], source: str, base: int, now: str):
+    """The spans (offsets of the plan's window) as offsets of the document as it is `now`, or None
+    when their text changed or cannot be told apart. Where the user edited meanwhile, the spans'
+    text is looked for near where the window was, not in the whole document."""
+    if now is source:
+        return [(a + base, b + base) for a, b in spans]
+    slack = max(4096, len(plan.source))
+    lo = max(0, base - slack)
+    moved = reanchor(plan.source, now[lo:base + len(plan.source) + slack], spans)
+    return None if moved is None else [(a + lo, b + lo) for a, b in moved]
 
 
 async def apply_edit(ls, edit: T.WorkspaceEdit, title: str) -> bool | dict:

@@ -2,10 +2,12 @@
 
 The client counts positions on LSP lines (split on "\\n", "\\r\\n" and "\\r" only,
 see coda_lsp.text) in the position encoding negotiated at `initialize`: UTF-16
-code units unless the client offers UTF-8 or UTF-32 first. The server counts
-Python characters on the same lines ("server units"), and the engine and
-tree-sitter count characters on rows split at "\\n". Every conversion between
-the three is here or in coda_lsp.text.
+code units unless the client offers UTF-8 or UTF-32 first. The server works in
+character offsets of the document; `Snapshot` converts between the two, with
+the document's line index (coda_lsp.lineindex), in time that grows with the
+column, not with the document's size. The engine and tree-sitter
+count rows split at "\\n" within the window a request works on
+(coda_lsp.window).
 """
 
 from __future__ import annotations
@@ -16,9 +18,9 @@ from urllib.parse import unquote
 
 from lsprotocol import types as T
 
-from .text import offset_at_row, offset_of, position_of, row_col, split_lines
+from .lineindex import LineIndex
 
-MAX_DOCUMENT_BYTES = 5 * 1024 * 1024
+MAX_DOCUMENT_BYTES = 32 * 1024 * 1024  # characters: completions work on a window, so this bounds only memory
 ENCODINGS = ("utf-16", "utf-8", "utf-32")  # the position encodings LSP defines; all are served
 logger = logging.getLogger(__name__)
 
@@ -30,66 +32,95 @@ def choose_encoding(capabilities: T.ClientCapabilities) -> str:
     return next((e for e in offered if e in ENCODINGS), "utf-16")
 
 
-def _width(char: str, encoding: str) -> int:
-    if encoding == "utf-16":
-        return 2 if ord(char) > 0xFFFF else 1
-    return len(char.encode("utf-8", "surrogatepass")) if encoding == "utf-8" else 1
+def _encoded(text: str, encoding: str) -> bytes:
+    return text.encode("utf-16-le" if encoding == "utf-16" else "utf-8", "surrogatepass")
 
 
-def _content(lines, line: int) -> str:
-    """Line `line` without its line break; "" past the end (the line after a final line break)."""
-    return lines[line].rstrip("\r\n") if 0 <= line < len(lines) else ""
+def units_of(text: str, encoding: str) -> int:
+    """How many of the encoding's code units `text` takes (UTF-16 units, UTF-8 bytes, or characters)."""
+    if encoding == "utf-32" or text.isascii():
+        return len(text)
+    return len(_encoded(text, encoding)) // (2 if encoding == "utf-16" else 1)
 
 
-def to_server(lines, position: T.Position, encoding: str) -> T.Position:
-    """A client-units position as Python characters; a column past the line's end is its end."""
-    line = _content(lines, position.line)
-    if encoding == "utf-32" or line.isascii():
-        return T.Position(position.line, min(position.character, len(line)))
-    units = 0
-    for i, char in enumerate(line):
-        if units >= position.character:
-            return T.Position(position.line, i)
-        units += _width(char, encoding)
-    return T.Position(position.line, len(line))
+def chars_in(text: str, units: int, encoding: str) -> int:
+    """How many characters of `text` its first `units` code units hold; a unit inside a character
+    counts the whole character (the position is taken to be after it)."""
+    if encoding == "utf-32" or text.isascii():
+        return min(units, len(text))
+    width = 2 if encoding == "utf-16" else 1
+    data = _encoded(text, encoding)[: units * width]
+    codec = "utf-16-le" if encoding == "utf-16" else "utf-8"
+    whole = data.decode(codec, "ignore")  # a character cut in two is dropped...
+    return len(whole) + (len(_encoded(whole, encoding)) < len(data))  # ...and counted whole
 
 
-def to_client(lines, position: T.Position, encoding: str) -> T.Position:
-    line = _content(lines, position.line)[: position.character]
-    units = len(line) if encoding == "utf-32" or line.isascii() else sum(_width(c, encoding) for c in line)
-    return T.Position(position.line, units)
+class Snapshot(NamedTuple):
+    """A document's text as one version has it, its line index, and how the client counts columns.
+
+    Every conversion between client positions and character offsets is here. A line's text is
+    read from the source only as far as the position asks, so a 5 MB line costs what a short one does.
+    """
+    source: str
+    index: LineIndex
+    encoding: str
+
+    def content_end(self, line: int) -> int:
+        """The offset where `line`'s text ends, before its line break."""
+        start, end = self.index.start(line), self.index.end(line)
+        if end > start and self.source[end - 1] == "\n":
+            end -= 1
+        if end > start and self.source[end - 1] == "\r":
+            end -= 1
+        return end
+
+    def offset(self, position: T.Position) -> int:
+        """The character offset of a client-units position; a column past the line's end is its end
+        (not a place in the next line, as LSP says), a line past the last is the text's end."""
+        start, end = self.index.start(position.line), self.content_end(position.line)
+        # no character takes less than one unit: the first `character` characters hold the position
+        head = self.source[start:min(end, start + position.character)]
+        return start + chars_in(head, position.character, self.encoding)
+
+    def position(self, offset: int) -> T.Position:
+        """The client-units position of a character offset."""
+        line = self.index.line_of(offset)
+        start = self.index.start(line)
+        return T.Position(line, units_of(self.source[start:offset], self.encoding))
+
+    def client_range(self, start: int, end: int) -> T.Range:
+        """Character offsets as a range in the client's units."""
+        return T.Range(self.position(start), self.position(end))
+
+    def completion_range(self, completion) -> T.Range:
+        """The range a completion (document offsets) replaces, in the client's units."""
+        return self.client_range(completion.start, completion.end)
 
 
 class Document:
-    """An open document: its text as the client has it, and its lines as LSP counts them."""
+    """An open document: its text as the client has it, and where its lines start as LSP counts them."""
 
     def __init__(self, uri: str, source: str, version: int | None, language_id: str, encoding: str):
         self.uri, self.version, self.language_id, self.encoding = uri, version, language_id, encoding
         self.source = source
-        self._lines: tuple[str, list[str]] | None = None  # (the source they split, the lines)
+        self.index = LineIndex(source)
 
     @property
-    def lines(self) -> list[str]:
-        """The lines, line breaks kept; split once per text (handlers ask several times a keystroke)."""
-        if self._lines is None or self._lines[0] is not self.source:
-            self._lines = (self.source, split_lines(self.source))
-        return self._lines[1]
-
-    def server_position(self, position: T.Position) -> T.Position:
-        return to_server(self.lines, position, self.encoding)
-
-    def server_range(self, rng: T.Range) -> T.Range:
-        return T.Range(self.server_position(rng.start), self.server_position(rng.end))
+    def snapshot(self) -> Snapshot:
+        """The text as it is now, with what converts positions in it; it stays valid after edits."""
+        return Snapshot(self.source, self.index, self.encoding)
 
     def apply(self, change) -> None:
         """One content change: the whole text, or a client-units range of it replaced."""
         rng = getattr(change, "range", None)
         if rng is None:
-            self.source = change.text
+            self.source, self.index = change.text, LineIndex(change.text)
             return
-        start, end = (offset_of(self.lines, self.server_position(p)) for p in (rng.start, rng.end))
-        start, end = min(start, end), max(start, end)
-        self.source = self.source[:start] + change.text + self.source[end:]
+        snapshot = self.snapshot
+        start, end = sorted(snapshot.offset(p) for p in (rng.start, rng.end))
+        old = self.source
+        self.source = old[:start] + change.text + old[end:]
+        self.index = self.index.replace(old, start, end, self.source, len(change.text))
 
 
 class Documents:
@@ -123,37 +154,28 @@ class Documents:
         self._open.pop(self.key(uri), None)
 
     def completable(self, uri: str, line: int | None = None) -> Document | None:
-        """The open document, or None for unknown URIs, documents too large to complete in, text
-        that is not valid Unicode (JSON allows lone surrogates, which neither UTF-8 nor the
-        tokenizer take), and, when `line` is given, a line the document does not have."""
+        """The open document, or None for unknown URIs, documents too large to complete in, and,
+        when `line` is given, a line the document does not have. (Text that is not valid Unicode is
+        turned away by the window a request works on: coda_lsp.window.)"""
         doc = self.get(uri)
         if doc is None or len(doc.source) >= MAX_DOCUMENT_BYTES:
             return None
-        try:
-            doc.source.encode("utf-8")
-        except UnicodeEncodeError:
-            return None
-        if line is not None and not 0 <= line < len(doc.lines):
+        if line is not None and not 0 <= line < len(doc.index):
             return None
         return doc
 
 
-def engine_point(doc: Document, position: T.Position) -> tuple[int, int]:
-    """A client-units position as the engine and tree-sitter count it (rows on "\\n")."""
-    return row_col(doc.source, offset(doc, position))
-
-
-def cursor(doc: Document, position: T.Position) -> tuple[int, int] | None:
-    """The engine's (row, column) of a client-units cursor, or None when it is outside the document
-    (the empty line after a final line break is inside: it has no entry in `lines`)."""
-    if not 0 <= position.line <= len(doc.lines) or position.character < 0:
-        return None
-    return engine_point(doc, position)
-
-
 def offset(doc: Document, position: T.Position) -> int:
     """The character offset of a client-units position."""
-    return offset_of(doc.lines, doc.server_position(position))
+    return doc.snapshot.offset(position)
+
+
+def cursor(doc: Document, position: T.Position) -> int | None:
+    """The character offset of a client-units cursor, or None when it is outside the document
+    (the empty line after a final line break is inside)."""
+    if not 0 <= position.line <= len(doc.index) or position.character < 0:
+        return None
+    return offset(doc, position)
 
 
 def offsets(doc: Document, rng: T.Range) -> tuple[int, int]:
@@ -163,32 +185,9 @@ def offsets(doc: Document, rng: T.Range) -> tuple[int, int]:
 
 def selection_offsets(doc: Document, selection: T.Range) -> tuple[int, int]:
     """Character offsets of a client-units selection; an empty one stands for its whole line."""
-    rng = doc.server_range(selection)
-    if rng.start == rng.end:
-        line = rng.start.line
-        rng = T.Range(T.Position(line, 0), T.Position(line, len(_content(doc.lines, line))))
-    return offset_of(doc.lines, rng.start), offset_of(doc.lines, rng.end)
-
-
-class Snapshot(NamedTuple):
-    """A document's text as a request saw it, with what maps its offsets to client positions."""
-    source: str
-    lines: list[str]
-    encoding: str
-
-    @classmethod
-    def of(cls, doc: Document, source: str | None = None) -> "Snapshot":
-        source = doc.source if source is None else source
-        # the document's lines are split already unless it changed since `source` was read
-        return cls(source, doc.lines if source is doc.source else split_lines(source), doc.encoding)
-
-    def client_range(self, start: int, end: int) -> T.Range:
-        """Character offsets of `source` as a range in the client's units."""
-        return T.Range(*(to_client(self.lines, position_of(self.source, offset), self.encoding)
-                         for offset in (start, end)))
-
-    def completion_range(self, completion) -> T.Range:
-        """The range a completion (engine rows and columns) replaces, in the client's units."""
-        start, end = (offset_at_row(self.source, completion.line, column)
-                      for column in (completion.start, completion.end))
-        return self.client_range(start, end)
+    snapshot = doc.snapshot
+    start, end = snapshot.offset(selection.start), snapshot.offset(selection.end)
+    if start == end:
+        line = snapshot.index.line_of(start)
+        return snapshot.index.start(line), snapshot.content_end(line)
+    return start, end

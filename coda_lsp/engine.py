@@ -29,7 +29,7 @@ from .holes import Hole, choose_hole
 from .models import ModelHost
 from .postprocess import clean, rank_by_syntax
 from .settings import Settings
-from .text import offset_at_row
+from .window import Window, chars_for
 
 
 # Canvas sizes per hole kind. A line hole wants the rest of one line, and its decode ends once
@@ -56,8 +56,8 @@ class _Cursor:
     hole: Hole
 
     @classmethod
-    def at(cls, text: str, line: int, col: int, hole: Hole) -> "_Cursor":
-        offset = offset_at_row(text, line, col)
+    def at(cls, window: Window, hole: Hole) -> "_Cursor":
+        text, offset, col = window.text, window.cursor, window.col
         after = text[offset:]
         end = after.find("\n")
         return cls(text[:offset], after, after if end < 0 else after[:end], after[hole.replace_end - col:],
@@ -67,8 +67,7 @@ class _Cursor:
 @dataclass(frozen=True)
 class Completion:
     text: str
-    line: int
-    start: int  # character columns on `line`
+    start: int  # the document's character offsets it replaces (start is the cursor)
     end: int
 
 
@@ -100,24 +99,41 @@ class Engine:
     def enabled_for(self, language_id: str) -> bool:
         return self.settings.languages is None or language_id in self.settings.languages
 
-    async def complete(self, uri: str, text: str, line: int, col: int, language_id: str, *,
-                       alternatives: bool = False) -> list[Completion]:
-        """Completions for the cursor at (line, col) (0-based, characters). Empty when superseded.
+    def window(self, source: str, start: int, end: int | None = None) -> Window | None:
+        """The part of the document a completion at `start` (or an edit of [start, end)) works on
+        (coda_lsp.window); None when it is not valid Unicode (JSON allows lone surrogates, which
+        neither UTF-8 nor the tokenizer take)."""
+        s = self.settings
+        span = 0 if end is None else max(0, end - start)
+        window = Window.around(source, start, chars_for(s.context_before), chars_for(s.context_after) + span)
+        try:
+            window.text.encode("utf-8")
+        except UnicodeEncodeError:
+            return None
+        return window
 
-        Locate the hole, try the texts shown a few keystrokes ago, else take the context and
-        decode; then filter and rank. While the user types, a line hole is decoded as one
-        canvas, the fastest answer; with `alternatives` (the user asked), at several canvas
-        sizes, for up to `candidates` texts.
+    async def complete(self, uri: str, source: str, offset: int, language_id: str, *,
+                       alternatives: bool = False) -> list[Completion]:
+        """Completions for the cursor at character `offset` of the document `source`. Empty when superseded.
+
+        Take the window around the cursor, locate the hole in it, try the texts shown a few
+        keystrokes ago, else take the context and decode; then filter and rank. While the user
+        types, a line hole is decoded as one canvas, the fastest answer; with `alternatives` (the
+        user asked), at several canvas sizes, for up to `candidates` texts.
         """
         token = self.supersede(uri)
         sampler = self.models.current()
         if sampler is None or not self.enabled_for(language_id):
             return []
         started = time.perf_counter()
-        hole = choose_hole(text, line, col, language_id, in_comments=self.settings.complete_in_comments)
+        window = self.window(source, offset)
+        if window is None:
+            return []
+        hole = choose_hole(window.text, window.row, window.col, language_id,
+                           in_comments=self.settings.complete_in_comments, syntax=window.whole)
         if hole.kind == "none":
             return []
-        at = _Cursor.at(text, line, col, hole)
+        at = _Cursor.at(window, hole)
         timing = {"hole_ms": _ms_since(started)}
         texts = None if alternatives else self.shown.typed_ahead(at.before, at.after, hole.kind)
         if texts is not None:
@@ -132,12 +148,14 @@ class Engine:
                           reused_prefix=result.stats.reused_prefix)
             post = time.perf_counter()
             texts = self._filter(result, at)
-            texts = rank_by_syntax(texts, at.before, at.rest, language_id)
+            if window.whole:  # a piece of a document parses with errors of its own
+                texts = rank_by_syntax(texts, at.before, at.rest, language_id)
             self.shown.remember(at.before, at.after, hole.kind, texts)
             timing["post_ms"] = _ms_since(post)
         timing["total_ms"] = _ms_since(started)
         self.timings.append(timing)
-        return [Completion(t, line, col, hole.replace_end) for t in texts[: self.settings.candidates]]
+        start, end = offset, window.document_offset(hole.replace_end)
+        return [Completion(t, start, end) for t in texts[: self.settings.candidates]]
 
     async def _decode(self, uri: str, token: int, sampler, at: "_Cursor", alternatives: bool):
         """(result, context ms) of the model's fill at the cursor, or None when superseded or cancelled."""

@@ -60,8 +60,10 @@ def _in_string_or_comment_heuristic(before: str, language_id: str) -> bool:
     return quote is not None
 
 
-def choose_hole(text: str, line: int, col: int, language_id: str, *, in_comments: bool = False) -> Hole:
-    """The hole at (line, col), both 0-based, col in characters of that line."""
+def choose_hole(text: str, line: int, col: int, language_id: str, *, in_comments: bool = False,
+                syntax: bool = True) -> Hole:
+    """The hole at (line, col), both 0-based, col in characters of that line. `syntax` False: `text`
+    is a piece of a larger document, whose parse cannot be trusted; the line heuristics decide."""
     lines = text.split("\n")
     if not 0 <= line < len(lines) or not 0 <= col <= len(lines[line]):
         return Hole("none", col, "")
@@ -70,7 +72,7 @@ def choose_hole(text: str, line: int, col: int, language_id: str, *, in_comments
     indent = indentation(current)
 
     if not in_comments:
-        tree = parse(text, language_id)
+        tree = parse(text, language_id) if syntax else None
         inside = (_in_string_or_comment_tree(tree, line, col, lines) if tree is not None
                   else _in_string_or_comment_heuristic(before, language_id))
         if inside:

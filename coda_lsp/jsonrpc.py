@@ -7,9 +7,11 @@ So here:
 - `read_messages` reads frames with a size cap and resynchronises on the next
   `Content-Length:` header after stray bytes.
 - `Endpoint.handle_body` checks each message's envelope before anyone acts on
-  it. Every request whose id can be read gets an answer: -32700 (not JSON),
-  -32600 (not a valid request). An error whose id cannot be read is answered
-  with `"id": null`, as JSON-RPC 2.0 says.
+  it. Every request whose id can be read gets an answer: -32600 (not a valid
+  request). A body that is not JSON gets -32700 with `"id": null`, as JSON-RPC
+  2.0 says, even where it seems to begin with an id: that id may be a request
+  of the client's still in flight, which would then get two answers. A batch
+  (LSP has none) gets one -32600 with `"id": null`.
 - `Endpoint.request` sends the server's own requests and matches the client's
   answers to them; an answer that is not JSON-RPC fails the waiting request
   instead of leaving it waiting forever.
@@ -37,8 +39,6 @@ PARSE_ERROR, INVALID_REQUEST, METHOD_NOT_FOUND, INVALID_PARAMS, INTERNAL_ERROR =
 SERVER_NOT_INITIALIZED, REQUEST_CANCELLED = -32002, -32800
 
 _CONTENT_LENGTH = re.compile(rb"Content-Length:[ \t]*(\d+)", re.IGNORECASE)
-# The id of a body that is not JSON, when it comes first (or right after "jsonrpc"), as clients write it.
-_LEADING_ID = re.compile(rb'^\s*\{\s*(?:"jsonrpc"\s*:\s*"[^"]*"\s*,\s*)?"id"\s*:\s*(-?\d{1,18}|"(?:[^"\\]|\\.)*")\s*[,}]')
 
 
 class RpcError(Exception):
@@ -121,14 +121,10 @@ class Endpoint:
         try:
             data = json.loads(body)
         except (ValueError, RecursionError) as exc:  # not JSON, not UTF-8, or nested too deep
-            match = _LEADING_ID.match(body)
-            self.reject(json.loads(match.group(1)) if match else None, PARSE_ERROR,
-                        f"the message is not valid JSON ({type(exc).__name__}: {exc})")
+            self.reject(None, PARSE_ERROR, f"the message is not valid JSON ({type(exc).__name__}: {exc})")
             return
-        if isinstance(data, list):  # a batch: LSP has none
-            ids = [m.get("id") for m in data if isinstance(m, dict) and "method" in m and valid_id(m.get("id"))]
-            for msg_id in ids or [None]:
-                self.reject(msg_id, INVALID_REQUEST, "batches of messages are not supported by LSP")
+        if isinstance(data, list):  # a batch: LSP has none; one answer, as JSON-RPC 2.0 answers an invalid batch
+            self.reject(None, INVALID_REQUEST, "batches of messages are not supported by LSP")
             return
         if not isinstance(data, dict):
             self.reject(None, INVALID_REQUEST, f"a message must be a JSON object, got {type(data).__name__}")

@@ -17,6 +17,7 @@ import argparse
 import asyncio
 import logging
 import sys
+from typing import NamedTuple
 
 from lsprotocol import types as T
 
@@ -25,12 +26,13 @@ from coda_core.bundled import DEFAULT_MODEL_HELP
 from coda_core.choices import QUANTIZE
 
 from .commands import FILL_HOLES, IMPLEMENT, INSTRUCT, REGENERATE, carry_out
-from .documents import Snapshot, cursor, offset, offsets, selection_offsets
+from .documents import cursor, offset, offsets, selection_offsets
 from .edits import Edits
 from .engine import Engine
 from .jsonrpc import MAX_MESSAGE_BYTES
 from .protocol import LanguageServer
 from .settings import Settings
+from .window import Window
 
 EMPTY_WARNING = 5  # model answers in a row with nothing in them before the user is told
 # Notification to the client, {"state": "loading" | "ready" | "error", "model": str, "message"?: str,
@@ -114,14 +116,14 @@ def on_configuration(ls: CodaServer, params: T.DidChangeConfigurationParams) -> 
 async def _complete(ls: CodaServer, uri: str, position: T.Position, invoked: bool):
     """(snapshot, completions) at `position`; `invoked`: the user asked, so alternatives are worth their time."""
     doc = ls.documents.completable(uri)
-    point = cursor(doc, position) if doc is not None else None
-    if point is None:
+    at = cursor(doc, position) if doc is not None else None
+    if at is None:
         return None, []
-    source = doc.source  # the text the completions are for, whatever arrives meanwhile
+    snapshot = doc.snapshot  # the text the completions are for, whatever arrives meanwhile
     streak = ls.engine.empty_streak
-    completions = await ls.engine.complete(uri, source, *point, doc.language_id or "", alternatives=invoked)
+    completions = await ls.engine.complete(uri, snapshot.source, at, doc.language_id or "", alternatives=invoked)
     _report_empty_streak(ls, streak)
-    return (Snapshot.of(doc, source) if completions else None), completions
+    return snapshot, completions
 
 
 def _report_empty_streak(ls: CodaServer, before: int) -> None:
@@ -159,12 +161,40 @@ async def completion(ls: CodaServer, params: T.CompletionParams) -> T.Completion
 
 # -- code actions and their commands ---------------------------------------------
 
+class _Span(NamedTuple):
+    """What an edit works on: the window of the document around a span, and the span in it."""
+    language_id: str
+    source: str  # the document's text when the edit was planned
+    window: Window
+    start: int  # the span's offsets in the window's text
+    end: int
+
+
+def _span(ls: CodaServer, uri: str, line: int, offsets_in) -> _Span | None:
+    """The span `offsets_in(doc)` (character offsets) of the open document in its window; None where
+    no edit can be made (no such document or line, or text that is not valid Unicode)."""
+    doc = ls.documents.completable(uri, line)
+    if doc is None:
+        return None
+    start, end = offsets_in(doc)
+    window = ls.engine.window(doc.source, start, end)
+    if window is None:
+        return None
+    # A piece of a larger document gets the line heuristics of a language without a grammar (coda_lsp.window).
+    language_id = (doc.language_id or "") if window.whole else ""
+    return _Span(language_id, doc.source, window, start - window.start, end - window.start)
+
+
+async def _carry_out(ls: CodaServer, uri: str, span: _Span | None, plan) -> bool | dict:
+    return await carry_out(ls, uri, plan, span.source, span.window.start) if span else False
+
+
 @server.feature(T.TEXT_DOCUMENT_CODE_ACTION,
                 T.CodeActionOptions(code_action_kinds=[T.CodeActionKind.RefactorRewrite]))
 def code_actions(ls: CodaServer, params: T.CodeActionParams) -> list[T.CodeAction]:
     uri, rng = params.text_document.uri, params.range
-    doc = ls.documents.completable(uri, rng.start.line)
-    names = ls.edits.available(doc.source, *offsets(doc, rng), doc.language_id or "") if doc is not None else []
+    at = _span(ls, uri, rng.start.line, lambda doc: offsets(doc, rng))
+    names = ls.edits.available(at.window.text, at.start, at.end, at.language_id) if at else []
     return [T.CodeAction(title=title, kind=T.CodeActionKind.RefactorRewrite,
                          command=T.Command(title=title, command=command, arguments=arguments(uri, rng)))
             for title, command, arguments in map(ACTIONS.get, names)]
@@ -172,32 +202,29 @@ def code_actions(ls: CodaServer, params: T.CodeActionParams) -> list[T.CodeActio
 
 @server.command(REGENERATE)
 async def regenerate_selection(ls: CodaServer, uri: str, selection: T.Range) -> bool | dict:
-    doc = ls.documents.completable(uri, selection.start.line)
-    plan = doc and ls.edits.regenerate(uri, doc.source, *selection_offsets(doc, selection))
-    return await carry_out(ls, uri, plan)
+    at = _span(ls, uri, selection.start.line, lambda doc: selection_offsets(doc, selection))
+    return await _carry_out(ls, uri, at, at and ls.edits.regenerate(uri, at.window.text, at.start, at.end))
 
 
 @server.command(INSTRUCT)
 async def rewrite_with_instruction(ls: CodaServer, uri: str, selection: T.Range,
                                    instruction: str | None = None) -> bool | dict:
     """The instruction is optional (clients prompt for it); without it, a comment line above is used."""
-    doc = ls.documents.completable(uri, selection.start.line)
-    plan = doc and ls.edits.instruct(uri, doc.source, *selection_offsets(doc, selection), instruction)
-    return await carry_out(ls, uri, plan)
+    at = _span(ls, uri, selection.start.line, lambda doc: selection_offsets(doc, selection))
+    return await _carry_out(ls, uri, at, at and ls.edits.instruct(uri, at.window.text, at.start, at.end, instruction))
 
 
 @server.command(IMPLEMENT)
 async def implement_function(ls: CodaServer, uri: str, position: T.Position) -> bool | dict:
-    doc = ls.documents.completable(uri, position.line)
-    plan = doc and ls.edits.implement(uri, doc.source, offset(doc, position), doc.language_id or "")
-    return await carry_out(ls, uri, plan)
+    at = _span(ls, uri, position.line, lambda doc: (offset(doc, position),) * 2)
+    return await _carry_out(ls, uri, at, at and ls.edits.implement(uri, at.window.text, at.start, at.language_id))
 
 
 @server.command(FILL_HOLES)
 async def fill_holes(ls: CodaServer, uri: str, selection: T.Range) -> bool | dict:
-    doc = ls.documents.completable(uri, selection.start.line)
-    plan = doc and ls.edits.fill_holes(uri, doc.source, *offsets(doc, selection), doc.language_id or "")
-    return await carry_out(ls, uri, plan)
+    at = _span(ls, uri, selection.start.line, lambda doc: offsets(doc, selection))
+    return await _carry_out(ls, uri, at, at and ls.edits.fill_holes(uri, at.window.text, at.start, at.end,
+                                                                     at.language_id))
 
 
 # -- the command line ------------------------------------------------------------------

@@ -1,0 +1,139 @@
+"""`coda bench lsp --documents`: what large documents cost coda-lsp (issue 31's table).
+
+A raw JSON-RPC client starts `coda-lsp --stdio`, warms its model up on a
+small file, then opens each document shape: a minified bundle of 1 MB and of
+5 MB on one line, 100,000 lines, and the same with the cursor inside a block.
+On each it asks for an inline completion and a completion (both invoked, so
+neither is served from the shown-completions cache), `repeats` times, while
+sending a cheap request (a method the server does not serve) one after
+another. Reported per shape: the medians of both answers' times, the longest
+any cheap request waited, and how much the server's RSS grew over its size
+after the warm-up. Raw, not pygls: the client must see every answer as it
+arrives and read the server's RSS from /proc.
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import statistics
+import subprocess
+import sys
+import threading
+import time
+
+MINIFIED = "var a=function(b,c){return b+c*2};"
+
+
+def document_shapes() -> dict:
+    """name -> (language id, text, cursor line, cursor column)."""
+    one_mb = MINIFIED * (1_000_000 // len(MINIFIED))
+    five_mb = MINIFIED * (5 * 1024 * 1024 // len(MINIFIED) + 1)
+    flat = "".join(f"x_{i} = compute({i}, 'abc')\n" for i in range(100_000))
+    blocks = "".join(f"def f_{i}(a):\n" if i % 10 == 0 else f"    y_{i} = a + {i}\n" for i in range(100_000))
+    return {"1 MB, one line": ("javascript", one_mb, 0, len(one_mb) // 2),
+            "5 MB, one line": ("javascript", five_mb, 0, len(five_mb) // 2),
+            "100,000 lines": ("python", flat, 50_000, 6),
+            "100,000 lines, in a block": ("python", blocks, 50_004, len(f"    y_{50_004} = a + {50_004}"))}
+
+
+class _Client:
+    """`coda-lsp --stdio` in a process of its own; answers are taken off its stdout on a thread."""
+
+    def __init__(self):
+        self.process = subprocess.Popen([sys.executable, "-m", "coda_lsp.server", "--stdio"], stdin=subprocess.PIPE,
+                                        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        self.inbox: queue.Queue = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        out = self.process.stdout
+        while True:
+            header = out.readline()
+            if not header:
+                return
+            if header.lower().startswith(b"content-length:"):
+                length = int(header.split(b":")[1])
+                out.readline()  # the blank line after the header
+                self.inbox.put(json.loads(out.read(length)))
+
+    def send(self, message: dict) -> None:
+        body = json.dumps(message).encode()
+        self.process.stdin.write(b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+        self.process.stdin.flush()
+
+    def wait_for(self, test, timeout: float = 300.0) -> dict:
+        deadline = time.monotonic() + timeout
+        while True:
+            message = self.inbox.get(timeout=max(0.01, deadline - time.monotonic()))
+            if test(message):
+                return message
+
+    def rss_mb(self) -> float:
+        with open(f"/proc/{self.process.pid}/status") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith("VmRSS")) / 1024
+
+    def close(self) -> None:
+        try:
+            self.send({"jsonrpc": "2.0", "id": "bye", "method": "shutdown"})
+            self.wait_for(lambda m: m.get("id") == "bye", timeout=60)
+            self.send({"jsonrpc": "2.0", "method": "exit"})
+            self.process.wait(timeout=60)
+        finally:
+            self.process.kill()
+
+
+def _timed(client: _Client, msg_id: str, method: str, uri: str, line: int, col: int) -> tuple[float, float]:
+    """(seconds to the answer, the longest wait of a cheap request sent meanwhile)."""
+    params = {"textDocument": {"uri": uri}, "position": {"line": line, "character": col}}
+    if method == "textDocument/inlineCompletion":
+        params["context"] = {"triggerKind": 1}  # invoked
+    asked = time.monotonic()
+    client.send({"jsonrpc": "2.0", "id": msg_id, "method": method, "params": params})
+    longest = 0.0
+    for k in range(100_000):
+        sent = time.monotonic()
+        client.send({"jsonrpc": "2.0", "id": f"{msg_id}/ping/{k}", "method": "coda/ping"})
+        answer = client.wait_for(lambda m: m.get("id") in (msg_id, f"{msg_id}/ping/{k}"))
+        if answer["id"] == msg_id:
+            return time.monotonic() - asked, longest
+        longest = max(longest, time.monotonic() - sent)
+    raise RuntimeError(f"no answer to {method}")
+
+
+def bench_documents(model: str, settings: dict | None = None, repeats: int = 3) -> dict:
+    client = _Client()
+    try:
+        client.send({"jsonrpc": "2.0", "id": "init", "method": "initialize", "params": {
+            "capabilities": {}, "initializationOptions": {"model": model, **(settings or {})}}})
+        client.wait_for(lambda m: m.get("id") == "init")
+        client.send({"jsonrpc": "2.0", "method": "initialized", "params": {}})
+        status = client.wait_for(lambda m: m.get("method") == "coda/status" and m["params"]["state"] != "loading")
+        if status["params"]["state"] != "ready":
+            raise RuntimeError(status["params"].get("message", "the model did not load"))
+        client.send({"jsonrpc": "2.0", "method": "textDocument/didOpen", "params": {"textDocument": {
+            "uri": "file:///bench/small.py", "languageId": "python", "version": 1, "text": "def f(a):\n    return \n"}}})
+        _timed(client, "warm-up", "textDocument/inlineCompletion", "file:///bench/small.py", 1, 11)
+        idle = client.rss_mb()
+        rows = []
+        for n, (name, (language, text, line, col)) in enumerate(document_shapes().items()):
+            uri = f"file:///bench/{n}.{'js' if language == 'javascript' else 'py'}"
+            client.send({"jsonrpc": "2.0", "method": "textDocument/didOpen", "params": {"textDocument": {
+                "uri": uri, "languageId": language, "version": 1, "text": text}}})
+            row = {"document": name, "characters": len(text)}
+            longest = 0.0
+            for method, key in (("textDocument/inlineCompletion", "inline_ms"), ("textDocument/completion",
+                                                                                 "completion_ms")):
+                times = []
+                for r in range(repeats):
+                    seconds, waited = _timed(client, f"{n}/{key}/{r}", method, uri, line, col)
+                    times.append(seconds)
+                    longest = max(longest, waited)
+                row[key] = round(1000 * statistics.median(times), 1)
+            row["longest_wait_ms"] = round(1000 * longest, 1)
+            row["rss_growth_mb"] = round(client.rss_mb() - idle)
+            client.send({"jsonrpc": "2.0", "method": "textDocument/didClose", "params": {"textDocument": {"uri": uri}}})
+            rows.append(row)
+        return {"model": model, "repeats": repeats, "idle_rss_mb": round(idle), "documents": rows}
+    finally:
+        client.close()
