@@ -32,15 +32,15 @@ def choose_encoding(capabilities: T.ClientCapabilities) -> str:
     return next((e for e in offered if e in ENCODINGS), "utf-16")
 
 
-def _encoded(text: str, encoding: str) -> bytes:
-    return text.encode("utf-16-le" if encoding == "utf-16" else "utf-8", "surrogatepass")
+_CODECS = {"utf-16": ("utf-16-le", 2), "utf-8": ("utf-8", 1)}  # codec, bytes a code unit
 
 
 def units_of(text: str, encoding: str) -> int:
     """How many of the encoding's code units `text` takes (UTF-16 units, UTF-8 bytes, or characters)."""
     if encoding == "utf-32" or text.isascii():
         return len(text)
-    return len(_encoded(text, encoding)) // (2 if encoding == "utf-16" else 1)
+    codec, width = _CODECS[encoding]
+    return len(text.encode(codec, "surrogatepass")) // width
 
 
 def chars_in(text: str, units: int, encoding: str) -> int:
@@ -48,11 +48,16 @@ def chars_in(text: str, units: int, encoding: str) -> int:
     counts the whole character (the position is taken to be after it)."""
     if encoding == "utf-32" or text.isascii():
         return min(units, len(text))
-    width = 2 if encoding == "utf-16" else 1
-    data = _encoded(text, encoding)[: units * width]
-    codec = "utf-16-le" if encoding == "utf-16" else "utf-8"
-    whole = data.decode(codec, "ignore")  # a character cut in two is dropped...
-    return len(whole) + (len(_encoded(whole, encoding)) < len(data))  # ...and counted whole
+    codec, width = _CODECS[encoding]
+    data = text.encode(codec, "surrogatepass")
+    cut = min(units * width, len(data))
+    if encoding == "utf-8":
+        while cut < len(data) and data[cut] & 0xC0 == 0x80:  # inside a character: to its end
+            cut += 1
+    elif cut < len(data) and 0xDC00 <= int.from_bytes(data[cut:cut + 2], "little") <= 0xDFFF \
+            and 0xD800 <= int.from_bytes(data[cut - 2:cut], "little") <= 0xDBFF:  # between a pair's halves
+        cut += 2
+    return len(data[:cut].decode(codec, "surrogatepass"))
 
 
 class Snapshot(NamedTuple):
@@ -188,6 +193,6 @@ def selection_offsets(doc: Document, selection: T.Range) -> tuple[int, int]:
     snapshot = doc.snapshot
     start, end = snapshot.offset(selection.start), snapshot.offset(selection.end)
     if start == end:
-        line = snapshot.index.line_of(start)
+        line = selection.start.line
         return snapshot.index.start(line), snapshot.content_end(line)
     return start, end

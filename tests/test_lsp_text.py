@@ -70,3 +70,34 @@ def test_rows_on_newlines_only_round_trip():
     for offset in range(len(text) + 1):
         assert offset_at_row(text, *row_col(text, offset)) == offset
     assert row_col(text, text.index("e")) == (2, 0) and row_col(text, text.index("d")) == (1, 2)
+
+
+def test_client_columns_convert_as_counted_character_by_character():
+    """Columns convert through encoded slices (a 5 MB line is not walked character by character);
+    they must agree with counting each character's code units, a lone surrogate and a position
+    inside a character included (it means the character's end)."""
+    import random
+
+    from coda_lsp.documents import chars_in, units_of
+
+    def width(char, encoding):
+        if encoding == "utf-16":
+            return 2 if ord(char) > 0xFFFF else 1
+        return len(char.encode("utf-8", "surrogatepass")) if encoding == "utf-8" else 1
+
+    def counted(line, units, encoding):
+        seen = 0
+        for i, char in enumerate(line):
+            if seen >= units:
+                return i
+            seen += width(char, encoding)
+        return len(line)
+
+    rng = random.Random(0)
+    for _ in range(500):
+        line = "".join(rng.choice(["a", "é", "😀", "\ud800", "中"]) for _ in range(rng.randint(0, 8)))
+        for encoding in ("utf-16", "utf-8", "utf-32"):
+            for units in range(4 * len(line) + 2):
+                assert chars_in(line, units, encoding) == counted(line, units, encoding), (line, units, encoding)
+            for i in range(len(line) + 1):
+                assert units_of(line[:i], encoding) == sum(width(c, encoding) for c in line[:i])

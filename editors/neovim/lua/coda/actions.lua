@@ -32,7 +32,7 @@ local function range_params(client, bufnr, first, last, visual)
 end
 
 -- The server completes in no document of this size or more (coda_lsp.documents.MAX_DOCUMENT_BYTES).
-local MAX_DOCUMENT_BYTES = 5 * 1024 * 1024
+local MAX_DOCUMENT_BYTES = 32 * 1024 * 1024
 
 --- Why the server offered no `command` here, and what to do, as a message for the user.
 local function why_no_action(client, bufnr, command)
@@ -43,7 +43,7 @@ local function why_no_action(client, bufnr, command)
   elseif status.state ~= "ready" then
     return "the model is still loading; try again when :CodaStatus says ready."
   elseif vim.api.nvim_buf_get_offset(bufnr, vim.api.nvim_buf_line_count(bufnr)) >= MAX_DOCUMENT_BYTES then
-    return "this file is over the 5 MB that coda-lsp works in."
+    return "this file is over the 32 MB that coda-lsp works in."
   elseif command == "coda.implementFunction" then
     return "no function with a placeholder body (pass, ..., a TODO) at the cursor."
   elseif command == "coda.fillHoles" then
