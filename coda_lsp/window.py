@@ -16,12 +16,10 @@ out), so there the hole choice and the code actions use the line heuristics
 that languages without a grammar get, and candidates are not ranked by syntax.
 
 The window's edges sit on a grid of GRID characters, then move to the next line
-start, so typing does not move them: the parse of the window a keystroke ago
-is reused incrementally (coda_lsp.trees), and so are the context's tokens
-(coda_lsp.context) and the model's prefix cache. A line longer than half the
-window is cut by characters on the grid instead (the model then sees half a
-line at the edge, as it does for any line longer than its context).
-
+start, so typing does not move them: the context's tokens of a keystroke ago
+(coda_lsp.context) and the model's prefix cache stay usable. A line longer
+than half the window is cut by characters on the grid instead (the model then
+sees half a line at the edge, as it does for any line longer than its context).
 """
 
 from __future__ import annotations
