@@ -1,8 +1,9 @@
 """`coda bench lsp --documents`: what large documents cost coda-lsp (issue 31's table).
 
 A raw JSON-RPC client starts `coda-lsp --stdio`, warms its model up on a
-small file, then opens each document shape: a minified bundle of 1 MB and of
-5 MB on one line, 100,000 lines, and the same with the cursor inside a block.
+small file (the session's first completion, reported too), then opens each
+document shape: a minified bundle of 1 MB and of 5 MB on one line, 100,000
+lines, and the same with the cursor inside a block.
 On each it asks for an inline completion and a completion (both invoked, so
 neither is served from the shown-completions cache), `repeats` times, while
 sending a cheap request (a method the server does not serve) every 10 ms,
@@ -115,7 +116,7 @@ def bench_documents(model: str, settings: dict | None = None, repeats: int = 3) 
             raise RuntimeError(status["params"].get("message", "the model did not load"))
         client.send({"jsonrpc": "2.0", "method": "textDocument/didOpen", "params": {"textDocument": {
             "uri": "file:///bench/small.py", "languageId": "python", "version": 1, "text": "def f(a):\n    return \n"}}})
-        _timed(client, "warm-up", "textDocument/inlineCompletion", "file:///bench/small.py", 1, 11)
+        first, first_wait = _timed(client, "warm-up", "textDocument/inlineCompletion", "file:///bench/small.py", 1, 11)
         idle = client.rss_mb()
         rows = []
         for n, (name, (language, text, line, col)) in enumerate(document_shapes().items()):
@@ -136,6 +137,7 @@ def bench_documents(model: str, settings: dict | None = None, repeats: int = 3) 
             row["rss_growth_mb"] = round(client.rss_mb() - idle)
             client.send({"jsonrpc": "2.0", "method": "textDocument/didClose", "params": {"textDocument": {"uri": uri}}})
             rows.append(row)
-        return {"model": model, "repeats": repeats, "idle_rss_mb": round(idle), "documents": rows}
+        return {"model": model, "repeats": repeats, "first_completion_ms": round(1000 * first, 1),
+                "first_longest_wait_ms": round(1000 * first_wait, 1), "idle_rss_mb": round(idle), "documents": rows}
     finally:
         client.close()

@@ -182,8 +182,9 @@ def _bench_documents(model: str, settings: dict, as_json: bool) -> None:
     if as_json:
         print(json.dumps(result))
         return
-    print(f"coda-lsp on large documents ({model}; medians of {result['repeats']}; "
-          f"idle RSS {result['idle_rss_mb']} MB after a warm-up completion)")
+    print(f"coda-lsp on large documents ({model}; medians of {result['repeats']}; idle RSS "
+          f"{result['idle_rss_mb']} MB after the session's first completion, which took "
+          f"{result['first_completion_ms']} ms, other requests waiting up to {result['first_longest_wait_ms']} ms)")
     print(f"{'document':<28}{'inline ms':>11}{'completion ms':>15}{'longest wait ms':>17}{'RSS growth MB':>15}")
     for row in result["documents"]:
         print(f"{row['document']:<28}{row['inline_ms']:>11}{row['completion_ms']:>15}{row['longest_wait_ms']:>17}"

@@ -135,6 +135,7 @@ class ModelHost:
         try:
             sampler = Sampler.load(model, device=s.device, dtype=s.dtype, quantize=s.quantize,
                                    on_progress=self._download_progress(model))
+            sampler.newline_ids  # a line completion's stop needs them: worked out here, not on the first keystroke
         except (CodaError, ValueError, OSError, RuntimeError, TypeError) as exc:
             # a device that is not here: name the setting to change
             reason = f"{exc} (the device setting is {s.device!r})" if isinstance(exc, DeviceError) else exc

@@ -319,3 +319,12 @@ def test_a_stop_between_layers_lets_the_prefill_the_prefix_cache_keeps_finish(bu
         assert result.stats.stopped == "cancelled"
         assert entered.count == (1 if reused else layers) and len(sampler.prefix_cache) == 1
         assert result.stats.reused_prefix == (len(prefix) - 1 if reused else 0)
+
+
+def test_newline_ids_are_the_tokens_whose_text_breaks_a_line(bundled_tokenizer):
+    """Worked out through the Rust tokenizer (fast); the same set transformers' decode gives."""
+    sampler = make_sampler(bundled_tokenizer)
+    texts = bundled_tokenizer.batch_decode([[i] for i in range(sampler.model.config.vocab_size)])
+    wanted = [i for i, text in enumerate(texts) if "\n" in text or "\r" in text]
+    assert sampler.newline_ids.tolist() == wanted
+    assert any("\r" in texts[i] and "\n" not in texts[i] for i in wanted)  # a lone "\r" counts too
