@@ -77,7 +77,7 @@ class CommandRun:
         self.finished = True
 
 
-async def carry_out(ls, uri: str, plan: Edit | Unavailable | None, source: str = "", base: int = 0) -> bool | dict:
+async def carry_out(ls, uri: str, plan: Edit | Unavailable | None, source: str, base: int) -> bool | dict:
     """Run a planned edit and apply what it returns (one new text per span of the text it was
     planned on; None leaves a span alone) as one undoable edit. False when there is nothing to do.
     The plan was made on the window of the document `source` that starts at offset `base`

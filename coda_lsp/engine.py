@@ -7,10 +7,11 @@ steps) and the older one is answered with an empty result. A
 `$/cancelRequest` stops a request the same way.
 
 A completion is a short pipeline, each stage in the module named after it:
-take the part of the document around the cursor (window: the stages below
-never see more of a large document), locate the hole (holes), try the completions shown a keystroke ago (cache),
-take the context (context), decode on the model thread (models, then
-coda_core.sampler), filter and rank (postprocess). The code actions' edits run
+take the part of the document around the cursor (window: the stages after it
+never see more of a large document), locate the hole (holes), try the
+completions shown a keystroke ago (cache), take the context (context), decode
+on the model thread (models, then coda_core.sampler), filter and rank
+(postprocess). The code actions' edits run
 beside it, on the same model, in coda_lsp.edits.
 """
 

@@ -11,18 +11,16 @@ by the edit's length in one vector add.
 
 from __future__ import annotations
 
-import re
-
 import numpy as np
 
-_BREAK = re.compile(r"\r\n|\r|\n")
+from .text import LINE_BREAK
 MARGIN = 2  # characters around an edit whose line breaks may change with it ("\r" + "\n" join or part)
 
 
 def _starts_after_breaks(text: str, start: int, end: int) -> np.ndarray:
     """The offsets just after each line break that ends within text[start:end] (one more character is read:
     a "\\r" at `end` - 1 followed by "\\n" ends its break after `end`, not at it)."""
-    ends = [m.end() for m in _BREAK.finditer(text, start, min(end + 1, len(text)))]
+    ends = [m.end() for m in LINE_BREAK.finditer(text, start, min(end + 1, len(text)))]
     return np.array([e for e in ends if e <= end], dtype=np.int64)
 
 

@@ -1,14 +1,15 @@
 """Offsets, positions, byte points and indentation in a document's text; moving a span to where its text went.
 
-One module for every conversion the server, the engine, hole selection and
-the `coda` command line make, so each is written once.
+The conversions the engine, hole selection, the code actions and the `coda`
+command line make on a text they hold whole (a window of a document). An open
+document's own positions go through its line index instead
+(coda_lsp.documents, coda_lsp.lineindex), which counts lines the same way.
 
 Positions here are server units: (line, character) with characters counted
 as Python string characters and lines split as LSP counts them: on "\n",
 "\r\n" and "\r" only. `str.splitlines` also breaks on form feeds, U+0085,
 U+2028 and others, so a document holding one would put every later edit on
-the wrong line; coda-lsp's open documents split with `split_lines`
-instead (coda_lsp.documents).
+the wrong line; `split_lines` and coda_lsp.lineindex break only where LSP does.
 
 The engine and tree-sitter count rows on "\n" alone; `row_col` and
 `offset_at_row` convert at that boundary (they differ only where a lone "\r"
@@ -21,6 +22,7 @@ import re
 
 from lsprotocol import types as T
 
+LINE_BREAK = re.compile(r"\r\n|\r|\n")  # what LSP counts as a line break, and nothing else
 _LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+\Z")
 
 
