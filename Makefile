@@ -5,9 +5,11 @@
 #               torch, a CUDA build of several GB that runs on the CPU too)
 #               with the project, for the xla training backend's test;
 #   editors/vscode/node_modules   the VS Code extension's npm packages (npm ci);
-# then runs pytest and the extension's build and unit tests. Both suites run
-# even when the first fails (one red test must not hide another suite), and
-# `make test` fails if either did. Nothing installed by hand is needed; pip's
+#   editors/vscode/e2e/node_modules   code-server (a real VS Code) and Playwright, with
+#               Debian's chromium, ripgrep and libkrb5-dev (e2e/install.sh);
+# then runs pytest, the extension's build and unit tests, and its end-to-end suite
+# in a real VS Code. Every suite runs even when an earlier one fails (one red test
+# must not hide another suite), and `make test` fails if any did. Nothing installed by hand is needed; pip's
 # and npm's caches make reruns fast.
 # `make demo` shows the bundled coda-mini model completing code: `coda infill` on
 # two holes, then a scripted editor session against the real language server.
@@ -15,6 +17,8 @@
 # .venv-corpus holds the project's dependencies (constraints.txt) and the packages
 # of train/corpus-packages.txt, and `coda train corpus` runs in it (it reads the
 # environment it runs in). The GPU recipe train/recipes/mini-gpu.yaml trains on it.
+# `make screenshots` retakes the README's pictures (docs/images): ghost text in VS Code
+# and a rewrite in Neovim, from the real editors and the bundled model.
 # `make model` rebuilds coda-mini from this machine's own sources (corpus,
 # tokenizer, pre-train -> mid-train -> SFT; hours on a CPU, every finished step is
 # kept, so a rerun carries on) and ships it into coda_core/assets/coda-mini.
@@ -27,16 +31,19 @@ XLA_VENV  := .venv-xla
 XLA_STAMP := $(XLA_VENV)/.installed-stamp
 VSCODE := editors/vscode
 NPM_STAMP := $(VSCODE)/node_modules/.installed-stamp
+E2E := $(VSCODE)/e2e
+E2E_STAMP := $(E2E)/node_modules/.installed-stamp
 CORPUS_VENV  := .venv-corpus
 CORPUS_STAMP := $(CORPUS_VENV)/.installed-stamp
 CORPUS ?= runs/corpus
 
-.PHONY: test test-python test-vscode demo model corpus bench clean
+.PHONY: test test-python test-vscode test-vscode-e2e screenshots demo model corpus bench clean
 
-test: $(STAMP) $(XLA_STAMP) $(NPM_STAMP)
+test: $(STAMP) $(XLA_STAMP) $(NPM_STAMP) $(E2E_STAMP)
 	@failed=""; \
 	$(MAKE) --no-print-directory test-python || failed="$$failed pytest"; \
 	$(MAKE) --no-print-directory test-vscode || failed="$$failed vscode"; \
+	$(MAKE) --no-print-directory test-vscode-e2e || failed="$$failed vscode-e2e"; \
 	if [ -n "$$failed" ]; then echo "make test: failed:$$failed" >&2; exit 1; fi
 
 test-python: $(STAMP) $(XLA_STAMP)
@@ -45,6 +52,17 @@ test-python: $(STAMP) $(XLA_STAMP)
 # The extension's tests run against the real coda-lsp of the venv too (test/realServer.test.ts).
 test-vscode: $(NPM_STAMP) $(STAMP)
 	cd $(VSCODE) && npm run build && CODA_LSP_SERVER=$(CURDIR)/$(VENV)/bin/coda-lsp npm test
+
+# The extension in a real VS Code (code-server) driven from Chromium: editors/vscode/e2e.
+test-vscode-e2e: $(E2E_STAMP) $(NPM_STAMP) $(STAMP)
+	cd $(VSCODE) && npm run build
+	cd $(E2E) && CODA_LSP_SERVER=$(CURDIR)/$(VENV)/bin/coda-lsp npx playwright test --project e2e
+
+screenshots: $(E2E_STAMP) $(NPM_STAMP) $(STAMP)
+	cd $(VSCODE) && npm run build
+	cd $(E2E) && CODA_LSP_SERVER=$(CURDIR)/$(VENV)/bin/coda-lsp CODA_SCREENSHOTS=$(CURDIR)/docs/images \
+		npx playwright test --project screenshots
+	$(PY) editors/neovim/screenshot.py docs/images/neovim-rewrite.png
 
 demo: $(STAMP)
 	$(VENV)/bin/coda infill examples/area.py:5:12 --max-new-tokens 16
@@ -91,5 +109,10 @@ $(NPM_STAMP): $(VSCODE)/package.json $(VSCODE)/package-lock.json
 	cd $(VSCODE) && npm ci --no-audit --no-fund
 	touch $@
 
+$(E2E_STAMP): $(E2E)/package.json $(E2E)/package-lock.json $(E2E)/install.sh
+	$(E2E)/install.sh
+	touch $@
+
 clean:
-	rm -rf $(VENV) $(XLA_VENV) $(CORPUS_VENV) $(VSCODE)/node_modules $(VSCODE)/out .pytest_cache build *.egg-info
+	rm -rf $(VENV) $(XLA_VENV) $(CORPUS_VENV) $(VSCODE)/node_modules $(VSCODE)/out $(E2E)/node_modules \
+		$(E2E)/test-results .pytest_cache build *.egg-info

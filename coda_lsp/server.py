@@ -269,8 +269,8 @@ def main(argv: list[str] | None = None) -> int:
         logging.basicConfig(filename=args.log_file, level=logging.INFO)
     else:
         logging.basicConfig(stream=sys.stderr, level=logging.WARNING)
-    problems = server.engine.settings.update({"model": args.model, "device": args.device, "dtype": args.dtype,
-                                              "quantize": args.quantize})
+    problems = server.engine.settings.start_with({"model": args.model, "device": args.device, "dtype": args.dtype,
+                                                  "quantize": args.quantize})
     if problems:
         parser.error("; ".join(problems))
     if args.max_message_mb <= 0:

@@ -25,7 +25,7 @@ def _bounds(low: float | None = None, high: float | None = None) -> dict:
 @dataclass
 class Settings:
     # $CODA_MODEL, else the bundled coda-mini: an editor that names no model still gets one.
-    model: str = field(default_factory=default_model, metadata={"keep_on_empty": True})
+    model: str = field(default_factory=default_model, metadata={"empty_is_null": True})
     device: str = "auto"  # cpu, cuda, cuda:N or auto
     dtype: str = field(default="auto", metadata={"choices": DTYPES})
     # int8 weights where measured faster here: a quarter of fp32's bytes per step (coda_core.quantize, kernels)
@@ -42,12 +42,26 @@ class Settings:
 
     def __post_init__(self):
         self._refused: dict[str, tuple] = {}  # setting -> (type, value) last refused or clamped (not a field)
+        # What an editor's null goes back to: the values these settings were made with, then the
+        # server's command line (`start_with`). Not the value an editor set last: a user who clears
+        # coda.model after trying another model expects the server's own model back.
+        self._defaults = {f.name: getattr(self, f.name) for f in fields(self)}
+
+    def start_with(self, options: dict) -> list[str]:
+        """The server's command line (--model, --device, ...): applied like an editor's settings, and
+        what a setting goes back to when an editor clears it."""
+        problems = self.update(options)
+        for key, value in options.items():
+            if value is not None and snake_case(key) in SCHEMA:
+                self._defaults[snake_case(key)] = getattr(self, snake_case(key))
+        return problems
 
     def update(self, options: dict | None) -> list[str]:
         """Apply editor settings; returns one message per setting refused or clamped.
 
-        null resets a setting to its default (`languages`: every language),
-        except `model`, where null or "" keeps the model in use. Unknown keys
+        null resets a setting to the server's default for it (the command line's
+        value, else the built-in one; `languages`: every language), and so does ""
+        for `model` (the settings UI's empty box). Unknown keys
         are ignored: editors send their own settings in the same section.
         Editors send the whole section on every change: a value already
         refused is not reported again until it changes.
@@ -60,10 +74,9 @@ class Settings:
             spec = SCHEMA.get(name)
             if spec is None:
                 continue
-            if value is None or (spec.metadata.get("keep_on_empty") and value == ""):
+            if value is None or (spec.metadata.get("empty_is_null") and value == ""):
                 self._refused.pop(name, None)
-                if not spec.metadata.get("keep_on_empty"):
-                    setattr(self, name, _default(spec))
+                setattr(self, name, self._defaults[name])
                 continue
             checked, problem = _check(spec, key, value)
             seen = (type(value), value)  # type too: true is not 1

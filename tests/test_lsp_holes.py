@@ -104,6 +104,24 @@ def test_settings_accept_editor_spellings_and_null_resets():
     assert s.model == "models/tiny"  # null keeps the model the server was started with
 
 
+def test_a_cleared_setting_goes_back_to_the_servers_own_value_not_the_editors_last(monkeypatch):
+    """A user who tries another model, then clears coda.model, gets the server's model back
+    (its --model, else $CODA_MODEL, else coda-mini), not the one tried last."""
+    from coda_lsp.settings import Settings
+
+    monkeypatch.delenv("CODA_MODEL", raising=False)
+    s = Settings()
+    s.start_with({"model": "models/tiny", "device": "cpu", "dtype": None, "quantize": None})
+    s.update({"model": "models/other", "device": "cuda", "dtype": "float32"})
+    s.update({"model": "", "device": None, "dtype": None})  # the settings UI's empty box is "" for a path
+    assert (s.model, s.device, s.dtype) == ("models/tiny", "cpu", "auto")
+    plain = Settings()
+    plain.start_with({"model": None})
+    plain.update({"model": "models/other"})
+    plain.update({"model": None})
+    assert plain.model == "coda-mini"
+
+
 def test_settings_default_model_is_coda_model_else_coda_mini(monkeypatch):
     from coda_lsp.settings import Settings
 

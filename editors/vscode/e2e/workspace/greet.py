@@ -1,0 +1,7 @@
+def greet(name):
+    message = "Hello, " + name
+    print(message)
+    return message
+
+
+greet("world")
