@@ -91,44 +91,43 @@ test('Alt+] cycles to another candidate when completions are asked for', async (
   expect(await workbench.ghostText()).not.toBe(first);
 });
 
-test('Rewrite Selection regenerates the selection as one edit, and Undo restores it', async ({ window }) => {
-  const { workbench, server } = window;
-  const before = server.read('greet.py');
+/** Selects line 2 of greet.py (its text, not the indent) and runs Rewrite Selection with `instruction`. */
+async function rewriteLine2(window: Window, instruction: string): Promise<void> {
+  const { workbench } = window;
   await workbench.waitForReady();
   await workbench.open('greet.py');
   await workbench.goTo(2, 5);
   await workbench.page.keyboard.press('Shift+End');
   await workbench.runCommand('CoDA: Rewrite Selection');
   await expect(workbench.page.locator('.quick-input-widget .quick-input-title')).toHaveText('CoDA: Rewrite Selection');
-  await workbench.page.keyboard.press('Enter'); // no instruction: regenerate from the code around it
-  await expect(workbench.dirtyTab).toHaveCount(1, { timeout: ANSWER_MS });
-  await workbench.save();
-  const after = server.read('greet.py').split('\n');
-  const lines = before.split('\n');
-  expect(after[1]).not.toBe(lines[1]);
-  expect([after[0], ...after.slice(after.length - (lines.length - 2))]).toEqual([lines[0], ...lines.slice(2)]);
-  await workbench.page.keyboard.press('Control+Z');
-  await workbench.save();
-  expect(server.read('greet.py')).toBe(before);
-});
-
-test('Rewrite Selection with an instruction applies one edit, and Undo restores it', async ({ window }) => {
-  const { workbench, server } = window;
-  const before = server.read('greet.py');
-  await workbench.waitForReady();
-  await workbench.open('greet.py');
-  await workbench.goTo(2, 5);
-  await workbench.page.keyboard.press('Shift+End');
-  await workbench.runCommand('CoDA: Rewrite Selection');
-  await expect(workbench.page.locator('.quick-input-widget .quick-input-title')).toHaveText('CoDA: Rewrite Selection');
-  await workbench.page.keyboard.type('use an f-string');
+  await workbench.page.keyboard.type(instruction);
   await workbench.page.keyboard.press('Enter');
   await expect(workbench.dirtyTab).toHaveCount(1, { timeout: ANSWER_MS });
   await workbench.save();
-  expect(server.read('greet.py')).not.toBe(before);
-  await workbench.page.keyboard.press('Control+Z');
-  await workbench.save();
-  expect(server.read('greet.py')).toBe(before);
+}
+
+/** One Undo, and the file is `before` again: the command's change was one edit. */
+async function undoRestores(window: Window, name: string, before: string): Promise<void> {
+  await window.workbench.page.keyboard.press('Control+Z');
+  await window.workbench.save();
+  expect(window.server.read(name)).toBe(before);
+}
+
+test('Rewrite Selection regenerates the selection as one edit, and Undo restores it', async ({ window }) => {
+  const before = window.server.read('greet.py');
+  await rewriteLine2(window, ''); // no instruction: regenerate from the code around it
+  const after = window.server.read('greet.py').split('\n');
+  const lines = before.split('\n');
+  expect(after[1]).not.toBe(lines[1]);
+  expect([after[0], ...after.slice(after.length - (lines.length - 2))]).toEqual([lines[0], ...lines.slice(2)]);
+  await undoRestores(window, 'greet.py', before);
+});
+
+test('Rewrite Selection with an instruction applies one edit, and Undo restores it', async ({ window }) => {
+  const before = window.server.read('greet.py');
+  await rewriteLine2(window, 'use an f-string');
+  expect(window.server.read('greet.py')).not.toBe(before);
+  await undoRestores(window, 'greet.py', before);
 });
 
 test('Implement Function fills a placeholder body as one edit, and Undo restores it', async ({ window }) => {
@@ -143,9 +142,7 @@ test('Implement Function fills a placeholder body as one edit, and Undo restores
   const after = server.read('stats.py');
   expect(after.startsWith(before.split('    pass\n')[0])).toBe(true); // signature and docstring kept
   expect(after).not.toContain('    pass\n');
-  await workbench.page.keyboard.press('Control+Z');
-  await workbench.save();
-  expect(server.read('stats.py')).toBe(before);
+  await undoRestores(window, 'stats.py', before);
 });
 
 test('changing coda.model in the settings loads the new model in the running server', async ({ window }, testInfo) => {
