@@ -26,7 +26,7 @@ export const test = base.extend<{}, { window: Window }>({
         await server.stop();
       }
     },
-    { scope: 'worker', timeout: 60_000 },
+    { scope: 'worker', timeout: 120_000 },
   ],
 });
 

@@ -37,5 +37,7 @@ tar -C "$tmp/rg" -czf "$tmp/vscode-ripgrep-cache-1.15.11/ripgrep-v13.0.0-10-$tar
 
 # code-server's postinstall runs only when npm is told it may (allowScripts in package.json, and
 # unsafe-perm as root), and it builds native modules with node-gyp, which npx fetches (yes=true).
+# node-gyp would download Node's headers from nodejs.org; the nodesource package has them in /usr.
+if [ -f /usr/include/node/node.h ]; then export npm_config_nodedir=/usr; fi
 TMPDIR="$tmp" npm_config_yes=true npm_config_unsafe_perm=true npm ci --no-audit --no-fund --loglevel=error
 test -x node_modules/code-server/lib/vscode/node_modules/@vscode/ripgrep/bin/rg

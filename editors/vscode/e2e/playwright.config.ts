@@ -12,6 +12,9 @@ export default defineConfig({
   forbidOnly: true,
   retries: 0,
   timeout: 180_000,
+  // Deadlines, not pauses: a wait ends as soon as the page shows what it waits for. Generous,
+  // so that a busy 2-core machine is slow rather than red.
+  expect: { timeout: 20_000 },
   reporter: [['list']],
   outputDir: 'test-results',
   use: {
