@@ -51,9 +51,9 @@ class Settings:
         """The server's command line (--model, --device, ...): applied like an editor's settings, and
         what a setting goes back to when an editor clears it."""
         problems = self.update(options)
-        for key, value in options.items():
-            if value is not None and snake_case(key) in SCHEMA:
-                self._defaults[snake_case(key)] = getattr(self, snake_case(key))
+        for name in (snake_case(key) for key, value in options.items() if value is not None):
+            if name in SCHEMA:
+                self._defaults[name] = getattr(self, name)
         return problems
 
     def update(self, options: dict | None) -> list[str]:

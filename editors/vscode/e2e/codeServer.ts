@@ -13,7 +13,7 @@ import * as path from 'node:path';
 import * as readline from 'node:readline';
 
 /** editors/vscode: the extension, built (`npm run build`) before the suite runs. */
-export const EXTENSION = path.resolve(__dirname, '..');
+const EXTENSION = path.resolve(__dirname, '..');
 const CODE_SERVER = path.join(__dirname, 'node_modules', '.bin', 'code-server');
 const WORKSPACE_FILES = path.join(__dirname, 'workspace');
 

@@ -36,10 +36,7 @@ export class Workbench {
    * start of it with `prefix` (titles that name the remote end in its name).
    */
   async runCommand(title: string, { prefix = false } = {}): Promise<void> {
-    await this.page.keyboard.press('F1');
-    const input = this.page.locator('.quick-input-widget .quick-input-box input');
-    await expect(input).toBeFocused();
-    await input.fill(`>${title}`);
+    await this.quickInput('F1', `>${title}`);
     // The palette matches as it is typed: pick this command's own row, as a user clicks it.
     await this.page
       .locator('.quick-input-list .monaco-list-row')
@@ -49,27 +46,21 @@ export class Workbench {
 
   /** Opens a workspace file with Quick Open and waits until its editor has the keyboard. */
   async open(name: string): Promise<void> {
-    await this.page.keyboard.press('Control+P');
-    const input = this.page.locator('.quick-input-widget .quick-input-box input');
-    await expect(input).toBeFocused();
-    await input.fill(name);
+    await this.quickInput('Control+P', name);
     await expect(this.page.locator('.quick-input-list .monaco-list-row.focused')).toHaveAttribute(
       'aria-label',
       new RegExp(`^${escape(name)}`),
     );
     await this.page.keyboard.press('Enter');
     await expect(this.page.locator('.tab.active')).toHaveAttribute('aria-label', new RegExp(`^${escape(name)}`));
-    await expect(this.page.locator('.editor-group-container.active .monaco-editor textarea')).toBeFocused();
+    await expect(this.editorInput).toBeFocused();
   }
 
   /** Puts the cursor at 1-based `line`:`column` (Go to Line). */
   async goTo(line: number, column: number): Promise<void> {
-    await this.page.keyboard.press('Control+G');
-    const input = this.page.locator('.quick-input-widget .quick-input-box input');
-    await expect(input).toBeFocused();
-    await input.fill(`:${line}:${column}`);
+    await this.quickInput('Control+G', `:${line}:${column}`);
     await this.page.keyboard.press('Enter');
-    await expect(this.page.locator('.editor-group-container.active .monaco-editor textarea')).toBeFocused();
+    await expect(this.editorInput).toBeFocused();
     await expect(this.page.locator('.statusbar-item', { hasText: `Ln ${line}, Col ${column}` })).toBeVisible();
   }
 
@@ -91,8 +82,7 @@ export class Workbench {
   async writeSettings(scope: 'User' | 'Remote', settings: Record<string, unknown>): Promise<void> {
     await this.runCommand(`Preferences: Open ${scope} Settings (JSON)`, { prefix: true });
     await expect(this.page.locator('.tab.active')).toHaveAttribute('aria-label', /^settings\.json/);
-    const editor = this.page.locator('.editor-group-container.active .monaco-editor textarea');
-    await expect(editor).toBeFocused();
+    await expect(this.editorInput).toBeFocused();
     await this.page.keyboard.press('Control+A');
     // Pasted, as typing would get brackets and quotes auto-closed and lines indented.
     await this.page.context().grantPermissions(['clipboard-read', 'clipboard-write']);
@@ -100,6 +90,19 @@ export class Workbench {
     await this.page.keyboard.press('Control+V');
     await this.save();
     await this.runCommand('View: Close Editor');
+  }
+
+  /** The active editor's text input: focused when keys go to the code. */
+  private get editorInput(): Locator {
+    return this.page.locator('.editor-group-container.active .monaco-editor textarea');
+  }
+
+  /** Opens the quick input with `key` (F1, Quick Open, Go to Line) and fills in `text`. */
+  private async quickInput(key: string, text: string): Promise<void> {
+    await this.page.keyboard.press(key);
+    const input = this.page.locator('.quick-input-widget .quick-input-box input');
+    await expect(input).toBeFocused();
+    await input.fill(text);
   }
 
   /** The notifications on screen whose text names CoDA (toasts, not the notification center). */
