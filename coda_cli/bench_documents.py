@@ -141,3 +141,15 @@ def bench_documents(model: str, settings: dict | None = None, repeats: int = 3) 
                 "first_longest_wait_ms": round(1000 * first_wait, 1), "idle_rss_mb": round(idle), "documents": rows}
     finally:
         client.close()
+
+
+def format_documents(result: dict, model: str) -> str:
+    """The figures of `bench_documents` as a table, a row per document."""
+    lines = [f"coda-lsp on large documents ({model}; medians of {result['repeats']}; idle RSS "
+             f"{result['idle_rss_mb']} MB after the session's first completion, which took "
+             f"{result['first_completion_ms']} ms, other requests waiting up to {result['first_longest_wait_ms']} ms)",
+             f"{'document':<28}{'inline ms':>11}{'completion ms':>15}{'longest wait ms':>17}{'RSS growth MB':>15}"]
+    for row in result["documents"]:
+        lines.append(f"{row['document']:<28}{row['inline_ms']:>11}{row['completion_ms']:>15}"
+                     f"{row['longest_wait_ms']:>17}{row['rss_growth_mb']:>15}")
+    return "\n".join(lines)

@@ -11,6 +11,9 @@ back with items, and the last request of each line, which nothing
 supersedes, even when the model had nothing to suggest); superseded ones are
 counted apart, and so are the typed lines that got at least one visible
 (non-blank) suggestion. Timing starts once the server reports the model ready.
+Three more of the package's sources are open as other tabs, as in an editor, so
+the completions get snippets of them (contextFiles); `--compare-context` runs the
+typing once without those snippets first, and gives the ratio of the medians.
 """
 
 from __future__ import annotations
@@ -43,6 +46,20 @@ TYPED_LINES = [
     "    lines = [line.rstrip() for line in handle]",
     "    return sorted(counts.items(), key=lambda kv: kv[1])",
 ]
+
+
+OTHER_TABS = ("engine.py", "context.py", "documents.py")  # of coda_lsp, open beside the typed file
+
+
+def other_tabs() -> list[tuple[str, str, str]]:
+    """(uri, language id, text) of the other open tabs."""
+    return [(f"file:///bench/{name}", "python", (Path(coda_lsp.__file__).parent / name).read_text("utf-8"))
+            for name in OTHER_TABS]
+
+
+def open_other_tabs(client: LanguageClient) -> None:
+    for uri, _, text in other_tabs():
+        open_python(client, uri, text)
 
 
 def bench_file(lines: int = 2000) -> str:
@@ -88,6 +105,7 @@ async def _type_lines(client: LanguageClient, interval: float, pause: float) -> 
     """Type TYPED_LINES into the benchmark file, a request per keystroke, and time the answers."""
     uri = "file:///bench/example.py"
     text = bench_file()
+    open_other_tabs(client)
     open_python(client, uri, text)
     insert_line = typing_line(text.split("\n"))
     version = 1
@@ -156,6 +174,8 @@ async def _stages(model: str, settings: dict) -> list[dict]:
     error = engine.models.load()
     if error:
         raise CodaError(error)
+    tabs = other_tabs()
+    engine.project.open_documents = lambda: tabs
     lines = bench_file().split("\n")
     insert_line = typing_line(lines)
     for typed in TYPED_LINES:
@@ -182,12 +202,18 @@ def breakdown(model: str, settings: dict | None = None) -> dict:
     return out
 
 
-def bench_lsp(model: str, interval: float = 0.03, pause: float = 1.0, settings: dict | None = None) -> dict:
+def bench_lsp(model: str, interval: float = 0.03, pause: float = 1.0, settings: dict | None = None,
+              compare_context: bool = False) -> dict:
     """Latency while typing, with the server's `settings` (device, dtype, quantize). With a quantize
-    setting, the unquantized model's run comes first and is kept beside, with the ratio of the medians."""
+    setting, the unquantized model's run comes first and is kept beside, with the ratio of the medians;
+    with `compare_context`, a run without snippets of the other tabs (contextFiles 0)."""
     settings = {"device": "auto", "dtype": "auto", "quantize": "none", **(settings or {})}
     quantized = settings["quantize"] != "none"
-    baseline = bench_lsp(model, interval, pause, {**settings, "quantize": "none"}) if quantized else None
+    baseline = None
+    if quantized:
+        baseline = bench_lsp(model, interval, pause, {**settings, "quantize": "none"})
+    elif compare_context:
+        baseline = bench_lsp(model, interval, pause, {**settings, "contextFiles": 0})
     result = asyncio.run(_replay(model, interval, pause, settings))
     latencies = sorted(x * 1000 for x in result["latencies"])
 
@@ -201,7 +227,27 @@ def bench_lsp(model: str, interval: float = 0.03, pause: float = 1.0, settings: 
            "lines": len(TYPED_LINES), "lines_with_suggestion": result["lines_shown"],
            "p50_ms": round(statistics.median(latencies), 1) if latencies else None, "p95_ms": percentile(0.95)}
     if baseline is not None:
-        out["unquantized"] = baseline
+        out["unquantized" if quantized else "without_context_files"] = baseline
         if out["p50_ms"] and baseline["p50_ms"]:
             out["p50_speedup"] = round(baseline["p50_ms"] / out["p50_ms"], 2)
     return out
+
+
+def format_lsp(result: dict) -> str:
+    """The figures of `bench_lsp`, a line per run, the baseline run first."""
+    baseline = result.get("unquantized") or result.get("without_context_files")
+    lines = []
+    for run in ([baseline] if baseline else []) + [result]:
+        lines.append(f"coda-lsp while typing {run['keystrokes']} keystrokes, {run['interval_ms']:.0f} ms apart "
+                     f"({run['model']}, weights {run['quantize']}, contextFiles {run.get('contextFiles', 'default')}): "
+                     f"p50 {run['p50_ms']} ms, p95 {run['p95_ms']} ms over {run['answered']} answered requests "
+                     f"({run['superseded']} superseded or cancelled); {run['lines_with_suggestion']} of "
+                     f"{run['lines']} typed lines got a visible suggestion")
+    if "p50_speedup" in result:
+        over = (f"{result['quantize']} over unquantized" if "unquantized" in result
+                else "with snippets of the other tabs over without")
+        lines.append(f"p50 speedup of {over}: {result['p50_speedup']:.2f}x")
+    if "stages" in result:
+        lines.append("where an answer's time goes (medians, ms): " + ", ".join(
+            f"{key} {value}" for key, value in result["stages"].items()))
+    return "\n".join(lines)

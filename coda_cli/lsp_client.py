@@ -24,13 +24,15 @@ LOAD_TIMEOUT = 300.0  # seconds: enough for a hub model's download on a slow lin
 
 @asynccontextmanager
 async def running_server(client: LanguageClient, settings: dict | None = None,
-                         capabilities: T.ClientCapabilities | None = None) -> AsyncIterator:
+                         capabilities: T.ClientCapabilities | None = None, workspace_folders: list[str] = (),
+                         server_args: list[str] = ()) -> AsyncIterator:
     """Start `coda-lsp --stdio` for `client`, initialize it with `settings` (its initializationOptions:
     model, device, dtype, ...) and wait until the model is loaded; yields the server's ready status.
 
     A model that fails to load, or does not load within LOAD_TIMEOUT, is a CodaError (its message is
     the server's own). Register the client's other features before entering: they must be known when
-    the server starts talking.
+    the server starts talking. `workspace_folders` (file URIs) are the folders the client has open;
+    `server_args` go to `coda-lsp` after `--stdio`.
     """
     loaded = asyncio.get_running_loop().create_future()
 
@@ -39,10 +41,12 @@ async def running_server(client: LanguageClient, settings: dict | None = None,
         if status.state in ("ready", "error") and not loaded.done():
             loaded.set_result(status)
 
-    await client.start_io(sys.executable, "-m", "coda_lsp.server", "--stdio")
+    await client.start_io(sys.executable, "-m", "coda_lsp.server", "--stdio", *server_args)
     try:
+        folders = [T.WorkspaceFolder(uri, uri.rsplit("/", 1)[-1]) for uri in workspace_folders]
         await client.initialize_async(T.InitializeParams(capabilities=capabilities or T.ClientCapabilities(),
-                                                         initialization_options=settings or {}))
+                                                         initialization_options=settings or {},
+                                                         workspace_folders=folders or None))
         client.initialized(T.InitializedParams())
         try:
             status = await asyncio.wait_for(loaded, timeout=LOAD_TIMEOUT)

@@ -88,12 +88,12 @@ def print_result(result, as_json: bool) -> None:
 
 
 def cmd_infill(args) -> None:
+    from .infill import infill
+
     path, line, col = parse_target(args.target, r"(.+):(\d+):(\d+)", "FILE:LINE:COL")
-    before, after = split_at(read_source(path), int(line), int(col))
-    sampler = make_sampler(args)
-    tok = sampler.tokenizer
-    print_result(sampler.infill(tok.encode(before), tok.encode(after), args.max_new_tokens, n=args.n,
-                                seed=args.seed), args.json)
+    source = read_source(path)
+    before, after = split_at(source, int(line), int(col))
+    infill(args, make_sampler(args), path, source, before, after)
 
 
 def cmd_rewrite(args) -> None:
@@ -151,44 +151,20 @@ OWN_PARSERS = {"eval": run_eval, "train": run_train}
 
 
 def cmd_bench_lsp(args) -> None:
-    from .bench_lsp import bench_lsp, breakdown
+    from .bench_documents import bench_documents, format_documents
+    from .bench_lsp import bench_lsp, breakdown, format_lsp
 
     model = args.model or default_model()
     settings = {"device": args.device, "dtype": args.dtype, "quantize": args.quantize}
     if args.documents:
-        return _bench_documents(model, settings, args.json)
-    result = bench_lsp(model, interval=args.interval_ms / 1000, settings=settings)
+        result = bench_documents(model, settings)
+        print(json.dumps(result) if args.json else format_documents(result, model))
+        return
+    result = bench_lsp(model, interval=args.interval_ms / 1000, settings=settings,
+                       compare_context=args.compare_context)
     if args.breakdown:  # after the server run, so the two never share the CPU
         result["stages"] = breakdown(model, settings)
-    if args.json:
-        print(json.dumps(result))
-        return
-    for run in ([result["unquantized"]] if "unquantized" in result else []) + [result]:
-        print(f"coda-lsp while typing {run['keystrokes']} keystrokes, {run['interval_ms']:.0f} ms apart "
-              f"({model}, weights {run['quantize']}): p50 {run['p50_ms']} ms, p95 {run['p95_ms']} ms over "
-              f"{run['answered']} answered requests ({run['superseded']} superseded or cancelled); "
-              f"{run['lines_with_suggestion']} of {run['lines']} typed lines got a visible suggestion")
-    if "p50_speedup" in result:
-        print(f"p50 speedup of {args.quantize} over unquantized: {result['p50_speedup']:.2f}x")
-    if "stages" in result:
-        print("where an answer's time goes (medians, ms): " + ", ".join(
-            f"{key} {value}" for key, value in result["stages"].items()))
-
-
-def _bench_documents(model: str, settings: dict, as_json: bool) -> None:
-    from .bench_documents import bench_documents
-
-    result = bench_documents(model, settings)
-    if as_json:
-        print(json.dumps(result))
-        return
-    print(f"coda-lsp on large documents ({model}; medians of {result['repeats']}; idle RSS "
-          f"{result['idle_rss_mb']} MB after the session's first completion, which took "
-          f"{result['first_completion_ms']} ms, other requests waiting up to {result['first_longest_wait_ms']} ms)")
-    print(f"{'document':<28}{'inline ms':>11}{'completion ms':>15}{'longest wait ms':>17}{'RSS growth MB':>15}")
-    for row in result["documents"]:
-        print(f"{row['document']:<28}{row['inline_ms']:>11}{row['completion_ms']:>15}{row['longest_wait_ms']:>17}"
-              f"{row['rss_growth_mb']:>15}")
+    print(json.dumps(result) if args.json else format_lsp(result))
 
 
 def cmd_bench_forward(args) -> None:
@@ -262,6 +238,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("infill", help="complete the code at FILE:LINE:COL (1-based)")
     p.add_argument("target", metavar="FILE:LINE:COL")
     p.add_argument("--max-new-tokens", type=int, default=64)
+    p.add_argument("--related", nargs="+", metavar="PATH",
+                   help="other files to take snippets from, as if open beside FILE (the files FILE imports "
+                        "are read too, inside the current folder)")
+    p.add_argument("--context-files", type=int, metavar="TOKENS",
+                   help="tokens of snippets from other files (the server's contextFiles; 0: none)")
+    p.add_argument("--show-context", action="store_true",
+                   help="print what the model was given: snippets (file, lines, tokens), prefix and suffix tokens")
     sampler_options(p)
     p.set_defaults(func=cmd_infill)
 
@@ -322,6 +305,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--breakdown", action="store_true",
                    help="also replay the typing in process, one answer per keystroke, and report where "
                         "an answer's time goes (medians per stage)")
+    p.add_argument("--compare-context", action="store_true",
+                   help="first type without snippets of the other open tabs (contextFiles 0), side by side")
     p.add_argument("--documents", action="store_true",
                    help="instead of typing: completions on large documents (1 and 5 MB minified on one line, "
                         "100,000 lines), the longest wait of other requests meanwhile, and the server's RSS growth")

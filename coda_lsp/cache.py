@@ -17,6 +17,10 @@ class ShownCompletions:
     def __init__(self):
         self._shown: OrderedDict[tuple, list[str]] = OrderedDict()  # (before tail, after head, kind) -> texts
 
+    def clear(self) -> None:
+        """Forget every text shown (a benchmark's holes are each decoded, never typed ahead)."""
+        self._shown.clear()
+
     def remember(self, before: str, after: str, kind: str, texts: list[str]) -> None:
         key = (before[-BEFORE_KEPT:], after[:500], kind)
         self._shown[key] = texts

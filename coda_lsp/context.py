@@ -24,12 +24,15 @@ from __future__ import annotations
 import threading
 import weakref
 from collections import OrderedDict
+from dataclasses import dataclass
 
 from coda_core.budget import split_context
 
+from .related import pack, rank
+
 CHARS_PER_TOKEN = 8  # first guess at a window wide enough; code averages 3-4 characters per token
 LINE_STEP = 16  # the prefix keeps room for the cursor's line in steps of this many tokens
-MEMO_TEXTS = 8  # texts remembered per tokenizer: a keystroke's context tokenizes about 7
+MEMO_TEXTS = 16  # texts remembered per tokenizer: a keystroke's context tokenizes about 7, its snippets up to 8
 
 
 class _Memo:
@@ -144,3 +147,38 @@ def context_window(tokenizer, before: str, after: str, budget_before: int, budge
     if prefix_budget < len(prefix):  # cut again on a line boundary, not mid-line
         prefix = prefix_ids(tokenizer, before, prefix_budget)
     return prefix, suffix
+
+
+@dataclass(frozen=True)
+class ModelInput:
+    """What the model is given for a hole: token ids before and after it, and what they hold."""
+    prefix: list[int]  # the related snippets' tokens, then the document's prefix
+    suffix: list[int]
+    snippets: tuple  # coda_lsp.related.Snippet, as laid out (best last), with their token counts
+    document_prefix: int  # tokens of the document before the hole
+    related_budget: int
+
+    def describe(self) -> list[str]:
+        """One line per part, as `coda infill --show-context` prints it and the server logs it."""
+        lines = [f"related  {s.path}:{s.first_line}-{s.last_line}  {s.tokens} tokens ({s.reason})"
+                 for s in self.snippets]
+        related = len(self.prefix) - self.document_prefix
+        lines.append(f"related  {related} of {self.related_budget} tokens")
+        lines.append(f"prefix   {self.document_prefix} tokens of the document before the cursor")
+        lines.append(f"suffix   {len(self.suffix)} tokens of the document after it")
+        return lines
+
+
+def model_input(tokenizer, before: str, after: str, language_id: str, budget_before: int, budget_after: int,
+                total: int, related=(), related_budget: int = 0) -> ModelInput:
+    """The context builder, for the server and `coda infill`: snippets of `related` files
+    (coda_lsp.project.RelatedFile) within their own budget, at most a quarter of `total` so that
+    a model with a short context keeps most of it for the document, then the document around the
+    hole within what is left."""
+    snippets, ids = [], []
+    budget = min(related_budget, total // 4)
+    if related and budget > 0:
+        ids, snippets = pack(lambda text: _encode(tokenizer, text)[0], rank(list(related), before, after), budget,
+                             language_id)
+    prefix, suffix = context_window(tokenizer, before, after, budget_before, budget_after, total=total - len(ids))
+    return ModelInput(ids + prefix, suffix, tuple(snippets), len(prefix), budget)

@@ -134,6 +134,11 @@ class Documents:
     def __init__(self):
         self.encoding = "utf-16"  # set by `initialize`
         self._open: dict[str, Document] = {}
+        self.on_edit = lambda uri, line: None  # told the first line of each edit (coda_lsp.project's recent edits)
+
+    def texts(self) -> list[tuple[str, str, str]]:
+        """(uri, language id, text) of every open document."""
+        return [(doc.uri, doc.language_id or "", doc.source) for doc in self._open.values()]
 
     @staticmethod
     def key(uri: str) -> str:
@@ -153,6 +158,9 @@ class Documents:
             return
         for change in params.content_changes:
             doc.apply(change)
+            rng = getattr(change, "range", None)
+            if rng is not None:
+                self.on_edit(doc.uri, rng.start.line)
         doc.version = params.text_document.version
 
     def close(self, uri: str) -> None:

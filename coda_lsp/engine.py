@@ -11,13 +11,15 @@ take the part of the document around the cursor (window: the stages after it
 never see more of a large document), locate the hole (holes), try the
 completions shown a keystroke ago (cache), take the context (context), decode
 on the model thread (models, then coda_core.sampler), filter and rank
-(postprocess). The code actions' edits run
+(postprocess). The context holds snippets of the project's other files
+(project gathers them, related ranks them). The code actions' edits run
 beside it, on the same model, in coda_lsp.edits.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
 from collections import deque
@@ -26,10 +28,11 @@ from dataclasses import dataclass
 from coda_core.budget import canvas_sizes
 
 from .cache import ShownCompletions
-from .context import context_window
+from .context import ModelInput, model_input
 from .holes import Hole, choose_hole
 from .models import ModelHost
 from .postprocess import clean, rank_by_syntax
+from .project import Project, RelatedFile
 from .settings import Settings
 from .window import Window, chars_for
 
@@ -41,6 +44,7 @@ from .window import Window, chars_for
 LINE_SIZES = (16,)
 LINE_ALTERNATIVE_SIZES = (8, 16, 32)
 LINE_SUB_BLOCK = 4
+logger = logging.getLogger(__name__)
 
 
 def _ms_since(start: float) -> float:
@@ -56,14 +60,15 @@ class _Cursor:
     rest: str  # what stays after the completion: the text after the range it replaces
     replacing: bool  # the completion replaces text after the cursor (closers the editor inserted)
     hole: Hole
+    language_id: str
 
     @classmethod
-    def at(cls, window: Window, hole: Hole) -> "_Cursor":
+    def at(cls, window: Window, hole: Hole, language_id: str) -> "_Cursor":
         text, offset, col = window.text, window.cursor, window.col
         after = text[offset:]
         end = after.find("\n")
         return cls(text[:offset], after, after if end < 0 else after[:end], after[hole.replace_end - col:],
-                   hole.replace_end > col, hole)
+                   hole.replace_end > col, hole, language_id)
 
 
 @dataclass(frozen=True)
@@ -85,6 +90,8 @@ class Engine:
         self.shown = ShownCompletions()
         self.empty_streak = 0  # model answers in a row that had nothing left after cleaning
         self.timings: deque[dict] = deque(maxlen=1024)  # where each recent answer's time went (ms)
+        self.project = Project()  # the other files a completion may take snippets from (the server fills it)
+        self.last_context: ModelInput | None = None  # what the model was given for the last decode
 
     # -- requests ----------------------------------------------------------
 
@@ -135,13 +142,14 @@ class Engine:
                            in_comments=self.settings.complete_in_comments, syntax=window.whole)
         if hole.kind == "none":
             return []
-        at = _Cursor.at(window, hole)
+        at = _Cursor.at(window, hole, language_id)
         timing = {"hole_ms": _ms_since(started)}
         texts = None if alternatives else self.shown.typed_ahead(at.before, at.after, hole.kind)
         if texts is not None:
             timing["typed_ahead"] = True
         else:
-            result = await self._decode(uri, token, sampler, at, alternatives)
+            related = self.related_files(uri, language_id, source)
+            result = await self._decode(uri, token, sampler, at, related, alternatives)
             if result is None:
                 return []
             result, context_ms = result
@@ -159,29 +167,42 @@ class Engine:
         start, end = offset, window.document_offset(hole.replace_end)
         return [Completion(t, start, end) for t in texts[: self.settings.candidates]]
 
-    async def _decode(self, uri: str, token: int, sampler, at: "_Cursor", alternatives: bool):
+    def related_files(self, uri: str, language_id: str, source: str) -> list[RelatedFile]:
+        """The other files' texts a completion in `uri` may take snippets from, as the settings allow.
+        Gathered on the message loop, where the open documents change; ranked on the model thread."""
+        s = self.settings
+        if s.context_files <= 0:
+            return []
+        return self.project.files(uri, language_id, source, open_files=s.context_open_files,
+                                  imports=s.context_imports, recent_edits=s.context_recent_edits)
+
+    async def _decode(self, uri: str, token: int, sampler, at: "_Cursor", related: list[RelatedFile],
+                      alternatives: bool):
         """(result, context ms) of the model's fill at the cursor, or None when superseded or cancelled."""
         cancelled = threading.Event()
         stop = lambda: cancelled.is_set() or not self.is_current(uri, token)
         try:
-            result = await self.models.run(self._fill, sampler, at.before, at.after, at.hole.kind,
-                                           alternatives, stop)
+            result = await self.models.run(self._fill, sampler, at, related, alternatives, stop)
         except asyncio.CancelledError:
             cancelled.set()  # the decode on the model thread stops at its next step
             raise
         return result if result is not None and self.is_current(uri, token) else None
 
-    def _fill(self, sampler, before: str, after: str, kind: str, alternatives: bool, stop):
+    def _fill(self, sampler, at: "_Cursor", related: list[RelatedFile], alternatives: bool, stop):
         s = self.settings
         if stop():
             return None
+        kind = at.hole.kind
         sizes = self.canvas_sizes(kind, alternatives)
         started = time.perf_counter()
-        prefix, suffix = context_window(sampler.tokenizer, before, after, s.context_before, s.context_after,
-                                        total=sampler.max_context - max(sizes))
+        given = model_input(sampler.tokenizer, at.before, at.after, at.language_id, s.context_before,
+                            s.context_after, sampler.max_context - max(sizes), related, s.context_files)
         context_ms = _ms_since(started)
+        self.last_context = given
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug("context of a completion:\n  %s", "\n  ".join(given.describe()))
         # A newer keystroke stops this decode within a layer, so its own decode starts sooner.
-        result = sampler.infill(prefix, suffix, max(sizes), sizes=sizes, n=s.candidates, should_stop=stop,
+        result = sampler.infill(given.prefix, given.suffix, max(sizes), sizes=sizes, n=s.candidates, should_stop=stop,
                                 options=self.options(kind), first_line=kind == "line", between_layers=True)
         return None if result.stats.stopped else (result, context_ms)
 

@@ -243,6 +243,9 @@ class LanguageServer:
             position_encoding=self.documents.encoding,
             text_document_sync=T.TextDocumentSyncOptions(open_close=True, change=T.TextDocumentSyncKind.Incremental),
             execute_command_provider=T.ExecuteCommandOptions(commands=list(self.commands)) if self.commands else None,
+            workspace=T.WorkspaceOptions(workspace_folders=T.WorkspaceFoldersServerCapabilities(
+                supported=True, change_notifications=True)) if T.WORKSPACE_DID_CHANGE_WORKSPACE_FOLDERS in self.features
+            else None,
             **{CAPABILITIES[m]: options for m, options in self.feature_options.items() if m in CAPABILITIES})
         return T.InitializeResult(capabilities=capabilities, server_info=T.ServerInfo(self.name, self.version))
 

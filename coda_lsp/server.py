@@ -56,6 +56,9 @@ class CodaServer(LanguageServer):
         self.engine.models.on_status = lambda *status: self.from_any_thread(self.notify_status, *status)
         self.engine.models.on_error = lambda error: self.from_any_thread(self.show_message, error,
                                                                          T.MessageType.Error)
+        # The other files a completion takes snippets from: the open documents and their edits.
+        self.engine.project.open_documents = self.documents.texts
+        self.documents.on_edit = self.engine.project.edited
 
     def from_any_thread(self, send, *args) -> None:
         """Call `send(*args)` on the message loop: the model's loading and download threads report
@@ -96,6 +99,14 @@ server = CodaServer()
 def on_initialize(ls: CodaServer, params: T.InitializeParams) -> None:
     if isinstance(params.initialization_options, dict):
         ls.apply_settings(params.initialization_options)
+    # Imported files are read only inside these folders (coda_lsp.project).
+    ls.engine.project.set_roots([f.uri for f in params.workspace_folders or []]
+                                or [params.root_uri or params.root_path or ""])
+
+
+@server.feature(T.WORKSPACE_DID_CHANGE_WORKSPACE_FOLDERS)
+def on_workspace_folders(ls: CodaServer, params: T.DidChangeWorkspaceFoldersParams) -> None:
+    ls.engine.project.change_roots([f.uri for f in params.event.added], [f.uri for f in params.event.removed])
 
 
 @server.feature(T.INITIALIZED)
@@ -255,20 +266,19 @@ def main(argv: list[str] | None = None) -> int:
                         f"{DEFAULT_MODEL_HELP})")
     parser.add_argument("--device", help="cpu, cuda, cuda:N or auto")
     parser.add_argument("--dtype", help="auto, bfloat16, float16 or float32")
-    parser.add_argument("--quantize", choices=QUANTIZE,
-                        help="none (default) or int8: the linear layers' weights in int8, several times faster "
-                             "on a CPU")
+    parser.add_argument("--quantize", choices=QUANTIZE, help="none (default) or int8: the linear layers' "
+                        "weights in int8, several times faster on a CPU")
     parser.add_argument("--log-file", help="write the server log here (stdout carries the protocol)")
+    parser.add_argument("--log-level", choices=("debug", "info", "warning"),
+                        help="info with --log-file, else warning; debug adds what each completion's model was given")
     parser.add_argument("--max-message-mb", type=float, default=MAX_MESSAGE_BYTES / 2**20,
                         help="refuse (and skip) JSON-RPC messages larger than this (default: %(default).0f)")
     parser.add_argument("--check", action="store_true",
                         help="load the model, say whether that worked, and exit (for editors' health checks)")
     parser.add_argument("--version", action="version", version=f"coda-lsp {__version__}")
     args = parser.parse_args(argv)
-    if args.log_file:
-        logging.basicConfig(filename=args.log_file, level=logging.INFO)
-    else:
-        logging.basicConfig(stream=sys.stderr, level=logging.WARNING)
+    level = (args.log_level or ("info" if args.log_file else "warning")).upper()
+    logging.basicConfig(**({"filename": args.log_file} if args.log_file else {"stream": sys.stderr}), level=level)
     problems = server.engine.settings.start_with({"model": args.model, "device": args.device, "dtype": args.dtype,
                                                   "quantize": args.quantize})
     if problems:

@@ -24,6 +24,10 @@ export interface ServerSettings {
   blockSize: number;
   contextBefore: number;
   contextAfter: number;
+  contextFiles: number;
+  contextOpenFiles: boolean;
+  contextImports: boolean;
+  contextRecentEdits: boolean;
   candidates: number;
   languages: string[] | null;
   completeInComments: boolean;
@@ -44,6 +48,10 @@ const DEFAULTS: ServerSettings = {
   blockSize: 32,
   contextBefore: 1536,
   contextAfter: 512,
+  contextFiles: 512,
+  contextOpenFiles: true,
+  contextImports: true,
+  contextRecentEdits: true,
   candidates: 3,
   languages: null,
   completeInComments: false,
@@ -68,6 +76,10 @@ export function serverSettings(config: ConfigurationReader): ServerSettings {
     blockSize: read('blockSize'),
     contextBefore: read('contextBefore'),
     contextAfter: read('contextAfter'),
+    contextFiles: read('contextFiles'),
+    contextOpenFiles: read('contextOpenFiles'),
+    contextImports: read('contextImports'),
+    contextRecentEdits: read('contextRecentEdits'),
     candidates: read('candidates'),
     languages: read('languages'),
     completeInComments: read('completeInComments'),

@@ -19,8 +19,16 @@ M.defaults = {
   block_size = 32,
   context_before = 1536,
   context_after = 512,
+  -- Snippets of other files before the code, in tokens (0: none), and where they may come from.
+  context_files = 512,
+  context_open_files = true,
+  context_imports = true,
+  context_recent_edits = true,
   candidates = 3,
   complete_in_comments = false,
+  -- A buffer's workspace folder is the nearest folder above it holding one of these; files it imports
+  -- are read from there for context (coda-lsp reads none outside it). None found: no imported files.
+  root_markers = { ".git", "pyproject.toml", "setup.py", "package.json", "Cargo.toml", "go.mod" },
   filetypes = { "python", "javascript", "javascriptreact", "typescript", "typescriptreact", "go", "rust", "lua" },
   ghost_text = {
     enabled = true,
@@ -63,6 +71,10 @@ function M.server_settings(opts)
     blockSize = opts.block_size,
     contextBefore = opts.context_before,
     contextAfter = opts.context_after,
+    contextFiles = opts.context_files,
+    contextOpenFiles = opts.context_open_files,
+    contextImports = opts.context_imports,
+    contextRecentEdits = opts.context_recent_edits,
     candidates = opts.candidates,
     languages = opts.filetypes,
     completeInComments = opts.complete_in_comments,

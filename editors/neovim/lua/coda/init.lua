@@ -16,6 +16,7 @@ function M.setup(opts)
   vim.lsp.config("coda", {
     cmd = config.server_cmd(options),
     filetypes = options.filetypes,
+    root_markers = options.root_markers,
     init_options = settings,
     settings = { coda = settings },
   })

@@ -1,0 +1,219 @@
+"""The rest of the project, as a completion sees it: other open files, imported files, recent edits.
+
+A completion's model sees the code around the cursor; the code it names often lives in other
+files. Three sources offer it, each switched by a setting (coda_lsp.settings):
+
+    open files     the other documents open in the editor (`didOpen` gave their text)
+    imports        the files the current one imports, for the languages with a grammar, read
+                   from the workspace folders the client named
+    recent edits   the user's last edits in other open files
+
+`Project.files` gathers them as `RelatedFile`s; coda_lsp.related picks the snippets the model
+is given. Files are read only inside the workspace folders: a path whose real location (symlinks
+resolved) leaves them is not read, nor is a file over MAX_FILE_BYTES, and a missing or
+unreadable one is skipped, logged once, not per keystroke.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import threading
+from collections import OrderedDict, deque
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+from .trees import node_text, parse
+
+logger = logging.getLogger(__name__)
+
+MAX_FILE_BYTES = 256 * 1024  # a file larger than this is generated, vendored or minified: no snippets of it
+MAX_IMPORTS = 16  # imported files considered per document, in the order they are imported
+RECENT_EDITS = 16  # edits remembered, newest first; one per document and line area
+EDIT_LINES = 6  # an edit's snippet: this many lines above the edited line and below it
+READ_CACHE = 64  # imported files kept in memory, checked against their size and mtime before use
+
+
+@dataclass(frozen=True)
+class RelatedFile:
+    path: str  # as the model is shown it: relative to a workspace folder where inside one
+    text: str
+    source: str  # "open", "import" or "edit"
+    lines: tuple[int, int] | None = None  # for an edit: the 0-based line range around it
+
+
+def uri_to_path(uri: str) -> Path | None:
+    parsed = urlparse(uri)
+    return Path(unquote(parsed.path)) if parsed.scheme == "file" else None
+
+
+def _real_folder(folder) -> Path | None:
+    """A folder's real path (symlinks resolved), from a path or a file URI; None if it is not a folder."""
+    path = uri_to_path(folder) if "://" in str(folder) else Path(folder) if folder else None
+    return Path(os.path.realpath(path)) if path is not None and path.is_dir() else None
+
+
+class Project:
+    """Workspace folders, the open documents (a callable: the server's Documents), and recent edits."""
+
+    def __init__(self, open_documents=lambda: ()):
+        self.roots: list[Path] = []  # real paths of the workspace folders
+        self.open_documents = open_documents  # () -> iterable of (uri, language_id, source)
+        self._edits: deque[tuple[str, int]] = deque(maxlen=RECENT_EDITS)  # (uri, line), newest first
+        self._reads: OrderedDict[Path, tuple[tuple[int, int], str]] = OrderedDict()
+        self._skipped: set[Path] = set()  # logged once each
+        self._lock = threading.Lock()
+
+    def set_roots(self, folders) -> None:
+        """The client's workspace folders (paths or file URIs); imports are read only inside them."""
+        self.roots = [root for root in map(_real_folder, folders) if root is not None]
+
+    def change_roots(self, added, removed) -> None:
+        """`workspace/didChangeWorkspaceFolders`: folders (URIs or paths) opened and closed."""
+        gone = {_real_folder(folder) for folder in removed}
+        self.set_roots([root for root in self.roots if root not in gone] + list(added))
+
+    def edited(self, uri: str, line: int) -> None:
+        """The user changed `line` of `uri`: an edit near one already remembered replaces it."""
+        with self._lock:
+            for kept in list(self._edits):
+                if kept[0] == uri and abs(kept[1] - line) <= EDIT_LINES:
+                    self._edits.remove(kept)
+            self._edits.appendleft((uri, line))
+
+    def files(self, uri: str, language_id: str, source: str, *, open_files: bool = True, imports: bool = True,
+              recent_edits: bool = True) -> list[RelatedFile]:
+        """What the other sources offer a completion in `uri`, each file once, edits first."""
+        # An open document over the cap (a minified bundle, a log) would cost every keystroke its windows.
+        others = {u: (lang, text) for u, lang, text in self.open_documents()
+                  if unquote(u) != unquote(uri) and len(text) <= MAX_FILE_BYTES}
+        out: list[RelatedFile] = []
+        if recent_edits:
+            with self._lock:
+                edits = list(self._edits)
+            for edit_uri, line in edits:
+                if edit_uri in others:
+                    out.append(RelatedFile(self.shown_path(edit_uri), others[edit_uri][1], "edit",
+                                           (max(0, line - EDIT_LINES), line + EDIT_LINES + 1)))
+        if open_files:
+            out += [RelatedFile(self.shown_path(u), text, "open") for u, (_, text) in others.items()]
+        if imports:
+            seen = {uri_to_path(u) for u in others} | {uri_to_path(uri)}
+            for path in imported_paths(uri_to_path(uri), language_id, source, self.roots):
+                text = None if path in seen else self.read(path)
+                if text and text.strip():  # an empty __init__.py has nothing to show
+                    seen.add(path)
+                    out.append(RelatedFile(self.shown_path(path), text, "import"))
+        return out
+
+    def shown_path(self, where) -> str:
+        path = uri_to_path(where) if isinstance(where, str) else where
+        if path is None:
+            return str(where)
+        for root in self.roots:
+            if path.is_relative_to(root):
+                return path.relative_to(root).as_posix()
+        return path.name
+
+    def read(self, path: Path) -> str | None:
+        """The text of a file inside the workspace folders, or None: outside them once symlinks are
+        resolved, over MAX_FILE_BYTES, missing, unreadable or not text."""
+        real = Path(os.path.realpath(path))
+        if not any(real.is_relative_to(root) for root in self.roots):
+            return self._skip(path, "outside the workspace folders")
+        try:
+            stat = real.stat()
+        except OSError:
+            return self._skip(path, "missing")
+        if not real.is_file() or stat.st_size > MAX_FILE_BYTES:
+            return self._skip(path, f"not a regular file of at most {MAX_FILE_BYTES} bytes")
+        key = (stat.st_size, stat.st_mtime_ns)
+        with self._lock:
+            hit = self._reads.get(real)
+        if hit is not None and hit[0] == key:
+            return hit[1]
+        try:
+            text = real.read_bytes()[:MAX_FILE_BYTES].decode("utf-8")
+        except (OSError, UnicodeDecodeError):
+            return self._skip(path, "unreadable or not UTF-8")
+        with self._lock:
+            self._reads[real] = (key, text)
+            self._reads.move_to_end(real)
+            while len(self._reads) > READ_CACHE:
+                self._reads.popitem(last=False)
+        return text
+
+    def _skip(self, path: Path, why: str) -> None:
+        if path not in self._skipped:
+            self._skipped.add(path)
+            logger.debug("related file %s skipped: %s", path, why)
+        return None
+
+
+# -- imports --------------------------------------------------------------------------------
+# What a file imports, from its syntax tree's top-level import statements (so an import in a
+# string or a comment is not one), resolved to files the way the language's tools would find
+# them inside the workspace. Go and Rust name packages and crates, which need their build files
+# to resolve; they get no imported files.
+
+_JS_SUFFIXES = ("", ".ts", ".tsx", ".js", ".jsx", ".mjs", "/index.ts", "/index.tsx", "/index.js")
+_PY_FROM = re.compile(r"from\s+(\.*)([\w.]*)\s+import\s+\(?([^)]*)\)?", re.S)
+_PY_IMPORT = re.compile(r"import\s+(.+)", re.S)
+
+
+def imported_paths(path: Path | None, language_id: str, source: str, roots: list[Path]) -> list[Path]:
+    """Candidate files for the imports of `source` (at `path`), at most MAX_IMPORTS, in import order;
+    they may not exist (Project.read checks)."""
+    if path is None or language_id not in ("python", "javascript", "javascriptreact", "typescript",
+                                           "typescriptreact"):
+        return []
+    tree = parse(source[:MAX_FILE_BYTES], language_id)
+    if tree is None:
+        return []
+    data = source[:MAX_FILE_BYTES].encode("utf-8", "surrogatepass")
+    found: list[Path] = []
+    for node in tree.root_node.children:
+        if node.type in ("import_statement", "import_from_statement", "future_import_statement"):
+            text = node_text(node, data)
+            candidates = _python(path, text, roots) if language_id == "python" else _javascript(path, node, data)
+            found += [c for c in candidates if c not in found]
+        if len(found) >= MAX_IMPORTS:
+            break
+    return found[:MAX_IMPORTS]
+
+
+def _module_files(base: Path, dotted: str) -> list[Path]:
+    folder = base.joinpath(*dotted.split(".")) if dotted else base
+    return [folder.with_suffix(".py"), folder / "__init__.py"] if dotted else [folder / "__init__.py"]
+
+
+def _python(path: Path, statement: str, roots: list[Path]) -> list[Path]:
+    match = _PY_FROM.match(statement)
+    if match:
+        dots, module, names = match.groups()
+        if dots:  # relative: from the file's own package, one folder up per extra dot
+            if len(dots) - 1 >= len(path.parent.parents):
+                return []
+            bases = [path.parent.parents[len(dots) - 2] if len(dots) > 1 else path.parent]
+        else:
+            bases = [path.parent, *roots]
+        out = []
+        for base in bases:
+            out += _module_files(base, module) if module else []  # `from . import x` imports x
+            for name in re.findall(r"(\w+)(?:\s+as\s+\w+)?", names):  # `from pkg import module`
+                out += _module_files(base, f"{module}.{name}" if module else name)
+        return out
+    match = _PY_IMPORT.match(statement)
+    modules = [m.split(" as ")[0].strip() for m in match.group(1).split(",")] if match else []
+    return [p for m in modules if m for base in (path.parent, *roots) for p in _module_files(base, m)]
+
+
+def _javascript(path: Path, node, data: bytes) -> list[Path]:
+    source = node.child_by_field_name("source")
+    spec = node_text(source, data).strip("'\"`") if source is not None else ""
+    if not spec.startswith("."):  # a package from node_modules: not the project's code
+        return []
+    target = path.parent / spec
+    return [Path(os.path.normpath(f"{target}{suffix}")) for suffix in _JS_SUFFIXES]

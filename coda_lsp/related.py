@@ -1,0 +1,205 @@
+"""Snippets of other files for the model: which windows of lines, in what order, within a budget.
+
+Repository-level completion (RepoCoder, CrossCodeEval, RepoBench) and the assistants people use
+(Copilot's neighbouring tabs, Continue's imports and recent edits) give the model code from other
+files; it matters most where the answer names something defined there. Here:
+
+- The query is the code around the cursor: QUERY_BEFORE lines above the cursor's line and
+  QUERY_AFTER below it, but not the cursor's line itself, so typing on a line does not change
+  the ranking, the snippets stay the same, and the prefix cache keeps their K/V.
+- Each related file is cut into windows of WINDOW_LINES lines, every WINDOW_STEP lines, and a
+  window scores its Jaccard similarity to the query over identifier tokens (Copilot's measure).
+  Measured against BM25 in docs/EVAL.md ("Cross-file context").
+- A name used near the cursor (the cursor's line included) that another file defines puts that
+  definition first: the window starting at it ranks above every similar one.
+- A recent edit's lines rank next: what the user just changed is often what they use now.
+- Windows are taken best first, one per stretch of a file, until the token budget is spent.
+  They go before the document's prefix, best last (nearest the cursor), each after a comment
+  line naming its file.
+"""
+
+from __future__ import annotations
+
+import keyword
+import math
+import re
+import threading
+from collections import Counter, OrderedDict
+from dataclasses import dataclass
+
+from .project import RelatedFile
+from .trees import line_comment_markers
+
+WINDOW_LINES = 20
+WINDOW_STEP = 10
+QUERY_BEFORE = 20
+QUERY_AFTER = 10
+MIN_SIMILARITY = 0.05  # below this a window shares only a word or two with the query: noise
+MAX_SNIPPETS = 8
+DEFINITION, EDIT, SIMILAR = "definition", "edit", "similar"
+_RANK = {DEFINITION: 2.0, EDIT: 1.0, SIMILAR: 0.0}  # added to the similarity: the reason orders first
+
+IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# Words every file shares: they would make any two windows look alike.
+COMMON = frozenset(keyword.kwlist) | {"self", "cls", "this", "const", "let", "var", "function", "return", "func",
+                                      "fn", "pub", "mut", "int", "str", "string", "bool", "void", "new", "import",
+                                      "export", "default", "static", "public", "private", "true", "false", "null",
+                                      "undefined", "args", "kwargs", "i", "j", "k", "x", "y", "n", "s"}
+_DEFINES = re.compile(r"^[ \t]*(?:export\s+)?(?:async\s+)?(?:pub\s+)?(?:def|class|function|fn|func|struct|enum|"
+                      r"interface|type|trait|const|let|var)\s+([A-Za-z_]\w*)|^([A-Za-z_]\w*)\s*[:=][^=]", re.M)
+
+
+@dataclass(frozen=True)
+class Snippet:
+    path: str
+    first_line: int  # 1-based, inclusive
+    last_line: int
+    text: str
+    reason: str  # DEFINITION, EDIT or SIMILAR
+    score: float
+    tokens: int = 0  # with its comment line, once packed
+
+
+def words_of(text: str) -> Counter:
+    """The identifier tokens of `text` and how often each occurs, the words every file shares left out."""
+    return Counter(word for word in IDENTIFIER.findall(text) if word not in COMMON)
+
+
+def identifiers(text: str) -> set[str]:
+    return set(words_of(text))
+
+
+def jaccard(query: Counter, windows: list[Counter]) -> list[float]:
+    """|Q & W| / |Q | W| over the sets of identifiers: Copilot's measure for neighbouring tabs."""
+    q = query.keys()
+    return [len(q & w.keys()) / len(q | w.keys()) if q and w else 0.0 for w in windows]
+
+
+def bm25(query: Counter, windows: list[Counter], k1: float = 1.2, b: float = 0.75) -> list[float]:
+    """Okapi BM25 of each window for the query's identifiers, the windows being the corpus; scaled
+    so that the best is 1, to compare with Jaccard's range."""
+    if not windows:
+        return []
+    lengths = [sum(w.values()) for w in windows]
+    average = sum(lengths) / len(windows) or 1.0
+    df = Counter(word for w in windows for word in w.keys() & query.keys())
+    idf = {word: math.log(1 + (len(windows) - n + 0.5) / (n + 0.5)) for word, n in df.items()}
+    scores = [sum(idf[word] * w[word] * (k1 + 1) / (w[word] + k1 * (1 - b + b * length / average))
+                  for word in w.keys() & idf.keys()) for w, length in zip(windows, lengths)]
+    best = max(scores) or 1.0
+    return [score / best for score in scores]
+
+
+MEASURES = {"jaccard": jaccard, "bm25": bm25}
+
+
+class _Index:
+    """A file's windows (first line, last line, identifiers) and its definitions (name -> line),
+    computed once per text: a file changes far less often than the cursor moves."""
+
+    def __init__(self, text: str):
+        self.lines = text.split("\n")
+        self.windows = []
+        for start in range(0, max(1, len(self.lines) - WINDOW_LINES + WINDOW_STEP), WINDOW_STEP):
+            end = min(len(self.lines), start + WINDOW_LINES)
+            self.windows.append((start, end, words_of("\n".join(self.lines[start:end]))))
+        self.definitions: dict[str, tuple[int, int]] = {}  # name -> its lines [start, end)
+        for match in _DEFINES.finditer(text):
+            name = match.group(1) or match.group(2)
+            if name not in self.definitions:
+                start = text.count("\n", 0, match.start())
+                self.definitions[name] = (start, self._end_of(start))
+
+    def _end_of(self, start: int) -> int:
+        """Where the definition at line `start` ends: before the next line indented no deeper that
+        is not a closer (a `}` or `)` at its depth ends it too), at most WINDOW_LINES on."""
+        depth = _indent(self.lines[start])
+        for row in range(start + 1, min(len(self.lines), start + WINDOW_LINES)):
+            line = self.lines[row]
+            if line.strip() and _indent(line) <= depth:
+                return row + 1 if line.strip()[0] in ")]}" else row
+        return min(len(self.lines), start + WINDOW_LINES)
+
+
+def _indent(line: str) -> int:
+    return len(line) - len(line.lstrip())
+
+
+class _Indexes:
+    def __init__(self, size: int = 64):
+        self.size = size
+        self._lock = threading.Lock()
+        self._kept: OrderedDict[tuple[str, str], _Index] = OrderedDict()
+
+    def get(self, path: str, text: str) -> _Index:
+        key = (path, text)
+        with self._lock:
+            index = self._kept.get(key)
+            if index is not None:
+                self._kept.move_to_end(key)
+                return index
+        index = _Index(text)
+        with self._lock:
+            self._kept[key] = index
+            while len(self._kept) > self.size:
+                self._kept.popitem(last=False)
+        return index
+
+
+_indexes = _Indexes()
+
+
+def rank(files: list[RelatedFile], before: str, after: str, measure: str = "jaccard") -> list[Snippet]:
+    """Windows of `files` for a cursor between `before` and `after`, best first, none overlapping.
+    `measure`: the similarity of a window to the query, "jaccard" or "bm25" (coda bench crossfile)."""
+    above = before[:before.rfind("\n") + 1]
+    cursor_line = before[len(above):] + after.split("\n", 1)[0]
+    below = after.split("\n", 1)[1] if "\n" in after else ""
+    region = "".join(above.splitlines(keepends=True)[-QUERY_BEFORE:]) + "\n".join(below.split("\n")[:QUERY_AFTER])
+    query = words_of(region)
+    named = query.keys() | identifiers(cursor_line)
+    windows = []  # (path, lines, start, end, reason, words)
+    for file in files:
+        index = _indexes.get(file.path, file.text)
+        if file.source == "edit":
+            start, end = file.lines
+            windows.append((file.path, index.lines, start, min(end, len(index.lines)), EDIT, None))
+            continue
+        windows += [(file.path, index.lines, *index.definitions[name], DEFINITION, None)
+                    for name in named & index.definitions.keys()]
+        windows += [(file.path, index.lines, start, end, SIMILAR, words) for start, end, words in index.windows]
+    words = [w if w is not None else words_of("\n".join(lines[start:end])) for _, lines, start, end, _, w in windows]
+    found = []
+    for (path, lines, start, end, reason, _), similarity in zip(windows, MEASURES[measure](query, words)):
+        if reason == SIMILAR and similarity < MIN_SIMILARITY:
+            continue
+        while end > start + 1 and not lines[end - 1].strip():  # trailing blank lines say nothing
+            end -= 1
+        found.append(Snippet(path, start + 1, end, "\n".join(lines[start:end]), reason, _RANK[reason] + similarity))
+    found.sort(key=lambda s: (-s.score, s.path, s.first_line))
+    chosen: list[Snippet] = []
+    for candidate in found:
+        if not any(c.path == candidate.path and c.first_line <= candidate.last_line and
+                   candidate.first_line <= c.last_line for c in chosen):
+            chosen.append(candidate)
+    return chosen[:MAX_SNIPPETS]
+
+
+def render(snippet: Snippet, language_id: str) -> str:
+    """The snippet as the model sees it: a comment line naming its file, then its lines."""
+    marker = line_comment_markers(language_id)[0]
+    return f"{marker} {snippet.path}\n{snippet.text.rstrip()}\n\n"
+
+
+def pack(encode, snippets: list[Snippet], budget: int, language_id: str) -> tuple[list[int], list[Snippet]]:
+    """Token ids of the snippets that fit `budget`, taken best first and laid out best last, and
+    the snippets taken (with their token counts). `encode(text)` gives a text's token ids."""
+    taken: list[tuple[Snippet, list[int]]] = []
+    left = budget
+    for snippet in snippets:
+        ids = encode(render(snippet, language_id))
+        if len(ids) <= left:
+            taken.append((Snippet(**{**snippet.__dict__, "tokens": len(ids)}), ids))
+            left -= len(ids)
+    taken.reverse()
+    return [i for _, ids in taken for i in ids], [s for s, _ in taken]
