@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from coda_core.errors import CodaError
 from coda_core.syntax import LANGUAGE_BY_SUFFIX
 
 
@@ -32,7 +33,7 @@ def related_files(path: str, source: str, related: list[str], read_source, impor
                          recent_edits=False)
 
 
-def infill(args, sampler, path: str, source: str, before: str, after: str) -> None:
+def infill(args, make_sampler, path: str, source: str, before: str, after: str) -> None:
     from coda_lsp.context import model_input
     from coda_lsp.settings import Settings
 
@@ -40,7 +41,10 @@ def infill(args, sampler, path: str, source: str, before: str, after: str) -> No
 
     defaults = Settings(model="")
     budget = defaults.context_files if args.context_files is None else args.context_files
+    if budget < 0:
+        raise CodaError(f"--context-files must be 0 or more, got {budget}")
     files = related_files(path, source, args.related or [], read_source) if budget > 0 else []
+    sampler = make_sampler(args)  # after the files: a wrong path is told before the model loads
     given = model_input(sampler.tokenizer, before, after, language_of(path), defaults.context_before,
                         defaults.context_after, sampler.max_context - args.max_new_tokens, files, budget)
     result = sampler.infill(given.prefix, given.suffix, args.max_new_tokens, n=args.n, seed=args.seed)

@@ -93,7 +93,7 @@ def cmd_infill(args) -> None:
     path, line, col = parse_target(args.target, r"(.+):(\d+):(\d+)", "FILE:LINE:COL")
     source = read_source(path)
     before, after = split_at(source, int(line), int(col))
-    infill(args, make_sampler(args), path, source, before, after)
+    infill(args, make_sampler, path, source, before, after)
 
 
 def cmd_rewrite(args) -> None:
@@ -165,6 +165,13 @@ def cmd_bench_lsp(args) -> None:
     if args.breakdown:  # after the server run, so the two never share the CPU
         result["stages"] = breakdown(model, settings)
     print(json.dumps(result) if args.json else format_lsp(result))
+
+
+def cmd_bench_crossfile(args) -> None:
+    from .bench_crossfile import bench_crossfile, format_crossfile
+
+    result = bench_crossfile(args.model or [default_model()], holes=args.holes, seed=args.seed)
+    print(json.dumps(result) if args.json else format_crossfile(result))
 
 
 def cmd_bench_forward(args) -> None:
@@ -312,6 +319,14 @@ def build_parser() -> argparse.ArgumentParser:
                         "100,000 lines), the longest wait of other requests meanwhile, and the server's RSS growth")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_bench_lsp)
+
+    p = bench.add_parser("crossfile", help="cross-file context off vs on, on lines of held-out packages that use "
+                         "a name defined in another file of the package")
+    p.add_argument("--model", action="append", help=f"a model to complete with, repeatable ({DEFAULT_MODEL_HELP})")
+    p.add_argument("--holes", type=int, default=100, help="holes to cut (default %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="which holes (default %(default)s)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=cmd_bench_crossfile)
     return parser
 
 

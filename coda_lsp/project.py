@@ -22,6 +22,7 @@ import re
 import threading
 from collections import OrderedDict, deque
 from dataclasses import dataclass
+from typing import Iterator
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -30,7 +31,7 @@ from .trees import node_text, parse
 logger = logging.getLogger(__name__)
 
 MAX_FILE_BYTES = 256 * 1024  # a file larger than this is generated, vendored or minified: no snippets of it
-MAX_IMPORTS = 16  # imported files considered per document, in the order they are imported
+MAX_IMPORTS = 16  # imported files read per document, in the order they are imported
 RECENT_EDITS = 16  # edits remembered, newest first; one per document and line area
 EDIT_LINES = 6  # an edit's snippet: this many lines above the edited line and below it
 READ_CACHE = 64  # imported files kept in memory, checked against their size and mtime before use
@@ -100,12 +101,21 @@ class Project:
         if open_files:
             out += [RelatedFile(self.shown_path(u), text, "open") for u, (_, text) in others.items()]
         if imports:
-            seen = {uri_to_path(u) for u in others} | {uri_to_path(uri)}
-            for path in imported_paths(uri_to_path(uri), language_id, source, self.roots):
-                text = None if path in seen else self.read(path)
-                if text and text.strip():  # an empty __init__.py has nothing to show
-                    seen.add(path)
-                    out.append(RelatedFile(self.shown_path(path), text, "import"))
+            out += self._imported(uri, language_id, source, {uri_to_path(u) for u in others} | {uri_to_path(uri)})
+        return out
+
+    def _imported(self, uri: str, language_id: str, source: str, seen: set) -> list[RelatedFile]:
+        """The first MAX_IMPORTS files the document imports that exist inside the folders and have text."""
+        out = []
+        for path in imported_paths(uri_to_path(uri), language_id, source, self.roots):
+            if path in seen or not path.is_file():  # most candidates are guesses: one stat, and no log
+                continue
+            seen.add(path)
+            text = self.read(path)
+            if text and text.strip():  # an empty __init__.py has nothing to show
+                out.append(RelatedFile(self.shown_path(path), text, "import"))
+                if len(out) == MAX_IMPORTS:
+                    break
         return out
 
     def shown_path(self, where) -> str:
@@ -163,25 +173,41 @@ _PY_FROM = re.compile(r"from\s+(\.*)([\w.]*)\s+import\s+\(?([^)]*)\)?", re.S)
 _PY_IMPORT = re.compile(r"import\s+(.+)", re.S)
 
 
-def imported_paths(path: Path | None, language_id: str, source: str, roots: list[Path]) -> list[Path]:
-    """Candidate files for the imports of `source` (at `path`), at most MAX_IMPORTS, in import order;
-    they may not exist (Project.read checks)."""
+def imported_paths(path: Path | None, language_id: str, source: str, roots: list[Path]) -> Iterator[Path]:
+    """Candidate files for the imports of `source` (at `path`), in import order: the places each
+    import's module may be, most of which do not exist (Project.files reads the ones that do)."""
     if path is None or language_id not in ("python", "javascript", "javascriptreact", "typescript",
                                            "typescriptreact"):
-        return []
+        return
     tree = parse(source[:MAX_FILE_BYTES], language_id)
     if tree is None:
-        return []
+        return
     data = source[:MAX_FILE_BYTES].encode("utf-8", "surrogatepass")
-    found: list[Path] = []
-    for node in tree.root_node.children:
-        if node.type in ("import_statement", "import_from_statement", "future_import_statement"):
-            text = node_text(node, data)
-            candidates = _python(path, text, roots) if language_id == "python" else _javascript(path, node, data)
-            found += [c for c in candidates if c not in found]
-        if len(found) >= MAX_IMPORTS:
-            break
-    return found[:MAX_IMPORTS]
+    seen: set[Path] = set()
+    for node in _import_nodes(tree.root_node):
+        candidates = _python(path, node_text(node, data), roots) if language_id == "python" \
+            else _javascript(path, node, data)
+        for candidate in candidates:
+            if candidate not in seen:
+                seen.add(candidate)
+                yield candidate
+
+
+_IMPORTS = {"import_statement", "import_from_statement", "future_import_statement"}
+_BODIES = {"function_definition", "class_definition", "decorated_definition", "function_declaration",
+           "class_declaration", "method_definition", "arrow_function", "lexical_declaration", "expression_statement"}
+
+
+def _import_nodes(root):
+    """The module's import statements, in order, also inside top-level `try`, `if` and `with`
+    (`try: import x except ImportError: ...`), never inside a function or class."""
+    stack = list(reversed(root.children))
+    while stack:
+        node = stack.pop()
+        if node.type in _IMPORTS:
+            yield node
+        elif node.type not in _BODIES and node.child_count:
+            stack.extend(reversed(node.children))
 
 
 def _module_files(base: Path, dotted: str) -> list[Path]:

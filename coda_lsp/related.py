@@ -36,6 +36,7 @@ QUERY_BEFORE = 20
 QUERY_AFTER = 10
 MIN_SIMILARITY = 0.05  # below this a window shares only a word or two with the query: noise
 MAX_SNIPPETS = 8
+MIN_LINES = 3  # a window's part left beside the ones taken from its file is kept if it is at least this long
 DEFINITION, EDIT, SIMILAR = "definition", "edit", "similar"
 _RANK = {DEFINITION: 2.0, EDIT: 1.0, SIMILAR: 0.0}  # added to the similarity: the reason orders first
 
@@ -149,9 +150,11 @@ class _Indexes:
 _indexes = _Indexes()
 
 
-def rank(files: list[RelatedFile], before: str, after: str, measure: str = "jaccard") -> list[Snippet]:
+def rank(files: list[RelatedFile], before: str, after: str, measure: str = "jaccard",
+         definitions: bool = True) -> list[Snippet]:
     """Windows of `files` for a cursor between `before` and `after`, best first, none overlapping.
-    `measure`: the similarity of a window to the query, "jaccard" or "bm25" (coda bench crossfile)."""
+    `measure` ("jaccard" or "bm25") and `definitions` (named definitions first) are the choices
+    `coda bench crossfile` compares."""
     above = before[:before.rfind("\n") + 1]
     cursor_line = before[len(above):] + after.split("\n", 1)[0]
     below = after.split("\n", 1)[1] if "\n" in after else ""
@@ -166,7 +169,7 @@ def rank(files: list[RelatedFile], before: str, after: str, measure: str = "jacc
             windows.append((file.path, index.lines, start, min(end, len(index.lines)), EDIT, None))
             continue
         windows += [(file.path, index.lines, *index.definitions[name], DEFINITION, None)
-                    for name in named & index.definitions.keys()]
+                    for name in (named & index.definitions.keys() if definitions else ())]
         windows += [(file.path, index.lines, start, end, SIMILAR, words) for start, end, words in index.windows]
     words = [w if w is not None else words_of("\n".join(lines[start:end])) for _, lines, start, end, _, w in windows]
     found = []
@@ -179,10 +182,33 @@ def rank(files: list[RelatedFile], before: str, after: str, measure: str = "jacc
     found.sort(key=lambda s: (-s.score, s.path, s.first_line))
     chosen: list[Snippet] = []
     for candidate in found:
-        if not any(c.path == candidate.path and c.first_line <= candidate.last_line and
-                   candidate.first_line <= c.last_line for c in chosen):
-            chosen.append(candidate)
+        part = _outside(candidate, [c for c in chosen if c.path == candidate.path])
+        if part is not None:
+            chosen.append(part)
     return chosen[:MAX_SNIPPETS]
+
+
+def _outside(snippet: Snippet, taken: list[Snippet]) -> Snippet | None:
+    """The longest run of the snippet's lines that no taken snippet shows (a small file's one window
+    still shows what lies outside the definition taken from it), or None when under MIN_LINES."""
+    free = [(snippet.first_line, snippet.last_line)]
+    for t in taken:
+        free = [part for a, b in free for part in ((a, min(b, t.first_line - 1)), (max(a, t.last_line + 1), b))
+                if part[0] <= part[1]]
+    if not free:
+        return None
+    a, b = max(free, key=lambda part: part[1] - part[0])
+    if (a, b) == (snippet.first_line, snippet.last_line):
+        return snippet
+    lines = snippet.text.split("\n")[a - snippet.first_line:b - snippet.first_line + 1]
+    while lines and not lines[-1].strip():  # blank lines at its ends say nothing
+        lines.pop()
+    while lines and not lines[0].strip():
+        lines.pop(0)
+        a += 1
+    if len(lines) < MIN_LINES:
+        return None
+    return Snippet(snippet.path, a, a + len(lines) - 1, "\n".join(lines), snippet.reason, snippet.score)
 
 
 def render(snippet: Snippet, language_id: str) -> str:

@@ -115,13 +115,27 @@ def test_the_budget_holds_and_the_best_snippet_sits_nearest_the_code(bundled_tok
 
 def test_imports_resolve_inside_the_workspace(workspace):
     main = workspace / "pkg" / "main.py"
-    found = imported_paths(main, "python", "import os\nfrom pkg import config\nfrom .geometry import Rectangle\n"
-                           "# from pkg import nothing\n", [workspace])
+    found = list(imported_paths(main, "python", "import os\nfrom pkg import config\nfrom .geometry import Rectangle\n"
+                                "# from pkg import nothing\n", [workspace]))
     assert workspace / "pkg" / "config.py" in found and workspace / "pkg" / "geometry.py" in found
     assert not any("nothing" in str(p) for p in found)  # a comment is not an import
-    js = imported_paths(workspace / "web" / "app.ts", "typescript",
-                        "import { a } from './util';\nimport React from 'react';\n", [workspace])
-    assert workspace / "web" / "util.ts" in found + js and not any("react" in str(p) for p in js)
+    js = list(imported_paths(workspace / "web" / "app.ts", "typescript",
+                             "import { a } from './util';\nimport React from 'react';\n", [workspace]))
+    assert workspace / "web" / "util.ts" in js and not any("react" in str(p) for p in js)
+
+
+def test_imports_after_many_others_and_inside_try_are_read(workspace):
+    """Each import has several places its module may be: the ones that do not exist must not use up
+    the files read (a file importing the standard library first got none of its own package's)."""
+    stdlib = "".join(f"import {name}\n" for name in ("os", "re", "sys", "json", "math", "copy", "time", "random",
+                                                     "string", "typing", "pathlib", "logging", "functools"))
+    source = stdlib + "from pkg.config import parse_config\ntry:\n    from .geometry import Rectangle\n" \
+                      "except ImportError:\n    Rectangle = None\n\n\ndef f():\n    from pkg import hidden\n"
+    (workspace / "pkg" / "hidden.py").write_text("SECRET = 1\n")
+    project = Project()
+    project.set_roots([str(workspace)])
+    got = project.files((workspace / "pkg" / "main.py").as_uri(), "python", source)
+    assert [f.path for f in got] == ["pkg/config.py", "pkg/geometry.py"]  # not imports inside a function
 
 
 def test_files_are_read_only_inside_the_folders_and_under_the_cap(workspace, tmp_path, caplog):
