@@ -172,13 +172,19 @@ class ModelInput:
 def model_input(tokenizer, before: str, after: str, language_id: str, budget_before: int, budget_after: int,
                 total: int, related=(), related_budget: int = 0) -> ModelInput:
     """The context builder, for the server and `coda infill`: snippets of `related` files
-    (coda_lsp.project.RelatedFile) within their own budget, at most a quarter of `total` so that
-    a model with a short context keeps most of it for the document, then the document around the
-    hole within what is left."""
+    (coda_lsp.project.RelatedFile) within their own budget, then the document around the hole.
+
+    The snippets' tokens come out of the prefix's budget (`budget_before`), so the model's input
+    is no longer than without them and a keystroke costs what it did: on a model with 2,048
+    tokens of context, 512 more tokens made typing 36% slower (docs/PERFORMANCE.md). Code of other
+    files that the cursor's code names is worth more than the farthest lines of this one
+    (RepoCoder, CrossCodeEval). The document keeps at least half of `budget_before`, and at most
+    a quarter of `total` goes to snippets, so that a model with a short context keeps most of it."""
     snippets, ids = [], []
-    budget = min(related_budget, total // 4)
+    budget = min(related_budget, budget_before // 2, total // 4)
     if related and budget > 0:
         ids, snippets = pack(lambda text: _encode(tokenizer, text)[0], rank(list(related), before, after), budget,
                              language_id)
-    prefix, suffix = context_window(tokenizer, before, after, budget_before, budget_after, total=total - len(ids))
+    prefix, suffix = context_window(tokenizer, before, after, budget_before - len(ids), budget_after,
+                                    total=total - len(ids))
     return ModelInput(ids + prefix, suffix, tuple(snippets), len(prefix), budget)

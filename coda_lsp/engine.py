@@ -164,6 +164,7 @@ class Engine:
             timing["post_ms"] = _ms_since(post)
         timing["total_ms"] = _ms_since(started)
         self.timings.append(timing)
+        logger.debug("completion in %s: %s", uri, timing)
         start, end = offset, window.document_offset(hole.replace_end)
         return [Completion(t, start, end) for t in texts[: self.settings.candidates]]
 

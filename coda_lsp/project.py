@@ -20,6 +20,7 @@ import logging
 import os
 import re
 import threading
+import time
 from collections import OrderedDict, deque
 from dataclasses import dataclass
 from typing import Iterator
@@ -35,6 +36,7 @@ MAX_IMPORTS = 16  # imported files read per document, in the order they are impo
 RECENT_EDITS = 16  # edits remembered, newest first; one per document and line area
 EDIT_LINES = 6  # an edit's snippet: this many lines above the edited line and below it
 READ_CACHE = 64  # imported files kept in memory, checked against their size and mtime before use
+IMPORTS_TTL = 10.0  # seconds a document's resolved imports are kept while its import statements stay
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,7 @@ class Project:
         self.open_documents = open_documents  # () -> iterable of (uri, language_id, source)
         self._edits: deque[tuple[str, int]] = deque(maxlen=RECENT_EDITS)  # (uri, line), newest first
         self._reads: OrderedDict[Path, tuple[tuple[int, int], str]] = OrderedDict()
+        self._resolved: OrderedDict[str, tuple] = OrderedDict()  # uri -> (statements and roots, when, files)
         self._skipped: set[Path] = set()  # logged once each
         self._lock = threading.Lock()
 
@@ -107,8 +110,8 @@ class Project:
     def _imported(self, uri: str, language_id: str, source: str, seen: set) -> list[RelatedFile]:
         """The first MAX_IMPORTS files the document imports that exist inside the folders and have text."""
         out = []
-        for path in imported_paths(uri_to_path(uri), language_id, source, self.roots):
-            if path in seen or not path.is_file():  # most candidates are guesses: one stat, and no log
+        for path in self._existing_imports(uri, language_id, source):
+            if path in seen:
                 continue
             seen.add(path)
             text = self.read(path)
@@ -117,6 +120,31 @@ class Project:
                 if len(out) == MAX_IMPORTS:
                     break
         return out
+
+    def _existing_imports(self, uri: str, language_id: str, source: str) -> list[Path]:
+        """The files the document's imports name that exist, in import order. Each import has several
+        places its module may be (a 100-import file has hundreds, 4 ms of stats), so the answer is kept
+        per document while its import statements and the folders stay the same, for IMPORTS_TTL
+        seconds (a module created meanwhile is found then)."""
+        path = uri_to_path(uri)
+        statements = import_statements(language_id, source) if path is not None else ()
+        key = (statements, tuple(self.roots))
+        with self._lock:
+            kept = self._resolved.get(uri)
+        if kept is not None and kept[0] == key and time.monotonic() - kept[1] < IMPORTS_TTL:
+            return kept[2]
+        found = []
+        for candidate in candidate_paths(path, language_id, statements, self.roots):
+            if candidate.is_file():  # most candidates are guesses: one stat, and no log
+                found.append(candidate)
+                if len(found) == 2 * MAX_IMPORTS:  # room for empty and unreadable ones
+                    break
+        with self._lock:
+            self._resolved[uri] = (key, time.monotonic(), found)
+            self._resolved.move_to_end(uri)
+            while len(self._resolved) > READ_CACHE:
+                self._resolved.popitem(last=False)
+        return found
 
     def shown_path(self, where) -> str:
         path = uri_to_path(where) if isinstance(where, str) else where
@@ -173,24 +201,34 @@ _PY_FROM = re.compile(r"from\s+(\.*)([\w.]*)\s+import\s+\(?([^)]*)\)?", re.S)
 _PY_IMPORT = re.compile(r"import\s+(.+)", re.S)
 
 
-def imported_paths(path: Path | None, language_id: str, source: str, roots: list[Path]) -> Iterator[Path]:
-    """Candidate files for the imports of `source` (at `path`), in import order: the places each
-    import's module may be, most of which do not exist (Project.files reads the ones that do)."""
-    if path is None or language_id not in ("python", "javascript", "javascriptreact", "typescript",
-                                           "typescriptreact"):
-        return
+def import_statements(language_id: str, source: str) -> tuple[str, ...]:
+    """The module's import statements, as text (JavaScript: the module specifier), in order."""
+    if language_id not in ("python", "javascript", "javascriptreact", "typescript", "typescriptreact"):
+        return ()
     tree = parse(source[:MAX_FILE_BYTES], language_id)
     if tree is None:
-        return
+        return ()
     data = source[:MAX_FILE_BYTES].encode("utf-8", "surrogatepass")
+    if language_id == "python":
+        return tuple(node_text(node, data) for node in _import_nodes(tree.root_node))
+    specifiers = (node.child_by_field_name("source") for node in _import_nodes(tree.root_node))
+    return tuple(node_text(spec, data).strip("'\"`") for spec in specifiers if spec is not None)
+
+
+def candidate_paths(path: Path, language_id: str, statements, roots: list[Path]) -> Iterator[Path]:
+    """The places the modules of `statements` may be, in import order, each once; most do not exist."""
     seen: set[Path] = set()
-    for node in _import_nodes(tree.root_node):
-        candidates = _python(path, node_text(node, data), roots) if language_id == "python" \
-            else _javascript(path, node, data)
-        for candidate in candidates:
+    for statement in statements:
+        for candidate in _python(path, statement, roots) if language_id == "python" else _javascript(path, statement):
             if candidate not in seen:
                 seen.add(candidate)
                 yield candidate
+
+
+def imported_paths(path: Path | None, language_id: str, source: str, roots: list[Path]) -> Iterator[Path]:
+    """Candidate files for the imports of `source` (at `path`)."""
+    if path is not None:
+        yield from candidate_paths(path, language_id, import_statements(language_id, source), roots)
 
 
 _IMPORTS = {"import_statement", "import_from_statement", "future_import_statement"}
@@ -236,9 +274,7 @@ def _python(path: Path, statement: str, roots: list[Path]) -> list[Path]:
     return [p for m in modules if m for base in (path.parent, *roots) for p in _module_files(base, m)]
 
 
-def _javascript(path: Path, node, data: bytes) -> list[Path]:
-    source = node.child_by_field_name("source")
-    spec = node_text(source, data).strip("'\"`") if source is not None else ""
+def _javascript(path: Path, spec: str) -> list[Path]:
     if not spec.startswith("."):  # a package from node_modules: not the project's code
         return []
     target = path.parent / spec

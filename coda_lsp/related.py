@@ -14,7 +14,7 @@ files; it matters most where the answer names something defined there. Here:
   definition first: the window starting at it ranks above every similar one.
 - A recent edit's lines rank next: what the user just changed is often what they use now.
 - Windows are taken best first, one per stretch of a file, until the token budget is spent.
-  They go before the document's prefix, best last (nearest the cursor), each after a comment
+  They go before the document's prefix, definitions last (nearest the cursor), each after a comment
   line naming its file.
 """
 
@@ -160,10 +160,29 @@ def rank(files: list[RelatedFile], before: str, after: str, measure: str = "jacc
     below = after.split("\n", 1)[1] if "\n" in after else ""
     region = "".join(above.splitlines(keepends=True)[-QUERY_BEFORE:]) + "\n".join(below.split("\n")[:QUERY_AFTER])
     query = words_of(region)
+    indexes = [_indexes.get(file.path, file.text) for file in files]
     named = query.keys() | identifiers(cursor_line)
+    if definitions:  # the names of the cursor's line matter only where a file defines them
+        named &= set().union(*(index.definitions.keys() for index in indexes))
+    # While the user types on a line, the region and the files stay, and so does the answer.
+    key = (region, frozenset(named), measure, definitions,
+           tuple((f.path, id(f.text), f.source, f.lines) for f in files))
+    with _last_lock:
+        if _last and _last[0] == key:
+            return _last[1]
+    chosen = _rank(files, indexes, query, named, measure, definitions)
+    with _last_lock:
+        _last[:] = [key, chosen, files]  # the files too: their texts' ids stay theirs while kept
+    return chosen
+
+
+_last: list = []  # [key, snippets, files] of the latest ranking
+_last_lock = threading.Lock()
+
+
+def _rank(files, indexes, query: Counter, named: set[str], measure: str, definitions: bool) -> list[Snippet]:
     windows = []  # (path, lines, start, end, reason, words)
-    for file in files:
-        index = _indexes.get(file.path, file.text)
+    for file, index in zip(files, indexes):
         if file.source == "edit":
             start, end = file.lines
             windows.append((file.path, index.lines, start, min(end, len(index.lines)), EDIT, None))
@@ -185,7 +204,9 @@ def rank(files: list[RelatedFile], before: str, after: str, measure: str = "jacc
         part = _outside(candidate, [c for c in chosen if c.path == candidate.path])
         if part is not None:
             chosen.append(part)
-    return chosen[:MAX_SNIPPETS]
+            if len(chosen) == MAX_SNIPPETS:
+                break
+    return chosen
 
 
 def _outside(snippet: Snippet, taken: list[Snippet]) -> Snippet | None:
@@ -218,8 +239,13 @@ def render(snippet: Snippet, language_id: str) -> str:
 
 
 def pack(encode, snippets: list[Snippet], budget: int, language_id: str) -> tuple[list[int], list[Snippet]]:
-    """Token ids of the snippets that fit `budget`, taken best first and laid out best last, and
-    the snippets taken (with their token counts). `encode(text)` gives a text's token ids."""
+    """Token ids of the snippets that fit `budget`, taken best first, and the snippets taken (with
+    their token counts). `encode(text)` gives a text's token ids.
+
+    They are laid out by reason, definitions last (nearest the code), and within a reason by file
+    and line, not by score: when the cursor moves a line the scores shift and the order would
+    with them, while the set mostly stays, and the same set laid out the same way keeps the prefix
+    cache's K/V (`coda bench lsp` on a long-context model: see docs/PERFORMANCE.md)."""
     taken: list[tuple[Snippet, list[int]]] = []
     left = budget
     for snippet in snippets:
@@ -227,5 +253,5 @@ def pack(encode, snippets: list[Snippet], budget: int, language_id: str) -> tupl
         if len(ids) <= left:
             taken.append((Snippet(**{**snippet.__dict__, "tokens": len(ids)}), ids))
             left -= len(ids)
-    taken.reverse()
+    taken.sort(key=lambda t: (_RANK[t[0].reason], t[0].path, t[0].first_line))
     return [i for _, ids in taken for i in ids], [s for s, _ in taken]

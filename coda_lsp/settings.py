@@ -36,10 +36,9 @@ class Settings:
     block_size: int = field(default=32, metadata=_bounds(1, 256))
     context_before: int = field(default=1536, metadata=_bounds(0, 32768))  # tokens of prefix
     context_after: int = field(default=512, metadata=_bounds(0, 32768))  # tokens of suffix
-    # Tokens of snippets from other files (coda_lsp.related), before the prefix; 0 turns them off.
-    # 512: about 4 windows of 20 lines, most of what helps in RepoCoder's and CrossCodeEval's
-    # ablations, and a quarter more tokens than contextBefore + contextAfter for the real CoDA's first
-    # prefill; later keystrokes reuse their K/V. Never more than a quarter of the model's context.
+    # Tokens of snippets from other files (coda_lsp.related), before the prefix and out of its
+    # contextBefore tokens (so typing costs what it did); 0 turns them off. 512: about four windows of
+    # 20 lines, and a third of contextBefore, leaving the document the 1,024 tokens nearest the cursor.
     context_files: int = field(default=512, metadata=_bounds(0, 8192))
     context_open_files: bool = True  # snippets from the other documents open in the editor
     context_imports: bool = True  # from the files the current one imports, inside the workspace folders

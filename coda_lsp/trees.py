@@ -37,6 +37,10 @@ class _Trees:
 
     def parse(self, parser, language_id: str, source: bytes):
         with self._lock:
+            hit = self._recent.get((language_id, source))
+            if hit is not None:  # the same text asked again (the hole, then the imports): its tree, read-only
+                self._recent.move_to_end((language_id, source))
+                return hit
             best, kept = None, -1
             for (language, old), tree in self._recent.items():
                 if language == language_id:

@@ -14,7 +14,7 @@ import pytest
 
 from coda_lsp.context import model_input
 from coda_lsp.project import MAX_FILE_BYTES, Project, RelatedFile, imported_paths
-from coda_lsp.related import DEFINITION, EDIT, SIMILAR, rank
+from coda_lsp.related import DEFINITION, EDIT, SIMILAR, Snippet, pack, rank, render
 
 GEOMETRY = '''"""Shapes and their areas."""
 
@@ -91,15 +91,17 @@ def test_a_recent_edit_ranks_above_similar_code():
     assert snippets[0].reason == DEFINITION and snippets[1].reason == EDIT
 
 
-def test_the_budget_holds_and_the_best_snippet_sits_nearest_the_code(bundled_tokenizer):
+def test_the_budget_holds_and_definitions_sit_nearest_the_code_in_a_stable_order(bundled_tokenizer):
     before = MAIN[:MAIN.index("bigger.area()")]
-    related = files(config=UNRELATED, geometry=GEOMETRY)
+    related = files(config=UNRELATED, geometry=GEOMETRY) + [RelatedFile("notes.py", "n = 1\nm = 2\nk = 3\n", "edit",
+                                                                        (0, 3))]
     given = model_input(bundled_tokenizer, before, MAIN[len(before):], "python", 1536, 512, 4096, related, 512)
-    assert [s.reason for s in given.snippets] == [DEFINITION, DEFINITION]
-    best = rank(related, before, MAIN[len(before):])[0]
-    assert given.snippets[-1] == type(best)(**{**best.__dict__, "tokens": given.snippets[-1].tokens})
+    # by reason (edits, then definitions nearest the code), then by file and line: not by score, which
+    # shifts as the cursor moves while the set stays (and the same set keeps the prefix cache's K/V)
+    assert [(s.reason, s.first_line) for s in given.snippets] == [(EDIT, 1), (DEFINITION, 4), (DEFINITION, 13)]
+    assert [s.first_line for s in rank(related, before, MAIN[len(before):])] != [1, 4, 13]
     head = bundled_tokenizer.decode(given.prefix[:len(given.prefix) - given.document_prefix])
-    assert head.startswith("# geometry.py\n") and "class Rectangle" in head and "def scale_rectangle" in head
+    assert head.startswith("# notes.py\n") and "class Rectangle" in head and "def scale_rectangle" in head
     assert sum(s.tokens for s in given.snippets) == len(given.prefix) - given.document_prefix
 
     small = model_input(bundled_tokenizer, before, MAIN[len(before):], "python", 1536, 512, 4096, related, 40)
@@ -107,8 +109,27 @@ def test_the_budget_holds_and_the_best_snippet_sits_nearest_the_code(bundled_tok
     # a model with a short context gives snippets at most a quarter of it, and the document the rest
     short = model_input(bundled_tokenizer, before, MAIN[len(before):], "python", 1536, 512, 120, related, 512)
     assert len(short.prefix) - short.document_prefix <= 30 and len(short.prefix) + len(short.suffix) <= 120
+    # the snippets come out of the prefix's budget: the model's input is no longer than without them
+    long_before = "x = 1\n" * 2000 + before
+    tight = model_input(bundled_tokenizer, long_before, "\n", "python", 300, 512, 4096, related, 512)
+    alone = model_input(bundled_tokenizer, long_before, "\n", "python", 300, 512, 4096, related, 0)
+    assert len(tight.prefix) <= 300 and tight.document_prefix >= 150 and len(tight.snippets) >= 1
+    assert tight.document_prefix < alone.document_prefix <= 300
     off = model_input(bundled_tokenizer, before, MAIN[len(before):], "python", 1536, 512, 4096, related, 0)
     assert off.snippets == () and len(off.prefix) == off.document_prefix
+
+
+def test_snippets_are_laid_out_by_reason_file_and_line_not_by_score(bundled_tokenizer):
+    encode = lambda text: bundled_tokenizer.encode(text, add_special_tokens=False)
+    ranked = [Snippet("b.py", 4, 5, "def b():\n    pass", DEFINITION, 2.9),
+              Snippet("a.py", 13, 14, "def a():\n    pass", DEFINITION, 2.5),
+              Snippet("c.py", 1, 2, "x = 1\ny = 2", SIMILAR, 0.4),
+              Snippet("e.py", 7, 8, "z = 1\nw = 2", EDIT, 1.2)]
+    ids, laid_out = pack(encode, ranked, 512, "python")
+    assert [s.path for s in laid_out] == ["c.py", "e.py", "a.py", "b.py"]
+    assert ids == [i for s in laid_out for i in encode(render(s, "python"))]
+    _, first_two = pack(encode, ranked, sum(len(encode(render(s, "python"))) for s in ranked[:2]), "python")
+    assert [s.path for s in first_two] == ["a.py", "b.py"]  # taken best first: the budget holds the two best
 
 
 # -- sources and their safety ------------------------------------------------------------------
