@@ -186,7 +186,7 @@ def crossfile_holes(packages, holes: int = 100, seed: int = 0) -> list[Hole]:
 
 def held_out(holes: int) -> tuple[list, str]:
     """The bench split's packages, with the valid split's when bench has fewer than `holes` holes."""
-    from train.corpus import installed_packages, split_of, stdlib_packages
+    from coda_train.corpus import installed_packages, split_of, stdlib_packages
 
     every = stdlib_packages() + installed_packages()
     bench = [p for p in every if split_of(p.name) == "bench"]

@@ -5,7 +5,7 @@ import pytest
 
 from coda_cli import crossfile_holes as holes_module
 from coda_cli.bench_crossfile import bench_crossfile, crossfile_holes, format_crossfile, retrieval
-from train.corpus import Package
+from coda_train.corpus import Package
 
 CORE = '''\
 """Core: the names the other files use."""

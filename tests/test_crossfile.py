@@ -14,7 +14,7 @@ import pytest
 
 from coda_lsp.context import model_input
 from coda_lsp.project import MAX_FILE_BYTES, Project, RelatedFile, imported_paths
-from coda_lsp.related import DEFINITION, EDIT, SIMILAR, Snippet, pack, rank, render
+from coda_lsp.related import DEFINITION, EDIT, IMPORTED, SIMILAR, Snippet, pack, rank, render
 
 GEOMETRY = '''"""Shapes and their areas."""
 
@@ -66,6 +66,13 @@ def test_a_definition_named_at_the_cursor_ranks_first_and_unrelated_code_not_at_
     assert [s.reason for s in snippets[:2]] == [DEFINITION, DEFINITION]
     assert {(s.first_line, s.last_line) for s in snippets[:2]} == {(4, 10), (13, 14)}  # the class, the function
     assert all(s.path == "geometry.py" for s in snippets)  # config.py shares no names with the cursor's code
+
+
+def test_a_definition_the_file_imports_ranks_above_similar_code_when_not_named_nearby():
+    before = "from .geometry import (\n    Rectangle,\n)\n" + "\n" * 40 + "def parse(path):\n    "
+    snippets = rank(files(config=UNRELATED, geometry=GEOMETRY), before, "\n")
+    assert [(s.reason, s.path, s.first_line) for s in snippets[:1]] == [(IMPORTED, "geometry.py", 4)]
+    assert not any(s.reason == IMPORTED and s.first_line == 13 for s in snippets)  # not imported
 
 
 def test_similar_windows_rank_by_shared_identifiers():
@@ -177,6 +184,17 @@ def test_files_are_read_only_inside_the_folders_and_under_the_cap(workspace, tmp
     source = "from . import leak, huge, gone, geometry\n"
     got = project.files((workspace / "pkg" / "main.py").as_uri(), "python", source)
     assert [(f.path, f.source) for f in got] == [("pkg/geometry.py", "import")]
+
+
+def test_workspace_folders_follow_the_client(workspace, tmp_path):
+    other = tmp_path / "other"
+    other.mkdir()
+    project = Project()
+    project.set_roots([workspace.as_uri(), str(tmp_path / "missing")])  # a folder that is not there is no root
+    assert project.roots == [workspace.resolve()]
+    project.change_roots(added=[other.as_uri()], removed=[workspace.as_uri()])  # didChangeWorkspaceFolders
+    assert project.roots == [other.resolve()]
+    assert project.read(workspace / "pkg" / "geometry.py") is None
 
 
 def test_each_source_has_its_switch(workspace):
