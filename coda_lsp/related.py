@@ -167,7 +167,7 @@ def rank(files: list[RelatedFile], before: str, after: str, measure: str = "jacc
     above = before[:before.rfind("\n") + 1]
     cursor_line = before[len(above):] + after.split("\n", 1)[0]
     below = after.split("\n", 1)[1] if "\n" in after else ""
-    region = "".join(above.splitlines(keepends=True)[-QUERY_BEFORE:]) + "\n".join(below.split("\n")[:QUERY_AFTER])
+    region = _last_lines(above, QUERY_BEFORE) + "\n".join(below.split("\n", QUERY_AFTER)[:QUERY_AFTER])
     query = words_of(region)
     indexes = [_indexes.get(file.path, file.text) for file in files]
     named = query.keys() | identifiers(cursor_line)
@@ -185,6 +185,17 @@ def rank(files: list[RelatedFile], before: str, after: str, measure: str = "jacc
     with _last_lock:
         _last[:] = [key, chosen, files]  # the files too: their texts' ids stay theirs while kept
     return chosen
+
+
+def _last_lines(text: str, n: int) -> str:
+    """The last `n` lines of `text`, which ends with a line break or is empty (without splitting a
+    256 kB document on every keystroke)."""
+    cut = len(text)
+    for _ in range(n + 1):
+        cut = text.rfind("\n", 0, cut)
+        if cut < 0:
+            return text
+    return text[cut + 1:]
 
 
 _last: list = []  # [key, snippets, files] of the latest ranking
