@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import stat as stat_module
 import threading
 import time
 from collections import OrderedDict, deque
@@ -26,6 +27,7 @@ from dataclasses import dataclass
 from typing import Iterator
 from pathlib import Path
 from urllib.parse import unquote, urlparse
+from urllib.request import url2pathname
 
 from .trees import node_text, parse
 
@@ -33,6 +35,7 @@ logger = logging.getLogger(__name__)
 
 MAX_FILE_BYTES = 256 * 1024  # a file larger than this is generated, vendored or minified: no snippets of it
 MAX_IMPORTS = 16  # imported files read per document, in the order they are imported
+MAX_OPEN = 32  # open documents offered, the most recently opened (an editor with hundreds open ranks these)
 RECENT_EDITS = 16  # edits remembered, newest first; one per document and line area
 EDIT_LINES = 6  # an edit's snippet: this many lines above the edited line and below it
 READ_CACHE = 64  # imported files kept in memory, checked against their size and mtime before use
@@ -49,12 +52,38 @@ class RelatedFile:
 
 def uri_to_path(uri: str) -> Path | None:
     parsed = urlparse(uri)
-    return Path(unquote(parsed.path)) if parsed.scheme == "file" else None
+    return Path(url2pathname(parsed.path)) if parsed.scheme == "file" else None  # c%3A/ on Windows too
+
+
+def _read_regular(path: Path) -> bytes:
+    """At most MAX_FILE_BYTES of a regular file, read without following a symlink put in its place
+    since it was checked, and without blocking on a FIFO (OSError otherwise)."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+    try:
+        if not stat_module.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(f"{path} is not a regular file")
+        return os.read(fd, MAX_FILE_BYTES)
+    finally:
+        os.close(fd)
+
+
+def _unicode(text: str) -> bool:
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _folder_path(folder) -> Path | None:
+    return uri_to_path(folder) if "://" in str(folder) else Path(folder) if folder else None
 
 
 def _real_folder(folder) -> Path | None:
     """A folder's real path (symlinks resolved), from a path or a file URI; None if it is not a folder."""
-    path = uri_to_path(folder) if "://" in str(folder) else Path(folder) if folder else None
+    path = _folder_path(folder)
     return Path(os.path.realpath(path)) if path is not None and path.is_dir() else None
 
 
@@ -63,6 +92,7 @@ class Project:
 
     def __init__(self, open_documents=lambda: ()):
         self.roots: list[Path] = []  # real paths of the workspace folders
+        self._folders: list[Path] = []
         self.open_documents = open_documents  # () -> iterable of (uri, language_id, source)
         self._edits: deque[tuple[str, int]] = deque(maxlen=RECENT_EDITS)  # (uri, line), newest first
         self._reads: OrderedDict[Path, tuple[tuple[int, int], str]] = OrderedDict()
@@ -73,6 +103,9 @@ class Project:
     def set_roots(self, folders) -> None:
         """The client's workspace folders (paths or file URIs); imports are read only inside them."""
         self.roots = [root for root in map(_real_folder, folders) if root is not None]
+        # As the client names them too (a folder may be a symlink): candidates are checked against
+        # these by their text before any is looked up on disk.
+        self._folders = [Path(os.path.normpath(p)) for p in map(_folder_path, folders) if p is not None]
 
     def change_roots(self, added, removed) -> None:
         """`workspace/didChangeWorkspaceFolders`: folders (URIs or paths) opened and closed."""
@@ -91,8 +124,9 @@ class Project:
               recent_edits: bool = True) -> list[RelatedFile]:
         """What the other sources offer a completion in `uri`, each file once, edits first."""
         # An open document over the cap (a minified bundle, a log) would cost every keystroke its windows.
-        others = {u: (lang, text) for u, lang, text in self.open_documents()
-                  if unquote(u) != unquote(uri) and len(text) <= MAX_FILE_BYTES}
+        # Text that is not valid Unicode (JSON allows lone surrogates) cannot be tokenized.
+        others = {u: (lang, text) for u, lang, text in list(self.open_documents())[-MAX_OPEN:]
+                  if unquote(u) != unquote(uri) and len(text) <= MAX_FILE_BYTES and _unicode(text)}
         out: list[RelatedFile] = []
         if recent_edits:
             with self._lock:
@@ -134,8 +168,11 @@ class Project:
         if kept is not None and kept[0] == key and time.monotonic() - kept[1] < IMPORTS_TTL:
             return kept[2]
         found = []
+        inside = [*self.roots, *self._folders]
         for candidate in candidate_paths(path, language_id, statements, self.roots):
-            if candidate.is_file():  # most candidates are guesses: one stat, and no log
+            candidate = Path(os.path.normpath(candidate))
+            # Not even a stat outside the folders: `import //host/share/x` must not reach a network share.
+            if any(candidate.is_relative_to(folder) for folder in inside) and candidate.is_file():
                 found.append(candidate)
                 if len(found) == 2 * MAX_IMPORTS:  # room for empty and unreadable ones
                     break
@@ -173,9 +210,9 @@ class Project:
         if hit is not None and hit[0] == key:
             return hit[1]
         try:
-            text = real.read_bytes()[:MAX_FILE_BYTES].decode("utf-8")
+            text = _read_regular(real).decode("utf-8")
         except (OSError, UnicodeDecodeError):
-            return self._skip(path, "unreadable or not UTF-8")
+            return self._skip(path, "unreadable, not a regular file, or not UTF-8")
         with self._lock:
             self._reads[real] = (key, text)
             self._reads.move_to_end(real)
@@ -199,16 +236,17 @@ class Project:
 _JS_SUFFIXES = ("", ".ts", ".tsx", ".js", ".jsx", ".mjs", "/index.ts", "/index.tsx", "/index.js")
 _PY_FROM = re.compile(r"from\s+(\.*)([\w.]*)\s+import\s+\(?([^)]*)\)?", re.S)
 _PY_IMPORT = re.compile(r"import\s+(.+)", re.S)
+_DOTTED = re.compile(r"\w+(?:\.\w+)*")  # a module's name: never a path
 
 
 def import_statements(language_id: str, source: str) -> tuple[str, ...]:
     """The module's import statements, as text (JavaScript: the module specifier), in order."""
     if language_id not in ("python", "javascript", "javascriptreact", "typescript", "typescriptreact"):
         return ()
-    tree = parse(source[:MAX_FILE_BYTES], language_id)
+    data = source[:MAX_FILE_BYTES].encode("utf-8", "surrogatepass")
+    tree = parse(data, language_id)
     if tree is None:
         return ()
-    data = source[:MAX_FILE_BYTES].encode("utf-8", "surrogatepass")
     if language_id == "python":
         return tuple(node_text(node, data) for node in _import_nodes(tree.root_node))
     specifiers = (node.child_by_field_name("source") for node in _import_nodes(tree.root_node))
@@ -271,7 +309,8 @@ def _python(path: Path, statement: str, roots: list[Path]) -> list[Path]:
         return out
     match = _PY_IMPORT.match(statement)
     modules = [m.split(" as ")[0].strip() for m in match.group(1).split(",")] if match else []
-    return [p for m in modules if m for base in (path.parent, *roots) for p in _module_files(base, m)]
+    return [p for m in modules if _DOTTED.fullmatch(m) for base in (path.parent, *roots)
+            for p in _module_files(base, m)]
 
 
 def _javascript(path: Path, spec: str) -> list[Path]:

@@ -114,11 +114,12 @@ class _Index:
             end = min(len(self.lines), start + WINDOW_LINES)
             self.windows.append((start, end, words_of("\n".join(self.lines[start:end]))))
         self.definitions: dict[str, tuple[int, int]] = {}  # name -> its lines [start, end)
+        row, counted = 0, 0  # lines counted up to `counted`, one pass over the text
         for match in _DEFINES.finditer(text):
             name = match.group(1) or match.group(2)
+            row, counted = row + text.count("\n", counted, match.start()), match.start()
             if name not in self.definitions:
-                start = text.count("\n", 0, match.start())
-                self.definitions[name] = (start, self._end_of(start))
+                self.definitions[name] = (row, self._end_of(row))
 
     def _end_of(self, start: int) -> int:
         """Where the definition at line `start` ends: before the next line indented no deeper that
@@ -207,7 +208,7 @@ def imported_names(text: str) -> set[str]:
     one a file defines)."""
     names = set()
     for match in _IMPORTED_NAMES.finditer(text):
-        listed = next((group for group in match.groups() if group), "").split("#")[0]
+        listed = re.sub(r"#[^\n]*", "", next((group for group in match.groups() if group), ""))
         names |= {part.split()[0] for part in listed.replace("\n", ",").split(",") if part.split()}
     return names - COMMON
 
@@ -217,8 +218,9 @@ def _rank(files, indexes, query: Counter, named: set[str], imported: set[str], m
     windows = []  # (path, lines, start, end, reason, words)
     for file, index in zip(files, indexes):
         if file.source == "edit":
-            start, end = file.lines
-            windows.append((file.path, index.lines, start, min(end, len(index.lines)), EDIT, None))
+            start, end = (min(line, len(index.lines)) for line in file.lines)  # the file may have shrunk since
+            if start < end:
+                windows.append((file.path, index.lines, start, end, EDIT, None))
             continue
         for reason, names in ((DEFINITION, named), (IMPORTED, imported)) if definitions else ():
             windows += [(file.path, index.lines, *index.definitions[name], reason, None)

@@ -96,6 +96,8 @@ def test_a_recent_edit_ranks_above_similar_code():
     edited = RelatedFile("notes.py", "a = 1\nb = 2\nvalue = compute(a, b)\n", "edit", (0, 3))
     snippets = rank([edited, *files(geometry=GEOMETRY)], "rect = Rectangle(1, 2)\nwidth = rect.width\n", "")
     assert snippets[0].reason == DEFINITION and snippets[1].reason == EDIT
+    shrunk = RelatedFile("notes.py", "a = 1\n", "edit", (95, 108))  # edited at line 100, then cut to one line
+    assert rank([shrunk], "a = 2\n", "") == []
 
 
 def test_the_budget_holds_and_definitions_sit_nearest_the_code_in_a_stable_order(bundled_tokenizer):
@@ -186,6 +188,20 @@ def test_files_are_read_only_inside_the_folders_and_under_the_cap(workspace, tmp
     assert [(f.path, f.source) for f in got] == [("pkg/geometry.py", "import")]
 
 
+def test_imports_never_touch_paths_outside_the_folders_nor_block(workspace, tmp_path, caplog):
+    (tmp_path / "outside.ts").write_text("export const secret = 1;\n")
+    os.mkfifo(workspace / "pkg" / "pipe.py")  # opening it to read would wait for a writer
+    project = Project()
+    project.set_roots([str(workspace)])
+    caplog.set_level(logging.DEBUG, logger="coda_lsp.project")
+    web = (workspace / "web" / "app.ts").as_uri()
+    assert project.files(web, "typescript", "import { secret } from '../../outside';\n") == []
+    assert project.files((workspace / "pkg" / "main.py").as_uri(), "python",
+                         "import /etc/hosts\nimport //server/share/x\nfrom . import pipe\n") == []
+    assert project.read(workspace / "pkg" / "pipe.py") is None
+    assert not any("outside" in r.getMessage() or "hosts" in r.getMessage() for r in caplog.records)
+
+
 def test_workspace_folders_follow_the_client(workspace, tmp_path):
     other = tmp_path / "other"
     other.mkdir()
@@ -201,8 +217,9 @@ def test_each_source_has_its_switch(workspace):
     main_uri = (workspace / "pkg" / "main.py").as_uri()
     config_uri = (workspace / "pkg" / "config.py").as_uri()
     minified = ("file:///w/bundle.min.js", "javascript", "x" * (MAX_FILE_BYTES + 1))  # too large to offer
+    broken = ("file:///w/broken.py", "python", "x = '\ud800'\n")  # JSON allows a lone surrogate; tokenizers do not
     project = Project(open_documents=lambda: [(main_uri, "python", MAIN), (config_uri, "python", UNRELATED),
-                                              minified])
+                                              minified, broken])
     project.set_roots([str(workspace)])
     project.edited(config_uri, 1)
     sources = lambda **on: [f.source for f in project.files(main_uri, "python", MAIN, **on)]
