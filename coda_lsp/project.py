@@ -137,7 +137,7 @@ class Project:
                                            (max(0, line - EDIT_LINES), line + EDIT_LINES + 1)))
         if open_files:
             out += [RelatedFile(self.shown_path(u), text, "open") for u, (_, text) in others.items()]
-        if imports:
+        if imports and len(source) <= MAX_FILE_BYTES:  # a larger document is never parsed whole (coda_lsp.window)
             out += self._imported(uri, language_id, source, {uri_to_path(u) for u in others} | {uri_to_path(uri)})
         return out
 

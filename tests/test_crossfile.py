@@ -227,6 +227,9 @@ def test_each_source_has_its_switch(workspace):
     assert sources(recent_edits=False) == ["open", "import"]
     assert sources(open_files=False) == ["edit", "import"]
     assert sources(imports=False, open_files=False) == ["edit"]
+    # a document larger than a window is never parsed whole, so its imports are not read either
+    large = "from .geometry import Rectangle\n" + "x = 1\n" * (MAX_FILE_BYTES // 6)
+    assert [f.source for f in project.files(main_uri, "python", large)] == ["edit", "open"]
 
 
 # -- through the engine, the server and the CLI -------------------------------------------------
