@@ -1,6 +1,5 @@
 """Shared fixtures: the real CoDA-v0 config/tokenizer, a tiny random model, small configs."""
 
-import json
 import os
 import tempfile
 from pathlib import Path
@@ -76,21 +75,3 @@ def tiny_model(seed: int = 0):
 
     torch.manual_seed(seed)
     return CoDALanguageModel(preset_config("tiny")).eval()
-
-
-def frame(message) -> bytes:
-    """One JSON-RPC message (a dict, or raw body bytes) with its Content-Length header."""
-    body = message if isinstance(message, bytes) else json.dumps(message).encode()
-    return f"Content-Length: {len(body)}\r\n\r\n".encode() + body
-
-
-def read_frames(data: bytes) -> list[dict]:
-    """The JSON-RPC messages in a server's whole output."""
-    out = []
-    while data:
-        header, _, rest = data.partition(b"\r\n\r\n")
-        fields = dict(line.split(b":", 1) for line in header.split(b"\r\n"))
-        length = int(fields[b"Content-Length"])
-        out.append(json.loads(rest[:length]))
-        data = rest[length:]
-    return out

@@ -6,7 +6,7 @@
 terminal; keys go in with `tmux send-keys`. pynvim, on Neovim's --listen
 socket, only waits: for the model to be ready and for the rewrite's answer
 (the status line's state, and the LspRequest autocommand, as in
-tests/test_neovim.py). The screen
+tests/editors/test_neovim.py). The screen
 comes out of `tmux capture-pane -e` with its colours as ANSI escapes, goes
 into HTML, and Debian's Chromium (which the VS Code suite installs) renders
 it: the screen before the rewrite runs, and after.

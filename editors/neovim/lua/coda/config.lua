@@ -58,7 +58,7 @@ function M.server_cmd(opts)
 end
 
 --- The server's settings, as initializationOptions and didChangeConfiguration send them
---- (coda_lsp/settings.py is their schema; tests/test_settings_schema.py checks these against it).
+--- (coda_lsp/settings.py is their schema; tests/editors/test_settings_schema.py checks these against it).
 function M.server_settings(opts)
   opts = opts or M.options
   return {

@@ -15,7 +15,7 @@ from safetensors.torch import load_file
 
 from coda_core.tokenizer import BUNDLED_TOKENIZER, load_tokenizer
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 RECIPES = ROOT / "train" / "recipes"
 CODA = [sys.executable, "-m", "coda_cli"]
 

@@ -1,8 +1,6 @@
 """coda-lsp end to end over stdio, with the client capabilities of VS Code and Neovim."""
 
 import asyncio
-import contextlib
-import os
 import subprocess
 import sys
 
@@ -16,38 +14,7 @@ from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
 URI = "file:///project/example.py"
 SOURCE = "import math\n\n\ndef area(radius):\n    return \n\n\nprint(area(2))\n"
 CURSOR = T.Position(line=4, character=11)
-SERVER = [sys.executable, "-m", "coda_lsp.server", "--stdio"]
-
-
-def environment(**extra) -> dict:
-    """This environment with $CODA_MODEL unset (the hub offline), plus `extra`."""
-    env = {k: v for k, v in os.environ.items() if k != "CODA_MODEL"}
-    return {**env, "HF_HUB_OFFLINE": "1", **extra}
-
-
-@contextlib.asynccontextmanager
-async def server_with_statuses(options: dict, env: dict | None = None, capabilities: str = "neovim"):
-    """A coda-lsp initialized with `options`, and the coda/status notifications it sends (a list)."""
-    client = await ClientServerConfig(server_command=SERVER, server_env=env or environment()).start()
-    statuses = []
-    client.feature("coda/status")(lambda params: statuses.append(params))
-    try:
-        await client.initialize_session(T.InitializeParams(capabilities=client_capabilities(capabilities),
-                                                           initialization_options=options))
-        yield client, statuses
-    finally:
-        # shut down cleanly after a failed assertion too: a server never told to exit keeps stop() waiting
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(client.shutdown_session(), timeout=30)
-        await client.stop()
-
-
-async def until_loaded(statuses: list) -> None:
-    """Until the first model load ends, one way or the other (at most a minute)."""
-    for _ in range(600):
-        if statuses and statuses[-1].state != "loading":
-            return
-        await asyncio.sleep(0.1)
+from helpers import SERVER, environment, server_with_statuses, until_loaded
 
 
 @pytest_lsp.fixture(
@@ -161,26 +128,6 @@ async def test_regenerate_selection_applies_one_edit_with_progress(client: Langu
     assert client.progress_reports, "work done progress was reported"
     kinds = [type(v).__name__ for v in next(iter(client.progress_reports.values()))]
     assert kinds[0] == "WorkDoneProgressBegin" and kinds[-1] == "WorkDoneProgressEnd"
-
-
-def test_bench_lsp_reports_latency_percentiles(coda_mini_dir):
-    import json
-    import os
-    import subprocess
-    from pathlib import Path
-
-    coda = Path(sys.executable).with_name("coda")
-    result = subprocess.run([str(coda), "bench", "lsp", "--model", str(coda_mini_dir), "--json"],
-                            capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL,
-                            env={**os.environ, "HF_HUB_OFFLINE": "1"})
-    assert result.returncode == 0, result.stderr[-2000:]
-    figures = json.loads(result.stdout)
-    assert {"p50_ms", "p95_ms"} <= figures.keys()
-    assert figures["answered"] >= 1 and figures["p50_ms"] <= figures["p95_ms"]
-    assert figures["answered"] + figures["superseded"] == figures["keystrokes"]
-    # coda-mini suggests something on these lines; none at all means the typing landed where the
-    # server rightly offers nothing (it once fell inside a docstring of the benchmark file)
-    assert 1 <= figures["lines_with_suggestion"] <= figures["lines"] == 8
 
 
 @pytest.mark.asyncio

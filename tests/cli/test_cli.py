@@ -2,23 +2,10 @@
 
 import json
 import math
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-CODA = Path(sys.executable).with_name("coda")
-
-
-def coda(*args, env=None, default_model=False):
-    """Run `coda`; default_model=True runs it with $CODA_MODEL unset, so the bundled coda-mini is the default."""
-    full_env = {**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})}
-    if default_model:
-        full_env.pop("CODA_MODEL", None)
-    return subprocess.run([str(CODA), *map(str, args)], capture_output=True, text=True, env=full_env,
-                          stdin=subprocess.DEVNULL, timeout=600)
+from helpers import CODA, coda
 
 
 def test_console_script_is_installed():

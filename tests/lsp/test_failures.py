@@ -10,7 +10,7 @@ import pytest_lsp
 from lsprotocol import types as T
 from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
 
-from conftest import frame, read_frames
+from helpers import frame, read_frames
 
 SERVER = [sys.executable, "-m", "coda_lsp.server", "--stdio"]
 

@@ -105,7 +105,7 @@ def test_bf16_auto_follows_what_this_cpu_measured(tmp_path, monkeypatch, bf16_ms
     with pytest.raises(RecipeError, match="train.max_seconds must be a number of seconds > 0"):
         load_recipe(recipe)
     for name in ("mini-pretrain", "mini-midtrain", "mini-sft", "mini-infill"):
-        assert load_recipe(Path(__file__).parents[1] / "train" / "recipes" / f"{name}.yaml").train.bf16 == "auto"
+        assert load_recipe(Path(__file__).parents[2] / "train" / "recipes" / f"{name}.yaml").train.bf16 == "auto"
 
 
 def test_train_bench_reports_mfu_and_what_masking_costs_the_step(tmp_path, code_data):

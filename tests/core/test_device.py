@@ -123,7 +123,7 @@ no_cuda = pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has
 ])
 @pytest.mark.parametrize("device", ["cuda", "cuda:1"])
 def test_cuda_without_cuda_is_one_clear_error(args, device, tiny_model_dir, tmp_path):
-    from test_cli import coda
+    from helpers import coda
 
     src = tmp_path / "ex.py"
     src.write_text("import math\n\n\ndef area(r):\n    return \n")

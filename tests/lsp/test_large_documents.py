@@ -17,7 +17,7 @@ from coda_cli.bench_documents import PING_INTERVAL, document_shapes
 from coda_lsp.documents import Documents
 from coda_lsp.lineindex import LineIndex
 from coda_lsp.text import split_lines
-from test_lsp_protocol import RawClient
+from helpers import RawClient
 
 
 def shapes() -> dict:

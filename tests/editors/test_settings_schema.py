@@ -8,7 +8,7 @@ import pytest
 
 from coda_lsp.settings import SCHEMA, Settings, camel_case
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 JSON_TYPES = {int: "integer", float: "number", str: "string", bool: "boolean"}
 
 

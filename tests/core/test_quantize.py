@@ -15,7 +15,7 @@ from coda_core.quantize import (DIGIT, ZERO_POINT, Int8Linear, activation_digits
 from coda_core.sampler import Sampler
 
 from conftest import small_model
-from test_cli import coda
+from helpers import coda
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])

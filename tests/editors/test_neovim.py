@@ -21,7 +21,7 @@ import pytest
 
 pynvim = pytest.importorskip("pynvim")
 
-PLUGIN = Path(__file__).resolve().parents[1] / "editors" / "neovim"
+PLUGIN = Path(__file__).resolve().parents[2] / "editors" / "neovim"
 NVIM = Path(sys.executable).with_name("nvim")
 SOURCE = "import math\n\n\ndef area(radius):\n    return math.pi * radius ** 2\n\n\nprint(area(2))\n"
 WAIT_S = 180.0  # a deadline, not a pause: see the module's docstring
@@ -250,7 +250,7 @@ def test_coda_restart_starts_a_new_server(nvim):
 
 
 def test_the_statusline_shows_a_downloads_percentage(nvim):
-    # What the server sends while a hub model downloads (tests/test_hub.py checks that it does).
+    # What the server sends while a hub model downloads (tests/core/test_hub.py checks that it does).
     nvim.exec_lua("""require('coda.status').update(require('coda').client(0).id, { state = "loading",
         model = "Salesforce/CoDA-v0-Instruct", percentage = 42, message = "downloading ... 3.41 of 8.13 GB" })""")
     assert nvim.exec_lua("return require('coda.status').statusline(0)") == "CoDA: downloading 42% (CoDA-v0-Instruct)"

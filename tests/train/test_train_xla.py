@@ -16,7 +16,7 @@ import os
 import subprocess
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 XLA_PYTHON = Path(os.environ.get("CODA_XLA_PYTHON", ROOT / ".venv-xla" / "bin" / "python"))
 
 SCRIPT = r"""

@@ -1,6 +1,6 @@
 """The completion filters of coda_lsp.postprocess, one golden case a file.
 
-Each tests/fixtures/postprocess/<filter>-<what>.toml names the filter, its
+Each tests/lsp/fixtures/postprocess/<filter>-<what>.toml names the filter, its
 arguments, its input and the output expected; the README there says how to add
 one. Every public function of coda_lsp.postprocess must have a case.
 """

@@ -1,15 +1,15 @@
 """Hub models: downloaded once, into the Hugging Face cache, when named and missing; then found there
 offline; the editor hears the download's percentage; `coda info` says how large and whether on disk.
 
-The hub is tests/fake_hub.py on loopback, driven by the real huggingface_hub client."""
+The hub is tests/core/fake_hub.py on loopback, driven by the real huggingface_hub client."""
 
 import json
 
 import pytest
 
 from fake_hub import FakeHub
-from test_cli import coda
-from test_lsp_server import environment, server_with_statuses, until_loaded
+from helpers import coda
+from helpers import environment, server_with_statuses, until_loaded
 
 REPO = "org/tiny-coda"
 

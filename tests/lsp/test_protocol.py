@@ -8,21 +8,16 @@ own requests, and memory over a long editing session.
 
 import asyncio
 import json
-import queue
 import subprocess
-import sys
-import threading
 import time
 import tracemalloc
 
 import pytest
 
-from conftest import frame, read_frames
+from helpers import EXIT, SERVER, RawClient, frame, read_frames
 
-SERVER = [sys.executable, "-m", "coda_lsp.server", "--stdio"]
 INITIALIZE = {"jsonrpc": "2.0", "id": 1, "method": "initialize",
               "params": {"capabilities": {}, "initializationOptions": {"model": "/nonexistent/model"}}}
-EXIT = {"jsonrpc": "2.0", "method": "exit"}
 
 
 
@@ -147,49 +142,6 @@ def test_the_lifecycle_rules_of_the_spec():
     # exit without shutdown, and exit before initialize: 1
     assert run_server(frame(INITIALIZE) + frame(EXIT))[0].returncode == 1
     assert run_server(frame(EXIT))[0].returncode == 1
-
-
-class RawClient:
-    """An interactive raw client: frames out on stdin, frames in from stdout on a thread."""
-
-    def __init__(self):
-        self.process = subprocess.Popen(SERVER, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                        stderr=subprocess.DEVNULL)
-        self.inbox: queue.Queue = queue.Queue()
-        self.seen: list[dict] = []  # every message wait_for took from the inbox
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        out = self.process.stdout
-        while True:
-            header = b""
-            while not header.endswith(b"\r\n\r\n"):
-                byte = out.read(1)
-                if not byte:
-                    return
-                header += byte
-            length = int(header.split(b"Content-Length:")[1].split(b"\r\n")[0])
-            self.inbox.put(json.loads(out.read(length)))
-
-    def send(self, message) -> None:
-        self.process.stdin.write(frame(message))
-        self.process.stdin.flush()
-
-    def wait_for(self, test, timeout: float = 120.0) -> dict:
-        deadline = time.monotonic() + timeout
-        while True:
-            message = self.inbox.get(timeout=max(0.01, deadline - time.monotonic()))
-            self.seen.append(message)
-            if test(message):
-                return message
-
-    def close(self) -> int:
-        try:
-            self.send({"jsonrpc": "2.0", "id": "bye", "method": "shutdown"})
-            self.send(EXIT)
-            return self.process.wait(timeout=60)
-        finally:
-            self.process.kill()
 
 
 def started(capabilities: dict, model_dir) -> RawClient:
