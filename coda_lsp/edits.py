@@ -20,7 +20,7 @@ from typing import Awaitable, Callable, Protocol
 from coda_core.chat import fenced_code
 
 from .actions import Placeholder, empty_function_at, instruction_above, placeholders_in, scope_at
-from .context import context_window
+from .context import context_room, context_window
 from .postprocess import clean
 from .text import position_of, row_col, split_lines
 
@@ -147,9 +147,9 @@ class Edits:
         def work(sampler, progress):
             tok = sampler.tokenizer
             middle = [tok.encode(piece, add_special_tokens=False) for piece in pieces[1:-1]]
-            total = sampler.max_context - sum(sizes) - sum(map(len, middle))
+            canvas = sum(sizes) + sum(map(len, middle))  # the holes and the code between them
             head, tail = context_window(tok, pieces[0], pieces[-1], s.context_before, s.context_after,
-                                        total=max(total, 0))
+                                        total=context_room(sampler.max_context, canvas))
             return sampler.fill_holes([head, *middle, tail], sizes, should_stop=progress.stopped,
                                       on_progress=progress.report, options=self.engine.options())
 
@@ -171,10 +171,11 @@ class Edits:
             start, end = scope_at(text, *row_col(text, start), language_id)
         return placeholders_in(text, start, end, language_id)
 
-    def _context(self, sampler, text: str, start: int, end: int, room: int):
+    def _context(self, sampler, text: str, start: int, end: int, canvas: int):
+        """Prefix and suffix token ids around text[start:end], decoded on a canvas of `canvas` tokens."""
         s = self.engine.settings
         return context_window(sampler.tokenizer, text[:start], text[end:], s.context_before, s.context_after,
-                              total=max(sampler.max_context - room, 0))
+                              total=context_room(sampler.max_context, canvas))
 
     async def _run(self, uri: str, work, progress: Progress):
         """`work(sampler, progress)` on the model thread; None without a model. Pending completions
