@@ -1,6 +1,6 @@
 """The code actions' edits: which apply at a place, and planning and running each one.
 
-Four edits, each a `plan` the server carries out (coda_lsp.commands):
+Four edits, each a `plan` the server carries out for the client (coda_lsp.client_edits):
 
     regenerate   re-mask the selection and denoise it with both sides as context
     instruct     rewrite the selection as an instruction says (instruction models)
@@ -9,7 +9,8 @@ Four edits, each a `plan` the server carries out (coda_lsp.commands):
 
 Planning finds the targets (coda_lsp.actions) and costs no model time; the
 plan's `run` decodes on the model thread. Positions are character offsets of
-the text the plan was made for.
+the text the plan was made for. This module only plans: nothing here speaks
+LSP to the client.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from .text import position_of, row_col, split_lines
 
 
 class Progress(Protocol):
-    """What an edit's decode reports to, from the model thread (coda_lsp.commands.CommandRun)."""
+    """What an edit's decode reports to, from the model thread (coda_lsp.client_edits.CommandRun)."""
 
     def report(self, step: int, text: str, done: float) -> None: ...
 

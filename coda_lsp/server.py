@@ -4,11 +4,11 @@ Served: inline completions (`textDocument/inlineCompletion`) and completion
 items (`textDocument/completion`), both from diffusion fill-in-the-middle at
 the cursor (coda_lsp.engine); and four code actions (kind refactor.rewrite):
 "Regenerate selection", "Rewrite selection with instruction", "Implement
-function body" and "Fill all holes" (coda_lsp.edits). Each action runs as
-`workspace/executeCommand`, reports cancellable `window/workDoneProgress` and
-applies one versioned `workspace/applyEdit` (coda_lsp.commands). The protocol
-is coda_lsp.protocol's: position encoding negotiated (UTF-16 unless the client
-prefers UTF-8 or UTF-32), document sync incremental.
+function body" and "Fill all holes" (planned in coda_lsp.edits). Each action
+runs as `workspace/executeCommand`, reports cancellable `window/workDoneProgress`
+and applies one versioned `workspace/applyEdit` (coda_lsp.client_edits). The
+protocol is coda_lsp.protocol's: position encoding negotiated (UTF-16 unless the
+client prefers UTF-8 or UTF-32), document sync incremental.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from coda_core import __version__
 from coda_core.bundled import DEFAULT_MODEL_HELP
 from coda_core.choices import QUANTIZE
 
-from .commands import FILL_HOLES, IMPLEMENT, INSTRUCT, REGENERATE, carry_out
+from .client_edits import FILL_HOLES, IMPLEMENT, INSTRUCT, REGENERATE, carry_out
 from .documents import cursor, offset, offsets, selection_offsets
 from .edits import Edits
 from .engine import Engine

@@ -1,11 +1,12 @@
-"""Carrying out a planned edit for the client: its progress, its cancellation, applying it.
+"""The LSP side of the code actions: a planned edit (coda_lsp.edits) carried out for the client.
 
-An edit (coda_lsp.edits) runs under cancellable `window/workDoneProgress` (when
-the client can show it) and ends in one versioned `workspace/applyEdit` (when
-the client can apply edits; otherwise the edit is the command's result). Every
-request the server makes of the client times out, so a command is always
-answered. The command runs inside its `workspace/executeCommand` request's
-task, so `$/cancelRequest` cancels it like the progress bar's cancel button.
+Planning knows nothing of the client; this is where the plan meets it. An
+edit runs under cancellable `window/workDoneProgress` (when the client can
+show it) and ends in one versioned `workspace/applyEdit` (when the client can
+apply edits; otherwise the edit is the command's result). Every request the
+server makes of the client times out, so a command is always answered. The
+command runs inside its `workspace/executeCommand` request's task, so
+`$/cancelRequest` cancels it like the progress bar's cancel button.
 """
 
 from __future__ import annotations
@@ -30,8 +31,8 @@ logger = logging.getLogger(__name__)
 
 
 class CommandRun:
-    """One command's cancellable work-done progress, as the `Progress` the edit's decode reports to:
-    `report` and `stopped` are called from the model thread."""
+    """One command's cancellable work-done progress, as the `Progress` the edit's decode reports to
+    (coda_lsp.edits): `report` and `stopped` are called from the model thread."""
 
     def __init__(self, ls, title: str):
         self.ls, self.title = ls, title
