@@ -130,6 +130,13 @@ def suffix_ids(tokenizer, after: str, budget: int) -> list[int]:
     return ids[:budget]
 
 
+def context_room(max_context: int, canvas: int) -> int:
+    """How many tokens of context fit beside a canvas of `canvas` tokens (what the model decodes,
+    and any fixed tokens between its holes) in a model that reads `max_context` tokens at once:
+    the `total` of context_window and model_input."""
+    return max(max_context - canvas, 0)
+
+
 def context_window(tokenizer, before: str, after: str, budget_before: int, budget_after: int,
                    total: int | None = None) -> tuple[list[int], list[int]]:
     """Prefix and suffix token ids around a hole: at most `budget_before` and `budget_after`

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from coda_core.budget import canvas_sizes
 
 from .cache import ShownCompletions
-from .context import ModelInput, model_input
+from .context import ModelInput, context_room, model_input
 from .holes import Hole, choose_hole
 from .models import ModelHost
 from .postprocess import clean, rank_by_syntax
@@ -197,7 +197,7 @@ class Engine:
         sizes = self.canvas_sizes(kind, alternatives)
         started = time.perf_counter()
         given = model_input(sampler.tokenizer, at.before, at.after, at.language_id, s.context_before,
-                            s.context_after, sampler.max_context - max(sizes), related, s.context_files)
+                            s.context_after, context_room(sampler.max_context, max(sizes)), related, s.context_files)
         context_ms = _ms_since(started)
         self.last_context = given
         if logger.isEnabledFor(logging.DEBUG):

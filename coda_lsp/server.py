@@ -4,11 +4,12 @@ Served: inline completions (`textDocument/inlineCompletion`) and completion
 items (`textDocument/completion`), both from diffusion fill-in-the-middle at
 the cursor (coda_lsp.engine); and four code actions (kind refactor.rewrite):
 "Regenerate selection", "Rewrite selection with instruction", "Implement
-function body" and "Fill all holes" (coda_lsp.edits). Each action runs as
-`workspace/executeCommand`, reports cancellable `window/workDoneProgress` and
-applies one versioned `workspace/applyEdit` (coda_lsp.commands). The protocol
-is coda_lsp.protocol's: position encoding negotiated (UTF-16 unless the client
-prefers UTF-8 or UTF-32), document sync incremental.
+function body" and "Fill all holes" (named in coda_lsp.edits, which plans
+them). Each action runs as `workspace/executeCommand`, reports cancellable
+`window/workDoneProgress` and applies one versioned `workspace/applyEdit`
+(coda_lsp.client_edits). The protocol is coda_lsp.protocol's: position
+encoding negotiated (UTF-16 unless the client prefers UTF-8 or UTF-32),
+document sync incremental.
 """
 
 from __future__ import annotations
@@ -25,9 +26,9 @@ from coda_core import __version__
 from coda_core.bundled import DEFAULT_MODEL_HELP
 from coda_core.choices import QUANTIZE
 
-from .commands import FILL_HOLES, IMPLEMENT, INSTRUCT, REGENERATE, carry_out
+from .client_edits import carry_out
 from .documents import cursor, offset, offsets, selection_offsets
-from .edits import Edits
+from .edits import FILL_HOLES, IMPLEMENT, INSTRUCT, REGENERATE, Edits, Plan
 from .engine import Engine
 from .jsonrpc import MAX_MESSAGE_BYTES
 from .protocol import LanguageServer
@@ -39,11 +40,6 @@ EMPTY_WARNING = 5  # model answers in a row with nothing in them before the user
 # "percentage"?: int}, sent whenever a model load starts and ends, and while a hub model downloads (with
 # its percentage); editors show it in their status line.
 STATUS = "coda/status"
-# The code actions, by the edit's name in coda_lsp.edits: (title, command, arguments from uri and range).
-ACTIONS = {"regenerate": ("Regenerate selection", REGENERATE, lambda uri, rng: [uri, rng]),
-           "instruct": ("Rewrite selection with instruction", INSTRUCT, lambda uri, rng: [uri, rng]),
-           "implement": ("Implement function body", IMPLEMENT, lambda uri, rng: [uri, rng.start]),
-           "fill holes": ("Fill all holes", FILL_HOLES, lambda uri, rng: [uri, rng])}
 
 
 class CodaServer(LanguageServer):
@@ -196,7 +192,7 @@ def _span(ls: CodaServer, uri: str, line: int, offsets_in) -> _Span | None:
     return _Span(language_id, doc.source, window, start - window.start, end - window.start)
 
 
-async def _carry_out(ls: CodaServer, uri: str, span: _Span | None, plan) -> bool | dict:
+async def _carry_out(ls: CodaServer, uri: str, span: _Span | None, plan: Plan | None) -> bool | dict:
     return await carry_out(ls, uri, plan, span.source, span.window.start) if span else False
 
 
@@ -205,19 +201,19 @@ async def _carry_out(ls: CodaServer, uri: str, span: _Span | None, plan) -> bool
 def code_actions(ls: CodaServer, params: T.CodeActionParams) -> list[T.CodeAction]:
     uri, rng = params.text_document.uri, params.range
     at = _span(ls, uri, rng.start.line, lambda doc: offsets(doc, rng))
-    names = ls.edits.available(at.window.text, at.start, at.end, at.language_id) if at else []
-    return [T.CodeAction(title=title, kind=T.CodeActionKind.RefactorRewrite,
-                         command=T.Command(title=title, command=command, arguments=arguments(uri, rng)))
-            for title, command, arguments in map(ACTIONS.get, names)]
+    actions = ls.edits.available(at.window.text, at.start, at.end, at.language_id) if at else []
+    return [T.CodeAction(title=a.title, kind=T.CodeActionKind.RefactorRewrite,
+                         command=T.Command(title=a.title, command=a.command, arguments=a.arguments(uri, rng)))
+            for a in actions]
 
 
-@server.command(REGENERATE)
+@server.command(REGENERATE.command)
 async def regenerate_selection(ls: CodaServer, uri: str, selection: T.Range) -> bool | dict:
     at = _span(ls, uri, selection.start.line, lambda doc: selection_offsets(doc, selection))
     return await _carry_out(ls, uri, at, at and ls.edits.regenerate(uri, at.window.text, at.start, at.end))
 
 
-@server.command(INSTRUCT)
+@server.command(INSTRUCT.command)
 async def rewrite_with_instruction(ls: CodaServer, uri: str, selection: T.Range,
                                    instruction: str | None = None) -> bool | dict:
     """The instruction is optional (clients prompt for it); without it, a comment line above is used."""
@@ -225,13 +221,13 @@ async def rewrite_with_instruction(ls: CodaServer, uri: str, selection: T.Range,
     return await _carry_out(ls, uri, at, at and ls.edits.instruct(uri, at.window.text, at.start, at.end, instruction))
 
 
-@server.command(IMPLEMENT)
+@server.command(IMPLEMENT.command)
 async def implement_function(ls: CodaServer, uri: str, position: T.Position) -> bool | dict:
     at = _span(ls, uri, position.line, lambda doc: (offset(doc, position),) * 2)
     return await _carry_out(ls, uri, at, at and ls.edits.implement(uri, at.window.text, at.start, at.language_id))
 
 
-@server.command(FILL_HOLES)
+@server.command(FILL_HOLES.command)
 async def fill_holes(ls: CodaServer, uri: str, selection: T.Range) -> bool | dict:
     at = _span(ls, uri, selection.start.line, lambda doc: offsets(doc, selection))
     return await _carry_out(ls, uri, at, at and ls.edits.fill_holes(uri, at.window.text, at.start, at.end,

@@ -32,6 +32,12 @@ def test_one_line_function_keeps_its_signature():
     assert source[start:end] == "pass" and indent == "\n        "
 
 
+def test_implement_is_found_from_column_zero_of_an_indented_def():
+    source = "class Shape:\n    def area(self):\n        pass\n"
+    found = empty_function_at(source, 1, 0, "python")
+    assert found is not None and source[found[0]:found[1]] == "        pass"
+
+
 def holes(source: str, language: str) -> str:
     """The source with each placeholder_in hole written as <kind>."""
     found = placeholders_in(source, 0, len(source), language)

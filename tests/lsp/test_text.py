@@ -2,7 +2,6 @@
 
 from lsprotocol import types as T
 
-from coda_lsp.actions import empty_function_at
 from coda_lsp.text import offset_of, position_of, reanchor
 
 OLD = "def f():\n    pass\n\n\ndef g():\n    pass\n"
@@ -44,12 +43,6 @@ def test_spans_whose_text_changed_or_is_ambiguous_are_not_moved():
     twice = "x = 1\n" * 9
     assert reanchor(twice, "y = 0\n" + twice, [(12, 17)]) is None  # nine identical lines: which one?
     assert reanchor("a\n\n\nb\n", "z\na\n\n\nb\n", [(2, 3)]) is None  # blank: nothing to find
-
-
-def test_implement_is_found_from_column_zero_of_an_indented_def():
-    source = "class Shape:\n    def area(self):\n        pass\n"
-    found = empty_function_at(source, 1, 0, "python")
-    assert found is not None and source[found[0]:found[1]] == "        pass"
 
 
 def test_lines_split_as_lsp_counts_them():

@@ -1,11 +1,12 @@
-"""Carrying out a planned edit for the client: its progress, its cancellation, applying it.
+"""The LSP side of the code actions: a planned edit (coda_lsp.edits) carried out for the client.
 
-An edit (coda_lsp.edits) runs under cancellable `window/workDoneProgress` (when
-the client can show it) and ends in one versioned `workspace/applyEdit` (when
-the client can apply edits; otherwise the edit is the command's result). Every
-request the server makes of the client times out, so a command is always
-answered. The command runs inside its `workspace/executeCommand` request's
-task, so `$/cancelRequest` cancels it like the progress bar's cancel button.
+Planning knows nothing of the client; this is where the plan meets it. An
+edit runs under cancellable `window/workDoneProgress` (when the client can
+show it) and ends in one versioned `workspace/applyEdit` (when the client can
+apply edits; otherwise the edit is the command's result). Every request the
+server makes of the client times out, so a command is always answered. The
+command runs inside its `workspace/executeCommand` request's task, so
+`$/cancelRequest` cancels it like the progress bar's cancel button.
 """
 
 from __future__ import annotations
@@ -17,24 +18,20 @@ import uuid
 
 from lsprotocol import types as T
 
-from .edits import Edit, Unavailable
+from .edits import Edit, Plan, Unavailable
 from .text import reanchor
 
 CLIENT_TIMEOUT_S = 10.0  # how long a command waits for the client to answer a request the server made of it
 
-REGENERATE = "coda.regenerateSelection"
-INSTRUCT = "coda.rewriteWithInstruction"
-IMPLEMENT = "coda.implementFunction"
-FILL_HOLES = "coda.fillHoles"
 logger = logging.getLogger(__name__)
 
 
 class CommandRun:
-    """One command's cancellable work-done progress, as the `Progress` the edit's decode reports to:
-    `report` and `stopped` are called from the model thread."""
+    """One command's cancellable work-done progress, as the `EditProgress` the edit's decode reports
+    to: `report` and `stopped` are called from the model thread."""
 
-    def __init__(self, ls, title: str):
-        self.ls, self.title = ls, title
+    def __init__(self, ls, label: str):
+        self.ls, self.label = ls, label
         self.token = f"coda-{uuid.uuid4()}"
         self.cancelled = threading.Event()  # read by the model thread between denoising steps
         self.progress = self.finished = False
@@ -53,7 +50,7 @@ class CommandRun:
             logger.warning("window/workDoneProgress/create failed: %r", exc)
             return
         self.progress = True
-        self._send(T.WorkDoneProgressBegin(title=f"CoDA: {self.title}", cancellable=True))
+        self._send(T.WorkDoneProgressBegin(title=f"CoDA: {self.label}", cancellable=True))
 
     def stopped(self) -> bool:
         return self.cancelled.is_set() or (self.progress and self.ls.progress_cancelled(self.token))
@@ -77,9 +74,10 @@ class CommandRun:
         self.finished = True
 
 
-async def carry_out(ls, uri: str, plan: Edit | Unavailable | None, source: str, base: int) -> bool | dict:
+async def carry_out(ls, uri: str, plan: Plan, source: str, base: int) -> bool | dict:
     """Run a planned edit and apply what it returns (one new text per span of the text it was
-    planned on; None leaves a span alone) as one undoable edit. False when there is nothing to do.
+    planned on; None leaves a span alone) as one undoable edit. False when there is nothing to do
+    (an unavailable edit is told, unless it is quiet).
     The plan was made on the window of the document `source` that starts at offset `base`
     (coda_lsp.window).
 
@@ -88,11 +86,12 @@ async def carry_out(ls, uri: str, plan: Edit | Unavailable | None, source: str, 
     applied to lines it was not made for.
     """
     if isinstance(plan, Unavailable):
-        ls.show_message(f"CoDA: {plan.reason}")
+        if plan.quiet:
+            logger.info("nothing to do: %s", plan.reason)
+        else:
+            ls.show_message(f"CoDA: {plan.reason}")
         return False
-    if plan is None:
-        return False
-    run = CommandRun(ls, plan.title)
+    run = CommandRun(ls, plan.label)
     try:
         await run.start()
         new_texts = await plan.run(run)
@@ -110,7 +109,7 @@ async def carry_out(ls, uri: str, plan: Edit | Unavailable | None, source: str, 
     now = ls.documents.get(uri)
     moved = _moved(plan, [span for span, _ in chosen], source, base, now.source) if now is not None else None
     if moved is None:
-        ls.show_message(f"CoDA: {plan.title} was not applied: the document changed while the model worked, and the "
+        ls.show_message(f"CoDA: {plan.label} was not applied: the document changed while the model worked, and the "
                         "code it started from is no longer there unchanged. Run it again.")
         return False
     snapshot = now.snapshot
@@ -118,7 +117,7 @@ async def carry_out(ls, uri: str, plan: Edit | Unavailable | None, source: str, 
     # Versioned as well: a client that checks refuses it if the user edits between here and there.
     edit = T.WorkspaceEdit(document_changes=[T.TextDocumentEdit(
         text_document=T.OptionalVersionedTextDocumentIdentifier(uri=uri, version=now.version), edits=edits)])
-    return await apply_edit(ls, edit, plan.title)
+    return await apply_edit(ls, edit, plan.label)
 
 
 def _moved(plan: Edit, spans: list[tuple[int, int]], source: str, base: int, now: str):
@@ -133,7 +132,7 @@ def _moved(plan: Edit, spans: list[tuple[int, int]], source: str, base: int, now
     return None if moved is None else [(a + lo, b + lo) for a, b in moved]
 
 
-async def apply_edit(ls, edit: T.WorkspaceEdit, title: str) -> bool | dict:
+async def apply_edit(ls, edit: T.WorkspaceEdit, label: str) -> bool | dict:
     """Have the client apply `edit`: True when it says it did. A client without the
     workspace.applyEdit capability gets the edit back as the command's result,
     {"applied": false, "edit": WorkspaceEdit}, to apply itself."""
@@ -142,7 +141,7 @@ async def apply_edit(ls, edit: T.WorkspaceEdit, title: str) -> bool | dict:
         return {"applied": False, "edit": edit}
     try:
         result = await asyncio.wait_for(ls.request(T.WORKSPACE_APPLY_EDIT, T.ApplyWorkspaceEditParams(
-            edit=edit, label=f"CoDA: {title}")), CLIENT_TIMEOUT_S)
+            edit=edit, label=f"CoDA: {label}")), CLIENT_TIMEOUT_S)
     except asyncio.TimeoutError:
         problem = f"the editor did not answer workspace/applyEdit within {CLIENT_TIMEOUT_S:.0f} s"
     except asyncio.CancelledError:
@@ -153,5 +152,5 @@ async def apply_edit(ls, edit: T.WorkspaceEdit, title: str) -> bool | dict:
         if result.applied:
             return True
         problem = f"the editor did not apply it ({result.failure_reason or 'no reason given'})"
-    ls.show_message(f"CoDA: {title} was not applied: {problem}.")
+    ls.show_message(f"CoDA: {label} was not applied: {problem}.")
     return False
