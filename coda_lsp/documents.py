@@ -5,9 +5,11 @@ see coda_lsp.text) in the position encoding negotiated at `initialize`: UTF-16
 code units unless the client offers UTF-8 or UTF-32 first. The server works in
 character offsets of the document; `Snapshot` converts between the two, with
 the document's line index (coda_lsp.lineindex), in time that grows with the
-column, not with the document's size. The engine and tree-sitter
-count rows split at "\\n" within the window a request works on
-(coda_lsp.window).
+column, not with the document's size. The handlers convert a request's
+positions once on the way in and its results' offsets once on the way out;
+below them everything is in character offsets (a request's window,
+coda_lsp.window, in offsets of its text), and only tree-sitter's points
+count rows (split at "\\n").
 """
 
 from __future__ import annotations

@@ -64,11 +64,11 @@ class _Cursor:
 
     @classmethod
     def at(cls, window: Window, hole: Hole, language_id: str) -> "_Cursor":
-        text, offset, col = window.text, window.cursor, window.col
+        text, offset = window.text, window.cursor
         after = text[offset:]
         end = after.find("\n")
-        return cls(text[:offset], after, after if end < 0 else after[:end], after[hole.replace_end - col:],
-                   hole.replace_end > col, hole, language_id)
+        return cls(text[:offset], after, after if end < 0 else after[:end], text[hole.replace_end:],
+                   hole.replace_end > offset, hole, language_id)
 
 
 @dataclass(frozen=True)
@@ -79,7 +79,8 @@ class Completion:
 
 
 class Engine:
-    """Completions for the server: editor text and a cursor in, texts for the cursor out."""
+    """Completions for the server: editor text and a cursor in, texts for the cursor out. Both ends are
+    character offsets of the document; the server converts them from and to LSP positions."""
 
     def __init__(self, settings: Settings | None = None):
         self.settings = settings or Settings()
@@ -138,8 +139,8 @@ class Engine:
         window = self.window(source, offset)
         if window is None:
             return []
-        hole = choose_hole(window.text, window.row, window.col, language_id,
-                           in_comments=self.settings.complete_in_comments, syntax=window.whole)
+        hole = choose_hole(window.text, window.cursor, language_id, in_comments=self.settings.complete_in_comments,
+                           syntax=window.whole)
         if hole.kind == "none":
             return []
         at = _Cursor.at(window, hole, language_id)
@@ -165,8 +166,8 @@ class Engine:
         timing["total_ms"] = _ms_since(started)
         self.timings.append(timing)
         logger.debug("completion in %s: %s", uri, timing)
-        start, end = offset, window.document_offset(hole.replace_end)
-        return [Completion(t, start, end) for t in texts[: self.settings.candidates]]
+        end = window.start + hole.replace_end
+        return [Completion(t, offset, end) for t in texts[: self.settings.candidates]]
 
     def related_files(self, uri: str, language_id: str, source: str) -> list[RelatedFile]:
         """The other files' texts a completion in `uri` may take snippets from, as the settings allow.

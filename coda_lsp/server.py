@@ -125,7 +125,9 @@ def on_configuration(ls: CodaServer, params: T.DidChangeConfigurationParams) -> 
 # -- completions -------------------------------------------------------------------
 
 async def _complete(ls: CodaServer, uri: str, position: T.Position, invoked: bool):
-    """(snapshot, completions) at `position`; `invoked`: the user asked, so alternatives are worth their time."""
+    """(snapshot, completions) at `position`; `invoked`: the user asked, so alternatives are worth their time.
+    The position becomes a character offset here, once; the completions' offsets become ranges in the
+    client's units in the handlers, through the snapshot, once."""
     doc = ls.documents.completable(uri)
     at = cursor(doc, position) if doc is not None else None
     if at is None:

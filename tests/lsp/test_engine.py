@@ -1,8 +1,39 @@
-"""The completion engine (coda_lsp.engine): its decode settings and canvas sizes."""
+"""The completion engine (coda_lsp.engine): character offsets of the document in and out, its decode
+settings and canvas sizes."""
+
+import asyncio
 
 from coda_lsp.engine import LINE_SUB_BLOCK, Engine
 from coda_lsp.models import ModelHost
 from coda_lsp.settings import Settings
+from coda_lsp.window import WHOLE_CHARS
+
+BEFORE, AFTER = "def mean(values):\n    total = sum(", ")\n    return total / len(values)\n"
+
+
+def loaded(model_dir) -> Engine:
+    engine = Engine(Settings(model=str(model_dir), device="cpu"))
+    assert engine.models.load() is None
+    return engine
+
+
+def complete(engine: Engine, source: str, offset: int, uri: str = "file:///a.py"):
+    return asyncio.run(engine.complete(uri, source, offset, "python"))
+
+
+def test_a_completion_replaces_a_range_of_document_offsets(coda_mini_dir):
+    """The cursor goes in as a character offset of the document, and each completion comes out with
+    the document offsets it replaces: from the cursor over the closer the editor inserted. In a large
+    document too, whose window (what the hole is chosen in) starts far into it."""
+    engine = loaded(coda_mini_dir)
+    try:
+        for head in ("", "".join(f"value_{i} = compute({i})  # é\n" for i in range(12000))):
+            source, offset = head + BEFORE + AFTER, len(head + BEFORE)
+            assert (len(source) > WHOLE_CHARS) == bool(head)
+            completions = complete(engine, source, offset)
+            assert completions and {(c.start, c.end) for c in completions} == {(offset, offset + 1)}, completions
+    finally:
+        engine.shutdown()
 
 
 def test_decode_settings_apply_without_a_model_reload():

@@ -10,13 +10,10 @@ from coda_lsp.holes import choose_hole
 
 
 def at(source: str, language: str):
-    """choose_hole at the `|` in source."""
-    lines = source.split("\n")
-    line = next(i for i, l in enumerate(lines) if "|" in l)
-    col = lines[line].index("|")
-    text = source.replace("|", "", 1)
-    hole = choose_hole(text, line, col, language)
-    return hole.kind, hole.replace_end - col, hole.indent
+    """choose_hole at the `|` in source: (kind, characters replaced after the cursor, indent)."""
+    offset = source.index("|")
+    hole = choose_hole(source.replace("|", "", 1), offset, language)
+    return hole.kind, hole.replace_end - offset, hole.indent
 
 
 GOLDEN = [
@@ -46,6 +43,13 @@ GOLDEN = [
     ("lua", "local x = a // |\n", "line", 0, ""),  # Lua's floor division, not a comment
     ("shellscript", "echo hi # note |\n", "none", 0, ""),
     ("plaintext", "|", "block", 0, ""),
+    # the line found around the cursor: CRLF lines, blank lines above, the text's first and last line
+    ("python", "def f(x):\r\n    |\r\n", "block", 0, "    "),
+    ("python", "if x:\n\n   \n|", "block", 0, "    "),
+    ("python", "|x = 1\n", "line", 0, ""),
+    ("python", "x = foo(|)", "line", 1, ""),
+    # tree-sitter's column counts UTF-8 bytes: in characters the cursor would be inside the string
+    ("python", "s = \"éééé\" + |\n", "line", 0, ""),
 ]
 
 
@@ -58,7 +62,7 @@ def test_hole_selection(language, source, kind, replaced, indent):
         assert got_indent == indent
 
 
-
-def test_out_of_range_positions_are_no_hole():
-    assert choose_hole("x\n", 5, 0, "python").kind == "none"
-    assert choose_hole("x\n", 0, 9, "python").kind == "none"
+def test_out_of_range_offsets_are_no_hole():
+    assert choose_hole("x\n", 5, "python").kind == "none"
+    assert choose_hole("x\n", -1, "python").kind == "none"
+    assert choose_hole("x\n", 2, "python").kind == "block"  # the empty line after the last line break
