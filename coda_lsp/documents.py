@@ -22,7 +22,7 @@ from lsprotocol import types as T
 
 from .lineindex import LineIndex
 
-MAX_DOCUMENT_BYTES = 32 * 1024 * 1024  # characters: completions work on a window, so this bounds only memory
+MAX_DOCUMENT_CHARS = 32 * 1024 * 1024  # completions work on a window, so this bounds only memory
 ENCODINGS = ("utf-16", "utf-8", "utf-32")  # the position encodings LSP defines; all are served
 logger = logging.getLogger(__name__)
 
@@ -173,7 +173,7 @@ class Documents:
         when `line` is given, a line the document does not have. (Text that is not valid Unicode is
         turned away by the window a request works on: coda_lsp.window.)"""
         doc = self.get(uri)
-        if doc is None or len(doc.source) >= MAX_DOCUMENT_BYTES:
+        if doc is None or len(doc.source) >= MAX_DOCUMENT_CHARS:
             return None
         if line is not None and not 0 <= line < len(doc.index):
             return None
