@@ -5,9 +5,11 @@ see coda_lsp.text) in the position encoding negotiated at `initialize`: UTF-16
 code units unless the client offers UTF-8 or UTF-32 first. The server works in
 character offsets of the document; `Snapshot` converts between the two, with
 the document's line index (coda_lsp.lineindex), in time that grows with the
-column, not with the document's size. The engine and tree-sitter
-count rows split at "\\n" within the window a request works on
-(coda_lsp.window).
+column, not with the document's size. The handlers convert a request's
+positions once on the way in and its results' offsets once on the way out;
+below them everything is in character offsets (a request's window,
+coda_lsp.window, in offsets of its text), and only tree-sitter's points
+count rows (split at "\\n").
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from lsprotocol import types as T
 
 from .lineindex import LineIndex
 
-MAX_DOCUMENT_BYTES = 32 * 1024 * 1024  # characters: completions work on a window, so this bounds only memory
+MAX_DOCUMENT_CHARS = 32 * 1024 * 1024  # completions work on a window, so this bounds only memory
 ENCODINGS = ("utf-16", "utf-8", "utf-32")  # the position encodings LSP defines; all are served
 logger = logging.getLogger(__name__)
 
@@ -171,7 +173,7 @@ class Documents:
         when `line` is given, a line the document does not have. (Text that is not valid Unicode is
         turned away by the window a request works on: coda_lsp.window.)"""
         doc = self.get(uri)
-        if doc is None or len(doc.source) >= MAX_DOCUMENT_BYTES:
+        if doc is None or len(doc.source) >= MAX_DOCUMENT_CHARS:
             return None
         if line is not None and not 0 <= line < len(doc.index):
             return None

@@ -30,7 +30,7 @@ from coda_core.budget import canvas_sizes
 from .cache import ShownCompletions
 from .context import ModelInput, context_room, model_input
 from .holes import Hole, choose_hole
-from .models import ModelHost
+from .models import ModelHost, StatusCallback
 from .postprocess import clean, rank_by_syntax
 from .project import Project, RelatedFile
 from .settings import Settings
@@ -44,6 +44,7 @@ from .window import Window, chars_for
 LINE_SIZES = (16,)
 LINE_ALTERNATIVE_SIZES = (8, 16, 32)
 LINE_SUB_BLOCK = 4
+EMPTY_WARNING = 5  # model answers in a row with nothing in them before the user is told
 logger = logging.getLogger(__name__)
 
 
@@ -64,11 +65,11 @@ class _Cursor:
 
     @classmethod
     def at(cls, window: Window, hole: Hole, language_id: str) -> "_Cursor":
-        text, offset, col = window.text, window.cursor, window.col
+        text, offset = window.text, window.cursor
         after = text[offset:]
         end = after.find("\n")
-        return cls(text[:offset], after, after if end < 0 else after[:end], after[hole.replace_end - col:],
-                   hole.replace_end > col, hole, language_id)
+        return cls(text[:offset], after, after if end < 0 else after[:end], text[hole.replace_end:],
+                   hole.replace_end > offset, hole, language_id)
 
 
 @dataclass(frozen=True)
@@ -79,7 +80,8 @@ class Completion:
 
 
 class Engine:
-    """Completions for the server: editor text and a cursor in, texts for the cursor out."""
+    """Completions for the server: editor text and a cursor in, texts for the cursor out. Both ends are
+    character offsets of the document; the server converts them from and to LSP positions."""
 
     def __init__(self, settings: Settings | None = None):
         self.settings = settings or Settings()
@@ -88,7 +90,10 @@ class Engine:
         self._counter = 0
         self._lock = threading.Lock()
         self.shown = ShownCompletions()
-        self.empty_streak = 0  # model answers in a row that had nothing left after cleaning
+        # on_status(state, model, message): told when the model's answers start and stop coming back
+        # empty, as `models.on_status` is told of loads (the server sends both as coda/status)
+        self.on_status: StatusCallback = lambda state, model, message=None: None
+        self._empty_streak = 0  # model answers in a row that had nothing left after cleaning
         self.timings: deque[dict] = deque(maxlen=1024)  # where each recent answer's time went (ms)
         self.project = Project()  # the other files a completion may take snippets from (the server fills it)
         self.last_context: ModelInput | None = None  # what the model was given for the last decode
@@ -138,8 +143,8 @@ class Engine:
         window = self.window(source, offset)
         if window is None:
             return []
-        hole = choose_hole(window.text, window.row, window.col, language_id,
-                           in_comments=self.settings.complete_in_comments, syntax=window.whole)
+        hole = choose_hole(window.text, window.cursor, language_id, in_comments=self.settings.complete_in_comments,
+                           syntax=window.whole)
         if hole.kind == "none":
             return []
         at = _Cursor.at(window, hole, language_id)
@@ -158,6 +163,7 @@ class Engine:
                           reused_prefix=result.stats.reused_prefix)
             post = time.perf_counter()
             texts = self._filter(result, at)
+            self._count_empty(texts)
             if window.whole:  # a piece of a document parses with errors of its own
                 texts = rank_by_syntax(texts, at.before, at.rest, language_id)
             self.shown.remember(at.before, at.after, hole.kind, texts)
@@ -165,8 +171,8 @@ class Engine:
         timing["total_ms"] = _ms_since(started)
         self.timings.append(timing)
         logger.debug("completion in %s: %s", uri, timing)
-        start, end = offset, window.document_offset(hole.replace_end)
-        return [Completion(t, start, end) for t in texts[: self.settings.candidates]]
+        end = window.start + hole.replace_end
+        return [Completion(t, offset, end) for t in texts[: self.settings.candidates]]
 
     def related_files(self, uri: str, language_id: str, source: str) -> list[RelatedFile]:
         """The other files' texts a completion in `uri` may take snippets from, as the settings allow.
@@ -211,9 +217,21 @@ class Engine:
         """The candidates' texts cleaned for the hole, without repeats and empties."""
         hole = at.hole
         texts = [clean(c.text, hole.kind, hole.indent, at.current_after, at.replacing) for c in result.candidates]
-        texts = [t for t in dict.fromkeys(texts) if t]
-        self.empty_streak = 0 if texts else self.empty_streak + 1
-        return texts
+        return [t for t in dict.fromkeys(texts) if t]
+
+    def _count_empty(self, texts: list[str]) -> None:
+        """Tell `on_status` when the model's answers keep coming back empty, and when that ends: a model
+        that suggests only whitespace would otherwise look like no model at all. Counted as each answer
+        is filtered, so requests in several documents at once neither miss a change nor repeat one."""
+        before = self._empty_streak
+        self._empty_streak = 0 if texts else before + 1
+        model = self.models.name
+        if self._empty_streak == EMPTY_WARNING:
+            message = f"the last {EMPTY_WARNING} completions were empty: the model suggested only whitespace or nothing"
+            logger.warning("coda-lsp: %s (model %s)", message, model)
+            self.on_status("ready", model, message)
+        elif self._empty_streak == 0 and before >= EMPTY_WARNING:
+            self.on_status("ready", model, self.models.computing)
 
     def options(self, kind: str = "block"):
         """Decode options from the settings as they are now (they change without a model reload)."""

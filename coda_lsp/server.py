@@ -35,7 +35,6 @@ from .protocol import LanguageServer
 from .settings import Settings
 from .window import Window
 
-EMPTY_WARNING = 5  # model answers in a row with nothing in them before the user is told
 # Notification to the client, {"state": "loading" | "ready" | "error", "model": str, "message"?: str,
 # "percentage"?: int}, sent whenever a model load starts and ends, and while a hub model downloads (with
 # its percentage); editors show it in their status line.
@@ -49,7 +48,9 @@ class CodaServer(LanguageServer):
         super().__init__("coda-lsp", __version__)
         self.engine = Engine(settings)
         self.edits = Edits(self.engine)
-        self.engine.models.on_status = lambda *status: self.from_any_thread(self.notify_status, *status)
+        # The model's loads and the engine's answers (when they keep coming back empty) tell the editor.
+        tell = lambda *status: self.from_any_thread(self.notify_status, *status)
+        self.engine.models.on_status = self.engine.on_status = tell
         self.engine.models.on_error = lambda error: self.from_any_thread(self.show_message, error,
                                                                          T.MessageType.Error)
         # The other files a completion takes snippets from: the open documents and their edits.
@@ -121,28 +122,16 @@ def on_configuration(ls: CodaServer, params: T.DidChangeConfigurationParams) -> 
 # -- completions -------------------------------------------------------------------
 
 async def _complete(ls: CodaServer, uri: str, position: T.Position, invoked: bool):
-    """(snapshot, completions) at `position`; `invoked`: the user asked, so alternatives are worth their time."""
+    """(snapshot, completions) at `position`; `invoked`: the user asked, so alternatives are worth their time.
+    The position becomes a character offset here, once; the completions' offsets become ranges in the
+    client's units in the handlers, through the snapshot, once."""
     doc = ls.documents.completable(uri)
     at = cursor(doc, position) if doc is not None else None
     if at is None:
         return None, []
     snapshot = doc.snapshot  # the text the completions are for, whatever arrives meanwhile
-    streak = ls.engine.empty_streak
     completions = await ls.engine.complete(uri, snapshot.source, at, doc.language_id or "", alternatives=invoked)
-    _report_empty_streak(ls, streak)
     return snapshot, completions
-
-
-def _report_empty_streak(ls: CodaServer, before: int) -> None:
-    """Tell the editor (in its status) when the model's answers keep coming back empty, and when
-    that ends: a model that suggests only whitespace would otherwise look like no model at all."""
-    now, model = ls.engine.empty_streak, ls.engine.models.name
-    if now == EMPTY_WARNING:
-        message = f"the last {now} completions were empty: the model suggested only whitespace or nothing"
-        logging.warning("coda-lsp: %s (model %s)", message, model)
-        ls.notify_status("ready", model, message)
-    elif now == 0 and before >= EMPTY_WARNING:
-        ls.notify_status("ready", model, ls.engine.models.computing)
 
 
 @server.feature(T.TEXT_DOCUMENT_INLINE_COMPLETION, T.InlineCompletionOptions())

@@ -11,9 +11,10 @@ as Python string characters and lines split as LSP counts them: on "\n",
 U+2028 and others, so a document holding one would put every later edit on
 the wrong line; `split_lines` and coda_lsp.lineindex break only where LSP does.
 
-The engine and tree-sitter count rows on "\n" alone; `row_col` and
-`offset_at_row` convert at that boundary (they differ only where a lone "\r"
-ends a line).
+Tree-sitter, the code actions' targets (coda_lsp.actions) and the `coda`
+command line count rows on "\n" alone; `row_col` and `offset_at_row` convert
+at that boundary (they differ only where a lone "\r" ends a line). The
+completion engine counts neither: it works in character offsets.
 """
 
 from __future__ import annotations
@@ -43,14 +44,13 @@ def offset_of(lines: list[str], position: T.Position) -> int:
 
 
 def position_of(text: str, offset: int) -> T.Position:
-    """The position of a character offset in `text`."""
-    lines = split_lines(text[:offset])
-    if not lines:
-        return T.Position(0, 0)
-    last = lines[-1]
-    if last.endswith(("\n", "\r")):  # it ends with a line break: the position starts the next line
-        return T.Position(len(lines), 0)
-    return T.Position(len(lines) - 1, len(last))
+    """The position of a character offset in `text`: its line breaks before `offset` counted, not
+    split out. A "\r" just before `offset` is a break, whatever follows it (the position starts
+    the next line)."""
+    offset = min(offset, len(text))
+    breaks = text.count("\n", 0, offset) + text.count("\r", 0, offset) - text.count("\r\n", 0, offset)
+    line_start = max(text.rfind("\n", 0, offset), text.rfind("\r", 0, offset)) + 1
+    return T.Position(breaks, offset - line_start)
 
 
 def rows(text: str) -> list[str]:

@@ -26,8 +26,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .text import row_col
-
 WHOLE_CHARS = 256 * 1024  # a document up to this size is its own window, with its syntax tree
 GRID = 4096  # characters: the edges move once per this many characters typed
 CHARS_PER_TOKEN = 16  # generous: the context (coda_lsp.context) rarely needs more than 4 a token
@@ -63,19 +61,12 @@ class Window:
     text: str
     start: int  # the document offset where `text` starts
     cursor: int  # the cursor's offset in `text`
-    row: int  # the cursor in `text`: row (counted on "\n", as the engine and tree-sitter do) and column
-    col: int
     whole: bool  # the whole document: its syntax tree can be trusted
 
     @classmethod
     def around(cls, source: str, offset: int, before: int, after: int) -> "Window":
         """The window of `source` around character `offset`, about `before` and `after` characters each side."""
         if len(source) <= WHOLE_CHARS:
-            return cls(source, 0, offset, *row_col(source, offset), whole=True)
+            return cls(source, 0, offset, whole=True)
         start, end = _cut_before(source, offset, before), _cut_after(source, offset, after)
-        text = source[start:end]
-        return cls(text, start, offset - start, *row_col(text, offset - start), whole=(start, end) == (0, len(source)))
-
-    def document_offset(self, col: int) -> int:
-        """The document offset of column `col` on the cursor's row."""
-        return self.start + self.cursor - self.col + col
+        return cls(source[start:end], start, offset - start, whole=(start, end) == (0, len(source)))

@@ -45,7 +45,7 @@ async def test_model_load_failure_is_shown_and_requests_get_empty_results(broken
 @pytest.mark.asyncio
 async def test_huge_documents_are_not_completed_in(broken: LanguageClient):
     uri = "file:///big.py"
-    big = "x = 1\n" * (32 * 1024 * 1024 // 6 + 1)  # over coda_lsp.documents.MAX_DOCUMENT_BYTES
+    big = "x = 1\n" * (32 * 1024 * 1024 // 6 + 1)  # over coda_lsp.documents.MAX_DOCUMENT_CHARS
     broken.text_document_did_open(T.DidOpenTextDocumentParams(T.TextDocumentItem(uri, "python", 1, big)))
     result = await broken.text_document_inline_completion_async(T.InlineCompletionParams(
         context=T.InlineCompletionContext(trigger_kind=T.InlineCompletionTriggerKind.Invoked),

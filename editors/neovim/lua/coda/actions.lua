@@ -31,8 +31,9 @@ local function range_params(client, bufnr, first, last, visual)
   }
 end
 
--- The server completes in no document of this size or more (coda_lsp.documents.MAX_DOCUMENT_BYTES).
-local MAX_DOCUMENT_BYTES = 32 * 1024 * 1024
+-- The server completes in no document of this many characters or more (coda_lsp.documents.MAX_DOCUMENT_CHARS).
+-- The buffer's byte count is compared with it: never less than its character count, and it costs nothing.
+local MAX_DOCUMENT_CHARS = 32 * 1024 * 1024
 
 --- Why the server offered no `command` here, and what to do, as a message for the user.
 local function why_no_action(client, bufnr, command)
@@ -42,7 +43,7 @@ local function why_no_action(client, bufnr, command)
       .. "). Set a model that loads (the model option), then :CodaRestart."
   elseif status.state ~= "ready" then
     return "the model is still loading; try again when :CodaStatus says ready."
-  elseif vim.api.nvim_buf_get_offset(bufnr, vim.api.nvim_buf_line_count(bufnr)) >= MAX_DOCUMENT_BYTES then
+  elseif vim.api.nvim_buf_get_offset(bufnr, vim.api.nvim_buf_line_count(bufnr)) >= MAX_DOCUMENT_CHARS then
     return "this file is over the 32 MB that coda-lsp works in."
   elseif command == "coda.implementFunction" then
     return "no function with a placeholder body (pass, ..., a TODO) at the cursor."
