@@ -96,12 +96,40 @@ def environment(**extra) -> dict:
     return {**env, "HF_HUB_OFFLINE": "1", **extra}
 
 
+STATUS = "coda/status"  # the notification of a model load's start and end (coda_lsp.server.STATUS)
+
+
+async def notified(client, method: str, condition, timeout: float = 120.0) -> bool:
+    """Whether `condition()` holds within `timeout` seconds, checked now and again as each `method`
+    notification comes in: a wait on the notification itself, never a poll.
+
+    pytest-lsp resolves its wait before the client's own handler for the notification runs, and the
+    wait resumes after that handler (a plain function) has run: what it records is in when
+    `condition` is checked. The wait is not cancelled on a timeout (pytest-lsp would later set the
+    result of a cancelled future); the next wait for `method` replaces it.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition():
+        left = deadline - loop.time()
+        if left <= 0:
+            return False
+        await asyncio.wait([client.protocol.wait_for_notification_async(method)], timeout=left)
+    return True
+
+
+def record_statuses(client) -> list:
+    """The coda/status notifications the client hears from now on (their params, in order)."""
+    statuses = []
+    client.feature(STATUS)(lambda params: statuses.append(params))
+    return statuses
+
+
 @contextlib.asynccontextmanager
 async def server_with_statuses(options: dict, env: dict | None = None, capabilities: str = "neovim"):
     """A coda-lsp initialized with `options`, and the coda/status notifications it sends (a list)."""
     client = await ClientServerConfig(server_command=SERVER, server_env=env or environment()).start()
-    statuses = []
-    client.feature("coda/status")(lambda params: statuses.append(params))
+    statuses = record_statuses(client)
     try:
         await client.initialize_session(T.InitializeParams(capabilities=client_capabilities(capabilities),
                                                            initialization_options=options))
@@ -113,9 +141,7 @@ async def server_with_statuses(options: dict, env: dict | None = None, capabilit
         await client.stop()
 
 
-async def until_loaded(statuses: list) -> None:
-    """Until the first model load ends, one way or the other (at most a minute)."""
-    for _ in range(600):
-        if statuses and statuses[-1].state != "loading":
-            return
-        await asyncio.sleep(0.1)
+async def until_loaded(client, statuses: list, timeout: float = 120.0) -> None:
+    """Until the first model load ends, one way or the other: its last status is not "loading"."""
+    assert await notified(client, STATUS, lambda: statuses and statuses[-1].state != "loading", timeout), \
+        f"no model load ended within {timeout:.0f} s: {statuses}"

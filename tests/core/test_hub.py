@@ -55,8 +55,8 @@ def test_info_says_what_a_missing_hub_model_weighs(hub, tiny_model_dir):
 @pytest.mark.asyncio
 async def test_the_editor_hears_the_download_percentage(hub):
     hub, env = hub
-    async with server_with_statuses({"model": REPO}, environment(**env)) as (_, statuses):
-        await until_loaded(statuses)
+    async with server_with_statuses({"model": REPO}, environment(**env)) as (client, statuses):
+        await until_loaded(client, statuses)
     assert (statuses[0].state, statuses[-1].state) == ("loading", "ready"), statuses
     progress = [s for s in statuses if getattr(s, "percentage", None) is not None]
     percentages = [s.percentage for s in progress]

@@ -1,8 +1,8 @@
 """coda-lsp under bad conditions: no model, huge or odd documents, malformed requests."""
 
-import asyncio
 import subprocess
 import sys
+import threading
 
 import pytest
 import torch
@@ -10,7 +10,7 @@ import pytest_lsp
 from lsprotocol import types as T
 from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
 
-from helpers import frame, read_frames
+from helpers import STATUS, frame, notified, read_frames, record_statuses
 
 SERVER = [sys.executable, "-m", "coda_lsp.server", "--stdio"]
 
@@ -26,10 +26,7 @@ async def broken(lsp_client: LanguageClient, tmp_path_factory):
 
 @pytest.mark.asyncio
 async def test_model_load_failure_is_shown_and_requests_get_empty_results(broken: LanguageClient):
-    for _ in range(100):
-        if broken.messages:
-            break
-        await asyncio.sleep(0.1)
+    assert await notified(broken, T.WINDOW_SHOW_MESSAGE, lambda: broken.messages), "the failed load was not shown"
     assert any(m.type == T.MessageType.Error and "does-not-exist" in m.message for m in broken.messages)
     uri = "file:///x.py"
     broken.text_document_did_open(T.DidOpenTextDocumentParams(T.TextDocumentItem(uri, "python", 1, "x = \n")))
@@ -103,46 +100,44 @@ async def inline_items(client: LanguageClient, uri: str, position: T.Position) -
 @pytest.mark.asyncio
 async def test_configuration_swaps_the_model(broken: LanguageClient, tiny_model_dir, tmp_path):
     uri, cursor = "file:///swap.py", T.Position(0, 4)
-    statuses = []
+    good, gone = str(tiny_model_dir), str(tmp_path / "gone")
+    recorded = record_statuses(broken)  # from now on: the failed first load's may have come already
 
-    @broken.feature("coda/status")
-    def on_status(params):
-        statuses.append((params.state, params.model))
+    def statuses() -> list[tuple[str, str]]:
+        return [(status.state, status.model) for status in recorded]
+
     broken.text_document_did_open(T.DidOpenTextDocumentParams(T.TextDocumentItem(uri, "python", 1, "x = \n")))
     broken.workspace_did_change_configuration(T.DidChangeConfigurationParams(
-        settings={"coda": {"model": str(tiny_model_dir)}}))
-    for _ in range(300):  # the good model loads in the background
-        if await inline_items(broken, uri, cursor):
-            break
-        await asyncio.sleep(0.1)
+        settings={"coda": {"model": good}}))
+    # the good model loads in the background; "ready" is sent once it is in use
+    assert await notified(broken, STATUS, lambda: ("ready", good) in statuses()), statuses()
     assert await inline_items(broken, uri, cursor)
     # swapping to a model that cannot load: the reason is shown, and the model in use stays in use
-    count = len(broken.messages)
-    broken.workspace_did_change_configuration(T.DidChangeConfigurationParams(
-        settings={"coda": {"model": str(tmp_path / "gone")}}))
-    for _ in range(300):
-        if len(broken.messages) > count and statuses[-1][0] != "loading":
-            break
-        await asyncio.sleep(0.1)
+    broken.workspace_did_change_configuration(T.DidChangeConfigurationParams(settings={"coda": {"model": gone}}))
+    # the load's end: the status after its "loading"; its error message was sent before that status
+    assert await notified(broken, STATUS, lambda: ("loading", gone) in statuses()[:-1]), statuses()
     message = broken.messages[-1]
     assert message.type == T.MessageType.Error and "gone" in message.message and "still using" in message.message
     # the status notifications an editor's status line follows
-    good, gone = str(tiny_model_dir), str(tmp_path / "gone")
-    assert statuses[-4:] == [("loading", good), ("ready", good), ("loading", gone), ("ready", good)]
+    assert statuses()[-4:] == [("loading", good), ("ready", good), ("loading", gone), ("ready", good)]
     assert await inline_items(broken, uri, T.Position(0, 4)), "completions go on with the model that loaded"
 
 
 def test_a_failed_model_switch_leaves_the_settings_on_the_model_in_use(tiny_model_dir, tmp_path):
     """Clearing the model setting after a failed switch ("keep the model in use"), or changing
     another setting, must not try the model that failed again."""
-    import time
-
     from coda_lsp.models import ModelHost
     from coda_lsp.settings import Settings
 
     settings = Settings(model=str(tiny_model_dir), device="cpu")
-    events = []
-    host = ModelHost(settings, on_status=lambda state, model, message: events.append((state, model)))
+    events, two_events = [], threading.Event()
+
+    def on_status(state, model, message):  # called on the loading thread
+        events.append((state, model))
+        if len(events) >= 2:
+            two_events.set()
+
+    host = ModelHost(settings, on_status=on_status)
     assert host.load() is None
     in_use = host.current()
     settings.update({"model": str(tmp_path / "no-such-model")})
@@ -153,8 +148,6 @@ def test_a_failed_model_switch_leaves_the_settings_on_the_model_in_use(tiny_mode
     host.request()  # the model in use is the one asked for: nothing to load
     settings.update({"dtype": "float32"})
     host.request()  # the model in use, in another dtype
-    deadline = time.monotonic() + 60
-    while len(events) < 2 and time.monotonic() < deadline:
-        time.sleep(0.05)
+    assert two_events.wait(timeout=120), events
     assert events == [("loading", str(tiny_model_dir)), ("ready", str(tiny_model_dir))]
     assert host.current() is not in_use and host.current().model.dtype == torch.float32

@@ -14,7 +14,7 @@ from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
 URI = "file:///project/example.py"
 SOURCE = "import math\n\n\ndef area(radius):\n    return \n\n\nprint(area(2))\n"
 CURSOR = T.Position(line=4, character=11)
-from helpers import SERVER, environment, server_with_statuses, until_loaded
+from helpers import SERVER, STATUS, environment, notified, record_statuses, server_with_statuses, until_loaded
 
 
 @pytest_lsp.fixture(
@@ -22,12 +22,14 @@ from helpers import SERVER, environment, server_with_statuses, until_loaded
     params=["visual-studio-code", "neovim"],
 )
 async def client(lsp_client: LanguageClient, request, tiny_model_dir):
+    statuses = record_statuses(lsp_client)
     await lsp_client.initialize_session(T.InitializeParams(
         capabilities=client_capabilities(request.param),
         initialization_options={"model": str(tiny_model_dir), "maxNewTokens": 16, "candidates": 2},
     ))
     lsp_client.text_document_did_open(T.DidOpenTextDocumentParams(
         T.TextDocumentItem(uri=URI, language_id="python", version=1, text=SOURCE)))
+    await until_model_ready(lsp_client, statuses)
     yield
     await lsp_client.shutdown_session()
 
@@ -55,14 +57,24 @@ def record_edits(client) -> list:
     return edits
 
 
+async def until_model_ready(client, statuses: list) -> None:
+    """The model loads in the background after `initialized`; the fixtures wait for its "ready"
+    status, sent once the model is in use (coda_lsp.models), so every request after it is served by it."""
+    await until_loaded(client, statuses)
+    assert statuses[-1].state == "ready", statuses
+
+
 async def ready(client) -> T.InlineCompletionList:
-    """The first non-empty answer: the model loads in the background after `initialized`."""
-    for _ in range(300):
-        result = await inline(client)
-        if result is not None and result.items:
-            return result
-        await asyncio.sleep(0.1)
-    raise AssertionError("no inline completion within 30 s")
+    """The first answer of the loaded model (the fixture waited for it): it has items."""
+    result = await inline(client)
+    assert result is not None and result.items, "no inline completion from the loaded model"
+    return result
+
+
+def progress_reported(client) -> bool:
+    """Whether a command's decode is under way: it reports its steps as work done progress."""
+    return any(isinstance(v, T.WorkDoneProgressReport) for reports in client.progress_reports.values()
+               for v in reports)
 
 
 @pytest.mark.asyncio
@@ -185,9 +197,11 @@ async def test_rewrite_with_instruction(client: LanguageClient):
 async def utf8_client(lsp_client: LanguageClient, tiny_model_dir):
     capabilities = client_capabilities("neovim")
     capabilities.general = T.GeneralClientCapabilities(position_encodings=[T.PositionEncodingKind.Utf8])
+    statuses = record_statuses(lsp_client)
     result = await lsp_client.initialize_session(T.InitializeParams(
         capabilities=capabilities, initialization_options={"model": str(tiny_model_dir), "candidates": 3}))
     assert result.capabilities.position_encoding == T.PositionEncodingKind.Utf8
+    await until_model_ready(lsp_client, statuses)
     yield
     await lsp_client.shutdown_session()
 
@@ -199,26 +213,18 @@ async def test_utf8_positions_and_configuration_changes(utf8_client: LanguageCli
     open_document(utf8_client, uri, source)
     line = source.split("\n")[1]
     cursor = T.Position(1, len(line.encode("utf-8")))  # utf-8 code units: é and ö count twice
-    for _ in range(300):
-        result = await inline(utf8_client, uri=uri, position=cursor)
-        if result.items:
-            break
-        await asyncio.sleep(0.1)
+    result = await inline(utf8_client, uri=uri, position=cursor)
     assert result.items and all(item.range.start == cursor for item in result.items)
     assert len(result.items) == 1, "while typing, a line hole is one canvas: one text, the fastest answer"
     result = await inline(utf8_client, uri=uri, position=cursor, invoked=True)
     assert len(result.items) > 1, "asked for explicitly, it comes with alternatives"
-    # settings pushed later apply to the next request
+    # settings pushed later apply to the next request (notifications are handled in order, before it)
     utf8_client.workspace_did_change_configuration(T.DidChangeConfigurationParams(settings={"coda": {"candidates": 1}}))
     edited = source.replace("x = ", "y = ")
     utf8_client.text_document_did_change(T.DidChangeTextDocumentParams(
         T.VersionedTextDocumentIdentifier(version=2, uri=uri), [T.TextDocumentContentChangeWholeDocument(edited)]))
-    for _ in range(100):
-        result = await inline(utf8_client, uri=uri, position=cursor)
-        if result.items:
-            break
-        await asyncio.sleep(0.1)
-    assert len(result.items) == 1
+    result = await inline(utf8_client, uri=uri, position=cursor, invoked=True)
+    assert len(result.items) == 1, "candidates: 1 holds for a completion asked for, which had alternatives before"
 
 
 @pytest.mark.asyncio
@@ -256,9 +262,10 @@ async def test_cancel_request_answers_the_request_cancelled(client: LanguageClie
     params = T.InlineCompletionParams(
         context=T.InlineCompletionContext(trigger_kind=T.InlineCompletionTriggerKind.Automatic),
         text_document=T.TextDocumentIdentifier(uri=uri), position=T.Position(1, 4))
-    pending = asyncio.ensure_future(  # pytest-lsp sends a request only once its coroutine runs
-        client.protocol.send_request_async(T.TEXT_DOCUMENT_INLINE_COMPLETION, params, msg_id="cancel-me"))
-    await asyncio.sleep(0.2)
+    # pygls writes the request before the cancel below; the server reads one message at a time and
+    # starts a request's handler (its decode handed to the model thread) before it reads the next
+    pending = asyncio.wrap_future(
+        client.protocol.send_request(T.TEXT_DOCUMENT_INLINE_COMPLETION, params, msg_id="cancel-me"))
     client.protocol.notify(T.CANCEL_REQUEST, T.CancelParams(id="cancel-me"))
     with pytest.raises(JsonRpcRequestCancelled):
         await asyncio.wait_for(pending, timeout=10)
@@ -312,15 +319,14 @@ async def test_cancelling_a_command_stops_its_decode(client: LanguageClient):
     pending = asyncio.ensure_future(client.protocol.send_request_async(
         T.WORKSPACE_EXECUTE_COMMAND, T.ExecuteCommandParams(command="coda.regenerateSelection",
                                                             arguments=[uri, LONG_SELECTION]), msg_id="stop-me"))
-    for _ in range(200):  # wait until the decode is under way
-        if any(isinstance(v, T.WorkDoneProgressReport) for reports in client.progress_reports.values()
-               for v in reports):
-            break
-        await asyncio.sleep(0.05)
+    assert await notified(client, T.PROGRESS, lambda: progress_reported(client)), "the decode never got under way"
     client.protocol.notify(T.CANCEL_REQUEST, T.CancelParams(id="stop-me"))
     with pytest.raises(JsonRpcRequestCancelled):
         await asyncio.wait_for(pending, timeout=30)
-    await asyncio.sleep(1.0)
+    # The model thread runs one call at a time, in order: this completion's decode (asked for, so never
+    # taken from the texts shown before) starts once the cancelled one has returned, and every report
+    # that one made was queued on the message loop before this answer.
+    await inline(client, invoked=True)
     reports = next(iter(client.progress_reports.values()))
     end = next(i for i, v in enumerate(reports) if isinstance(v, T.WorkDoneProgressEnd))
     assert len(reports) - end - 1 <= 1, "the decode went on reporting steps after the cancel"
@@ -336,11 +342,7 @@ async def regenerate_while(client, uri: str, change) -> tuple[bool, list]:
     open_document(client, uri, LONG_SOURCE)
     pending = asyncio.ensure_future(client.workspace_execute_command_async(T.ExecuteCommandParams(
         command="coda.regenerateSelection", arguments=[uri, LONG_SELECTION])))
-    for _ in range(400):
-        if any(isinstance(v, T.WorkDoneProgressReport) for reports in client.progress_reports.values()
-               for v in reports):
-            break
-        await asyncio.sleep(0.025)
+    assert await notified(client, T.PROGRESS, lambda: progress_reported(client)), "the decode never got under way"
     assert not pending.done(), "the decode ended before the document could change under it"
     client.text_document_did_change(T.DidChangeTextDocumentParams(
         T.VersionedTextDocumentIdentifier(version=2, uri=uri), [change]))
@@ -390,8 +392,10 @@ async def test_settings_that_keep_the_model_do_not_load_it_again(tiny_model_dir)
         client.workspace_did_change_configuration(T.DidChangeConfigurationParams(settings={"coda": settings}))
         client.workspace_did_change_configuration(T.DidChangeConfigurationParams(
             settings={"coda": {**settings, "candidates": 1}}))  # not a model setting either
-        await until_loaded(statuses)
-        await asyncio.sleep(1.0)  # a second load, if one were started, would have said so by now
+        await until_loaded(client, statuses)
+        # No message orders the loading thread against the client's: a second load would start right
+        # after the first one's "ready" and say "loading"; so wait for that status itself, a while.
+        assert not await notified(client, STATUS, lambda: len(statuses) > 2, timeout=1.0), statuses
         assert [status.state for status in statuses] == ["loading", "ready"]
 
 
@@ -399,7 +403,7 @@ async def test_settings_that_keep_the_model_do_not_load_it_again(tiny_model_dir)
 @pytest.mark.asyncio
 async def test_the_device_setting_is_named_when_cuda_is_missing(tiny_model_dir):
     async with server_with_statuses({"model": str(tiny_model_dir), "device": "cuda"}) as (client, statuses):
-        await until_loaded(statuses)
+        await until_loaded(client, statuses)
     assert [status.state for status in statuses] == ["loading", "error"]
     message = statuses[-1].message
     assert "the device setting is 'cuda'" in message and "use cpu or auto" in message, message
@@ -430,11 +434,11 @@ def blank_model_dir(coda_mini_dir, tmp_path_factory):
 async def test_completions_that_keep_coming_back_empty_are_reported(blank_model_dir):
     async with server_with_statuses({"model": str(blank_model_dir)}) as (client, statuses):
         open_document(client, URI, SOURCE)
-        await until_loaded(statuses)
+        await until_loaded(client, statuses)
         assert statuses[-1].state == "ready"
         for _ in range(5):
             assert not (await inline(client)).items
-        await asyncio.sleep(0.5)
+        # the handler sends the status on the message loop before the answer it returns: it is in
         assert statuses[-1].state == "ready" and "last 5 completions were empty" in statuses[-1].message
 
 
@@ -445,8 +449,8 @@ async def statuses_without_a_model(env: dict) -> list[tuple[str, str]]:
 
     It is initialized as VS Code does with `coda.model` empty: a null model.
     """
-    async with server_with_statuses({"model": None, "maxNewTokens": 8}, env, "visual-studio-code") as (_, statuses):
-        await until_loaded(statuses)
+    async with server_with_statuses({"model": None, "maxNewTokens": 8}, env, "visual-studio-code") as (client, statuses):
+        await until_loaded(client, statuses)
     return [(status.state, status.model) for status in statuses]
 
 
@@ -493,9 +497,5 @@ async def test_percent_encoded_uris_and_unusual_line_breaks(client: LanguageClie
     change = edits[0].edit.document_changes[0]
     assert change.text_document.uri == uri  # answered under the client's own spelling of the URI
     assert change.edits[0].range == T.Range(T.Position(5, 0), T.Position(5, 8))  # exactly `    pass`
-    for _ in range(100):
-        result = await inline(client, uri=uri, position=T.Position(3, 9))  # after "def disc"
-        if result.items:
-            break
-        await asyncio.sleep(0.1)
+    result = await inline(client, uri=uri, position=T.Position(3, 9))  # after "def disc"
     assert result.items and result.items[0].range.start == T.Position(3, 9)
