@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from coda_core.masking import (REPORT_CURRICULUM, MaskingConfig, MaskingRates, MaskingSchedule,
-                               diffusion_loss, mask_batch, mask_sft, target_rows)
+from coda_train.masking import (REPORT_CURRICULUM, MaskingConfig, MaskingRates, MaskingSchedule,
+                                diffusion_loss, mask_batch, mask_sft, target_rows)
 
 MASK, PAD = 99, 0
 

@@ -380,7 +380,7 @@ def test_the_backend_names_parameters_as_the_model_format_does_both_ways():
 
 
 def test_the_torch_backend_runs_the_lm_head_only_at_the_targets():
-    from coda_core.masking import MaskingConfig, diffusion_loss, mask_batch
+    from coda_train.masking import MaskingConfig, diffusion_loss, mask_batch
     from coda_train.parallel import TorchBackend
     from conftest import small_model
 
