@@ -1,4 +1,4 @@
-"""CoDA: the model runtime, the masking curriculum and the cached parallel sampler.
+"""CoDA: the model runtime and the cached parallel sampler (the training objective is coda_train.masking).
 
 The bottom layer: it imports nothing of coda_lsp, coda_eval, coda_train or
 coda_cli, and knows nothing of parallelism (coda_train.parallel applies it

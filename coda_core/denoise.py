@@ -263,54 +263,52 @@ def _windows(start: int, end: int, size: int):
     return [(s, min(s + size, end)) for s in range(start, end, size)]
 
 
-def _refresh_or_window(model: CoDALanguageModel, canvas: Canvas, cache: KVCache, masked: torch.Tensor,
-                       positions: torch.Tensor, refresh: bool, first: bool, prefix_cache: PrefixCache | None,
-                       stats: DecodeStats, control: Control) -> torch.Tensor:
-    """Logits [N, V] for the N masked slots of the window at `positions` [W] (masked [B, W]).
+@dataclass
+class _DualCache:
+    """A fast decode's forwards over `cache` (every slot's K/V), counted in `stats`: a window's masked slots' logits."""
+    model: CoDALanguageModel
+    canvas: Canvas
+    cache: KVCache
+    stats: DecodeStats
 
-    A refresh is a prefill that rewrites every slot's K/V; the first one may
-    instead restore a shared head from the prefix cache and encode only the
-    rest, as one window step. Otherwise only the window is fed, as [s-1, e),
-    over the cached K/V of everything else.
-    """
-    length = canvas.ids.shape[1]
-    device = canvas.ids.device
-    if refresh and first and prefix_cache is not None and (reused := prefix_cache.restore(canvas, cache)):
-        stats.reused_prefix = reused
-        fed = torch.arange(reused, length, device=device)
-        ids, rows = canvas.ids[:, fed], _masked_rows(masked, positions, first_fed=reused)
-        return _timed_forward(stats, "prefill", lambda: model.decode_window(ids, cache, fed, logits_index=rows))
-    if refresh:
-        rows = _masked_rows(masked, positions)
-        forward = lambda: model.prefill(canvas.ids, cache, canvas.attention_mask, logits_index=rows)
-        if not (first and prefix_cache is not None):
-            return _timed_forward(stats, "prefill" if first else "full", forward)
-        # A prefill the prefix cache keeps runs to its end even once stopped: the decode that
-        # stopped this one reuses it.
-        with control.finish():
-            logits = _timed_forward(stats, "prefill", forward)
-        prefix_cache.store(canvas, cache)  # only fresh K/V are kept for later calls
+    def prefill(self, masked, positions, prefix_cache: PrefixCache | None, control: Control) -> torch.Tensor:
+        """The decode's first forward: over a shared head the prefix cache restores, else a refresh it keeps."""
+        if prefix_cache is None:
+            return self.refresh(masked, positions, kind="prefill")
+        if reused := prefix_cache.restore(self.canvas, self.cache):
+            self.stats.reused_prefix = reused
+            return self.feed(reused, self.canvas.ids.shape[1], masked, positions, kind="prefill")
+        with control.finish():  # kept for reuse, even by the decode that stops this one: it runs to its end
+            logits = self.refresh(masked, positions, kind="prefill")
+        prefix_cache.store(self.canvas, self.cache)  # only fresh K/V are kept for later calls
         return logits
-    fed = torch.arange(max(int(positions[0]) - 1, 0), int(positions[-1]) + 1, device=device)
-    ids, rows = canvas.ids[:, fed], _masked_rows(masked, positions, first_fed=int(fed[0]))
-    return _timed_forward(stats, "window", lambda: model.decode_window(ids, cache, fed, logits_index=rows))
+
+    def refresh(self, masked, positions, kind: str = "full") -> torch.Tensor:
+        """A full forward that rewrites every slot's K/V."""
+        ids, attn, rows = self.canvas.ids, self.canvas.attention_mask, _masked_rows(masked, positions)
+        return _timed_forward(self.stats, kind, lambda: self.model.prefill(ids, self.cache, attn, logits_index=rows))
+
+    def window(self, masked, positions) -> torch.Tensor:
+        """A step inside a block: the window alone is fed, as [s-1, e) since token j is predicted from hidden j-1."""
+        return self.feed(max(int(positions[0]) - 1, 0), int(positions[-1]) + 1, masked, positions)
+
+    def feed(self, start: int, end: int, masked, positions, kind: str = "window") -> torch.Tensor:
+        """A forward of slots [start, end) alone, over the cached K/V of the others."""
+        fed = torch.arange(start, end, device=self.canvas.ids.device)
+        ids, rows, cache = self.canvas.ids[:, fed], _masked_rows(masked, positions, first_fed=start), self.cache
+        return _timed_forward(self.stats, kind, lambda: self.model.decode_window(ids, cache, fed, logits_index=rows))
 
 
 def denoise_fast(model: CoDALanguageModel, canvas: Canvas, opts: DecodeOptions, control: Control | None = None,
                  prefix_cache: PrefixCache | None = None) -> DecodeStats:
-    """Block-wise threshold decoding over a DualCache; see the module docstring.
-
-    With a `prefix_cache`, the first refresh reuses the K/V of a recent call's
-    shared head (see prefix_cache.py) and stores this call's head.
-    """
+    """Block-wise threshold decoding over a DualCache, its head's K/V shared through `prefix_cache`; see above."""
     return _run(_fast_loop, model, canvas, opts, control, prefix_cache=prefix_cache)
 
 
 @torch.inference_mode()
 def _fast_loop(model: CoDALanguageModel, canvas: Canvas, opts: DecodeOptions, control: Control,
                stats: DecodeStats, prefix_cache: PrefixCache | None) -> None:
-    cache = model.new_cache(canvas.batch, canvas.ids.shape[1])
-    first = True
+    forwards = _DualCache(model, canvas, model.new_cache(canvas.batch, canvas.ids.shape[1]), stats)
     for block_start, block_end in _windows(0, canvas.hole_width, opts.block_size):
         steps_in_block = 0
         while True:
@@ -323,12 +321,14 @@ def _fast_loop(model: CoDALanguageModel, canvas: Canvas, opts: DecodeOptions, co
             # The window: the first sub-block of this block that still has a mask (hole columns [a, b)).
             a, b = next((s, e) for s, e in _windows(block_start, block_end, opts.sub_block_size or opts.block_size)
                         if masked[:, s:e].any())
-            window_masked = masked[:, a:b]
-            refresh = steps_in_block == 0 or opts.refresh == "step" or (
-                isinstance(opts.refresh, int) and steps_in_block % opts.refresh == 0)
-            logits = _refresh_or_window(model, canvas, cache, window_masked, canvas.hole_slots[a:b], refresh, first,
-                                        prefix_cache, stats, control)
-            first = first and not refresh
+            window_masked, positions = masked[:, a:b], canvas.hole_slots[a:b]
+            if stats.forwards == 0:  # the decode's first step
+                logits = forwards.prefill(window_masked, positions, prefix_cache, control)
+            elif steps_in_block == 0 or opts.refresh == "step" or (
+                    isinstance(opts.refresh, int) and steps_in_block % opts.refresh == 0):
+                logits = forwards.refresh(window_masked, positions)
+            else:
+                logits = forwards.window(window_masked, positions)
             start = time.perf_counter()
             choice = _choose(logits, window_masked, opts, control.generator)
             select = _select_threshold(choice, window_masked, opts)

@@ -21,7 +21,7 @@ from .errors import ModelNotFoundError
 REPO_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
 CONFIG_PATTERNS = ["*.json", "*.txt", "*.jinja"]  # config, tokenizer, chat template: a few kB
 WEIGHT_PATTERNS = ["*.safetensors"]  # never pickle (coda_core.loading)
-Progress = Callable[[int, int], None]  # (bytes done, bytes in all)
+DownloadProgress = Callable[[int, int], None]  # (bytes done, bytes in all)
 
 
 def is_repo_id(name: str) -> bool:
@@ -39,7 +39,7 @@ def how_to_get(name: str) -> str:
             f"(~/.cache/huggingface) here, or pass a local model directory (`coda init-model` makes a small one).")
 
 
-def snapshot(name: str, *, weights: bool = True, on_progress: Progress | None = None) -> Path:
+def snapshot(name: str, *, weights: bool = True, on_progress: DownloadProgress | None = None) -> Path:
     """The local folder of hub model `name`: from the cache, else downloaded (all of it, or with
     `weights=False` only its config and tokenizer files)."""
     from huggingface_hub import snapshot_download
@@ -98,7 +98,7 @@ class _Discard:
         pass
 
 
-def _reporting_bar(report: Progress, total: int | None):
+def _reporting_bar(report: DownloadProgress, total: int | None):
     """A tqdm class for snapshot_download that passes its byte count to `report`.
 
     snapshot_download makes one bar counting files and two counting bytes: the

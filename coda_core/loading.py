@@ -23,8 +23,8 @@ from .atomic import atomic_directory
 from .bundled import bundled_model_dir, is_bundled
 from .choices import DTYPE_NAMES
 from .config import CoDAConfig, load_config
-from .errors import CheckpointError, CodaError, DeviceError, ModelNotFoundError, UnsafeCheckpointError
-from .hub import Progress, is_repo_id, snapshot
+from .errors import CheckpointError, DeviceError, ModelNotFoundError, UnsafeCheckpointError
+from .hub import DownloadProgress, is_repo_id, snapshot
 from .model import CoDALanguageModel
 from . import kernels
 from .quantize import check_quantize, pack, prepare, quantize_state
@@ -79,7 +79,7 @@ def resolve_device(device: str | torch.device) -> torch.device:
 
 
 def resolve_model_dir(name_or_path: str | os.PathLike, *, weights: bool = True,
-                      on_progress: Progress | None = None) -> Path:
+                      on_progress: DownloadProgress | None = None) -> Path:
     """A local directory for `name_or_path`: a bundled model, the path itself, or a hub snapshot.
 
     A bundled model's bare name (the string "coda-mini") is the folder shipped
@@ -174,7 +174,7 @@ def read_state_dict(files: list[Path], expected: dict[str, torch.Size], dtype: t
 
 def load_model(name_or_path: str | os.PathLike, device: str | torch.device = "cpu",
                dtype: str | torch.dtype = "auto", quantize: str | None = None,
-               on_progress: Progress | None = None, plan: kernels.Plan | None = None) -> CoDALanguageModel:
+               on_progress: DownloadProgress | None = None, plan: kernels.Plan | None = None) -> CoDALanguageModel:
     """Open a CoDA (or Qwen3) checkpoint as a CoDALanguageModel in eval mode.
 
     name_or_path: a bundled model's name, a model directory or a hub repo id (see resolve_model_dir).

@@ -94,7 +94,7 @@ class SampleResult:
         }
 
 
-Progress = Callable[[int, str, float], None]  # (step, partial text of the leading row, fraction of it committed)
+DecodeProgress = Callable[[int, str, float], None]  # (step, partial text of the leading row, fraction of it committed)
 
 
 class Sampler:
@@ -225,7 +225,7 @@ class Sampler:
     def _decode(self, make_canvas: Callable[[int], Canvas], *, n: int = 1, seed: int = 0,
                 strategy: str | None = None, options: DecodeOptions | None = None,
                 should_stop: Callable[[], bool] | None = None, deadline: float | None = None,
-                on_progress: Progress | None = None, reuse_prefix: bool = True,
+                on_progress: DecodeProgress | None = None, reuse_prefix: bool = True,
                 settled: Callable[[Canvas], bool] | None = None, between_layers: bool = False) -> SampleResult:
         """Denoise the canvas `make_canvas(copies)` builds and rank its rows.
 
@@ -282,7 +282,7 @@ class Sampler:
             out.append(Candidate(fill_ids, fills, scores[row], ended[row], int(canvas.hole_len[row])))
         return out
 
-    def _progress_hook(self, on_progress: Progress):
+    def _progress_hook(self, on_progress: DecodeProgress):
         def hook(canvas: Canvas, stats: DecodeStats) -> None:
             row = int(canvas.score().argmax())
             length = int(canvas.hole_len[row])

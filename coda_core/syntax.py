@@ -1,4 +1,4 @@
-"""tree-sitter grammars, and the syntax nodes masking strategy S4 masks whole.
+"""tree-sitter grammars, and the syntax nodes masking strategy S4 masks whole (coda_train.masking).
 
 Grammars come from per-language wheels (tree-sitter-python, ...); a language
 without one has no parser, never an error. The language server chooses its

@@ -40,9 +40,8 @@ class ModelHost:
         self.on_status = on_status or (lambda state, model, message, percentage=None: None)
         self.on_error = on_error or (lambda message: None)
         self._sampler = None
-        self._error: str | None = None
         self._name: str | None = None  # the model in use, or being loaded while none is
-        self._lock = threading.Lock()  # guards the three above
+        self._lock = threading.Lock()  # guards the two above
         self._wanted: tuple | None = None  # (model, device, dtype, quantize) asked for last
         self._in_use: tuple | None = None  # ... of the model in use
         self._loading = threading.Lock()  # held by the one thread that loads models
@@ -71,12 +70,6 @@ class ModelHost:
         sampler = self.current()
         plan = getattr(sampler.model, "kernel_plan", None) if sampler is not None else None
         return f"computing in {plan.describe()}" if plan is not None else None
-
-    @property
-    def error(self) -> str | None:
-        """Why the last load failed, or None."""
-        with self._lock:
-            return self._error
 
     # -- loading -------------------------------------------------------------
 
@@ -110,8 +103,7 @@ class ModelHost:
             error = self.load()
         except Exception as exc:  # a loader thread that dies would leave "loading" on screen for good
             logging.getLogger(__name__).exception("model load failed")
-            with self._lock:
-                error = self._error = f"coda-lsp could not load the model {model}: {exc}"
+            error = f"coda-lsp could not load the model {model}: {exc}"
         if error:
             self.on_error(error)
         if self.current() is None:
@@ -139,19 +131,19 @@ class ModelHost:
         except (CodaError, ValueError, OSError, RuntimeError, TypeError) as exc:
             # a device that is not here: name the setting to change
             reason = f"{exc} (the device setting is {s.device!r})" if isinstance(exc, DeviceError) else exc
+            error = f"coda-lsp could not load the model {model}: {reason}"
             with self._lock:
-                self._error = f"coda-lsp could not load the model {model}: {reason}"
                 if self._sampler is not None:
-                    self._error += f" (still using {self._name})"
+                    error += f" (still using {self._name})"
                     # The settings name the model in use again (unless newer ones arrived meanwhile), so
                     # that clearing the setting ("keep the model in use") or changing another one
                     # does not retry the model that failed.
                     if self.key(s) == tried:
                         s.model, s.device, s.dtype, s.quantize = self._in_use
                         self._wanted = self._in_use
-                return self._error
+                return error
         with self._lock:
-            self._sampler, self._name, self._error, self._in_use = sampler, model, None, tried
+            self._sampler, self._name, self._in_use = sampler, model, tried
         return None
 
     def _download_progress(self, model: str):

@@ -6,7 +6,7 @@ the trainer never asks which backend it has:
     shard(batch_size, what, validation)  which rows this process reads for a batch (a `Shard`)
     prepare(model, activation_checkpointing, compile)  wrap and place the model
     to_device(tensor)          one batch tensor of this process's rows, as the step's input
-    loss_logits(model, batch)  the logits `coda_core.masking.diffusion_loss` scores
+    loss_logits(model, batch)  the logits `coda_train.masking.diffusion_loss` scores
     step_done()                the end of an optimizer step
     state_dict(model) / load_model_state(model, state)  parameters under the model format's names,
                                whatever wrappers `prepare` added
@@ -45,7 +45,8 @@ import torch.nn as nn
 from torch.utils.checkpoint import checkpoint
 
 from coda_core.errors import CodaError
-from coda_core.masking import target_rows
+
+from .masking import target_rows
 
 # Projections whose output features split over "tensor" (column parallel), and whose input
 # features do (row parallel); everything else is sharded over "fsdp" only.

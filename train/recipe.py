@@ -38,8 +38,8 @@ from typing import Any
 import yaml
 
 from coda_core.errors import CodaError
-from coda_core.masking import NORMALIZATIONS, MaskingConfig, MaskingRates, MaskingSchedule
 
+from .masking import NORMALIZATIONS, MaskingConfig, MaskingRates, MaskingSchedule
 from .schedule import DECAYS
 
 STAGES = ("pretrain", "midtrain", "sft")

@@ -40,13 +40,13 @@ import torch.nn.functional as F
 
 from coda_core.config import CoDAConfig
 from coda_core.errors import CheckpointError, CodaError
-from coda_core.masking import diffusion_loss, mask_batch, mask_sft
 from coda_core.model import CoDALanguageModel
 from coda_core.progress import progress as progress_bar
 from coda_core.tokenizer import BUNDLED_TOKENIZER, load_tokenizer, special_ids
 
 from . import checkpoint
 from .data import Dataset, DataError, ShardReader
+from .masking import diffusion_loss, mask_batch, mask_sft
 from .parallel import make_backend
 from .prefetch import Prefetcher, Prepared
 from .recipe import Recipe

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from coda_lsp.context import model_input
-from coda_lsp.project import MAX_FILE_BYTES, Project, RelatedFile, imported_paths
+from coda_lsp.imports import MAX_FILE_BYTES, imported_paths
+from coda_lsp.project import Project, RelatedFile
 from coda_lsp.related import DEFINITION, EDIT, IMPORTED, SIMILAR, Snippet, pack, rank, render
 
 GEOMETRY = '''"""Shapes and their areas."""

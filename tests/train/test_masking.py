@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from coda_core.masking import (REPORT_CURRICULUM, MaskingConfig, MaskingRates, MaskingSchedule,
-                               diffusion_loss, mask_batch, mask_sft, target_rows)
+from coda_train.masking import (REPORT_CURRICULUM, MaskingConfig, MaskingRates, MaskingSchedule,
+                                diffusion_loss, mask_batch, mask_sft, target_rows)
 
 MASK, PAD = 99, 0
 
@@ -61,11 +61,12 @@ def test_s2_pads_are_never_in_the_loss():
     assert (batch.labels[tail] == PAD).all() and (batch.input_ids[tail] == PAD).all()
     assert not batch.targets[tail].any()
     # the logits at (and predicting) pad positions do not change the loss
-    logits = torch.randn(64, 128, 100)
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(64, 128, 100, generator=g)
     loss, _ = diffusion_loss(logits, batch)
     shifted_tail = torch.cat([tail[:, 1:], torch.zeros(64, 1, dtype=torch.bool)], 1)
     noisy = logits.clone()
-    noisy[shifted_tail] += 100 * torch.randn_like(noisy[shifted_tail])
+    noisy[shifted_tail] += 100 * torch.randn(noisy[shifted_tail].shape, generator=g)
     assert torch.allclose(diffusion_loss(noisy, batch)[0], loss)
 
 
@@ -121,7 +122,7 @@ def test_s4_masks_whole_nodes():
 def test_sft_keeps_the_prompt_and_masks_the_response_and_pad_tail():
     ids = rows(16, 64)
     ids[:, 48:] = PAD
-    prompt = torch.randint(5, 30, (16,))
+    prompt = torch.randint(5, 30, (16,), generator=torch.Generator().manual_seed(1))
     batch = mask_sft(ids, prompt, mask_id=MASK, generator=torch.Generator().manual_seed(0))
     pos = torch.arange(64)
     assert not (batch.targets & (pos < prompt[:, None])).any()
@@ -159,7 +160,7 @@ def test_schedules():
 
 def test_loss_at_target_rows_equals_the_full_loss():
     batch = draw(MaskingRates(suffix=0.5), B=4, L=32)
-    logits = torch.randn(4, 32, 100)
+    logits = torch.randn(4, 32, 100, generator=torch.Generator().manual_seed(0))
     full, full_metrics = diffusion_loss(logits, batch)
     b, rows = target_rows(batch)
     gathered, metrics = diffusion_loss(logits[b, rows], batch)

@@ -49,6 +49,8 @@ from dataclasses import dataclass, fields
 import torch
 import torch.nn.functional as F
 
+from coda_core.budget import DEFAULT_SIZES
+
 
 @dataclass(frozen=True)
 class MaskingRates:
@@ -72,7 +74,7 @@ class MaskingConfig:
     rates: MaskingRates = MaskingRates()
     eps: float = 1e-3
     block_sizes: tuple[int, ...] = (4, 8, 16, 32)
-    hole_sizes: tuple[int, ...] = (8, 16, 32, 64)  # S5 canvases (the sampler's DEFAULT_SIZES)
+    hole_sizes: tuple[int, ...] = DEFAULT_SIZES  # S5 canvases: the sampler's
 
     def __post_init__(self):
         if not 0.0 <= self.eps < 1.0:
