@@ -1,5 +1,6 @@
 """What a message carries, checked before its handler runs: a method's params against the
-method's lsprotocol type, and a command's arguments against its handler's signature.
+method's lsprotocol type, and a command's arguments against its handler's signature; and an
+answer's result against its request's type.
 
 Params that do not fit are answered -32602 with the type they should have been.
 
@@ -15,6 +16,7 @@ import inspect
 import types
 import typing
 
+import attrs
 from lsprotocol import types as T
 
 from .messages import INVALID_PARAMS, RpcError
@@ -30,6 +32,15 @@ def method_params(converter, method: str, raw):
     except Exception as exc:
         detail = str(exc).split("\n", 1)[0]
         raise RpcError(INVALID_PARAMS, f"the params of {method} are not a valid {params_type.__name__} ({detail})")
+
+
+def method_result(converter, method: str, raw):
+    """`raw`, an answer's result to a request of `method`, as the method's result type, or RpcError."""
+    result_type = attrs.fields_dict(T.METHOD_TO_TYPES[method][1])["result"].type
+    try:
+        return converter.structure(raw, result_type)
+    except Exception as exc:
+        raise RpcError(INVALID_PARAMS, f"an answer to {method} that is not a valid result: {raw!r:.200}") from exc
 
 
 def command_call(converter, commands: dict, name: str, given: list) -> tuple[typing.Callable, list]:

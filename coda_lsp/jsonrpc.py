@@ -80,10 +80,12 @@ class Endpoint:
         """An error answer; `msg_id` None is written as `"id": null` (the id could not be read)."""
         self.send({"jsonrpc": "2.0", "id": msg_id, "error": {"code": code, "message": message}})
 
-    def request(self, method: str, params=None) -> asyncio.Future:
-        """Send a request; the future gets the answer's result, or fails with RpcError."""
-        self._next_id += 1
-        msg_id = f"coda-{self._next_id}"
+    def request(self, method: str, params=None, msg_id: int | str | None = None) -> asyncio.Future:
+        """Send a request (with `msg_id`, by default one of ours); the future gets the answer's
+        result, or fails with RpcError."""
+        if msg_id is None:
+            self._next_id += 1
+            msg_id = f"coda-{self._next_id}"
         future = asyncio.get_running_loop().create_future()
         self._waiting[msg_id] = future
         future.add_done_callback(lambda _: self._waiting.pop(msg_id, None))  # answered, or given up on

@@ -26,15 +26,14 @@ import logging
 import sys
 import typing
 
-import attrs
 from lsprotocol import types as T
 from lsprotocol.converters import get_converter
 
-from .arguments import command_call, method_params
+from .arguments import command_call, method_params, method_result
 from .documents import Documents, choose_encoding
 from .jsonrpc import MAX_MESSAGE_BYTES, Endpoint, StdinReader, StreamReader, accept_one, serve
-from .messages import (INTERNAL_ERROR, INVALID_PARAMS, INVALID_REQUEST, METHOD_NOT_FOUND, REQUEST_CANCELLED,
-                       SERVER_NOT_INITIALIZED, Notification, Request, RpcError)
+from .messages import (INTERNAL_ERROR, INVALID_REQUEST, METHOD_NOT_FOUND, REQUEST_CANCELLED, SERVER_NOT_INITIALIZED,
+                       Notification, Request, RpcError)
 
 logger = logging.getLogger(__name__)
 
@@ -118,11 +117,7 @@ class LanguageServer:
         """Send a request to the client and return its answer as the method's lsprotocol result
         type; RpcError when it answers with an error or garbage."""
         raw = await self.rpc.request(method, self.converter.unstructure(params))
-        result_type = attrs.fields_dict(T.METHOD_TO_TYPES[method][1])["result"].type
-        try:
-            return self.converter.structure(raw, result_type)
-        except Exception as exc:
-            raise RpcError(INVALID_PARAMS, f"an answer to {method} that is not a valid result: {raw!r:.200}") from exc
+        return method_result(self.converter, method, raw)
 
     def show_message(self, message: str, kind: T.MessageType = T.MessageType.Warning) -> None:
         self.notify(T.WINDOW_SHOW_MESSAGE, T.ShowMessageParams(type=kind, message=message))

@@ -216,6 +216,18 @@ def test_an_error_answer_fails_the_request_with_its_code_and_message():
     assert isinstance(outcome, RpcError) and (outcome.code, outcome.message) == (-32601, "no such method")
 
 
+def test_a_request_may_carry_an_id_of_the_callers():
+    connection = Connection()
+
+    async def exchange():
+        future = connection.endpoint.request("m", msg_id="mine")
+        assert connection.answers() == [{"jsonrpc": "2.0", "id": "mine", "method": "m"}]
+        connection.endpoint.handle_body(b'{"jsonrpc": "2.0", "id": "mine", "result": 5}')
+        return await future
+
+    assert asyncio.run(exchange()) == 5
+
+
 def test_an_answer_with_neither_result_nor_error_fails_the_request():
     _, outcome = answered(lambda msg_id: {"jsonrpc": "2.0", "id": msg_id})
     assert isinstance(outcome, RpcError) and outcome.code == INVALID_REQUEST
