@@ -1,6 +1,6 @@
 """`coda bench lsp --documents`: what large documents cost coda-lsp (issue 31's table).
 
-A raw JSON-RPC client starts `coda-lsp --stdio`, warms its model up on a
+coda_cli.lsp_client starts `coda-lsp --stdio`, warms its model up on a
 small file (the session's first completion, reported too), then opens each
 document shape: a minified bundle of 1 MB and of 5 MB on one line, 100,000
 lines, and the same with the cursor inside a block.
@@ -9,19 +9,17 @@ neither is served from the shown-completions cache), `repeats` times, while
 sending a cheap request (a method the server does not serve) every 10 ms,
 each once the one before was answered. Reported per shape: the medians of both answers' times, the longest
 any cheap request waited, and how much the server's RSS grew over its size
-after the warm-up. Raw, not pygls: the client must see every answer as it
-arrives and read the server's RSS from /proc.
+after the warm-up. The messages are raw JSON-RPC (no lsprotocol types to build
+on the way), and the server's RSS is read from /proc.
 """
 
 from __future__ import annotations
 
-import json
-import queue
+import asyncio
 import statistics
-import subprocess
-import sys
-import threading
 import time
+
+from .lsp_client import LanguageClient, running_server
 
 MINIFIED = "var a=function(b,c){return b+c*2};"
 PING_INTERVAL = 0.01  # seconds between cheap requests: an editor's rate, not a flood that would itself load the server
@@ -39,108 +37,67 @@ def document_shapes() -> dict:
             "100,000 lines, in a block": ("python", blocks, 50_004, len(f"    y_{50_004} = a + {50_004}"))}
 
 
-class _Client:
-    """`coda-lsp --stdio` in a process of its own; answers are taken off its stdout on a thread."""
-
-    def __init__(self):
-        self.process = subprocess.Popen([sys.executable, "-m", "coda_lsp.server", "--stdio"], stdin=subprocess.PIPE,
-                                        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-        self.inbox: queue.Queue = queue.Queue()
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        out = self.process.stdout
-        while True:
-            header = out.readline()
-            if not header:
-                return
-            if header.lower().startswith(b"content-length:"):
-                length = int(header.split(b":")[1])
-                out.readline()  # the blank line after the header
-                self.inbox.put(json.loads(out.read(length)))
-
-    def send(self, message: dict) -> None:
-        body = json.dumps(message).encode()
-        self.process.stdin.write(b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
-        self.process.stdin.flush()
-
-    def wait_for(self, test, timeout: float = 300.0) -> dict:
-        deadline = time.monotonic() + timeout
-        while True:
-            message = self.inbox.get(timeout=max(0.01, deadline - time.monotonic()))
-            if test(message):
-                return message
-
-    def rss_mb(self) -> float:
-        with open(f"/proc/{self.process.pid}/status") as f:
-            return next(int(line.split()[1]) for line in f if line.startswith("VmRSS")) / 1024
-
-    def close(self) -> None:
-        try:
-            self.send({"jsonrpc": "2.0", "id": "bye", "method": "shutdown"})
-            self.wait_for(lambda m: m.get("id") == "bye", timeout=60)
-            self.send({"jsonrpc": "2.0", "method": "exit"})
-            self.process.wait(timeout=60)
-        finally:
-            self.process.kill()
+def _rss_mb(client: LanguageClient) -> float:
+    with open(f"/proc/{client.process.pid}/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS")) / 1024
 
 
-def _timed(client: _Client, msg_id: str, method: str, uri: str, line: int, col: int) -> tuple[float, float]:
+async def _timed(client: LanguageClient, msg_id: str, method: str, uri: str, line: int,
+                 col: int) -> tuple[float, float]:
     """(seconds to the answer, the longest wait of a cheap request sent meanwhile)."""
     params = {"textDocument": {"uri": uri}, "position": {"line": line, "character": col}}
     if method == "textDocument/inlineCompletion":
         params["context"] = {"triggerKind": 1}  # invoked
     asked = time.monotonic()
-    client.send({"jsonrpc": "2.0", "id": msg_id, "method": method, "params": params})
+    answer = client.rpc.request(method, params, msg_id)
     longest = 0.0
     for k in range(100_000):
         sent = time.monotonic()
-        client.send({"jsonrpc": "2.0", "id": f"{msg_id}/ping/{k}", "method": "coda/ping"})
-        answer = client.wait_for(lambda m: m.get("id") in (msg_id, f"{msg_id}/ping/{k}"))
-        if answer["id"] == msg_id:
+        ping = client.rpc.request("coda/ping", None, f"{msg_id}/ping/{k}")
+        ping.add_done_callback(lambda done: done.exception())  # "method not found", as expected
+        await asyncio.wait([answer, ping], timeout=300, return_when=asyncio.FIRST_COMPLETED)
+        if answer.done():
             return time.monotonic() - asked, longest
+        if not ping.done():
+            break
         longest = max(longest, time.monotonic() - sent)
-        time.sleep(PING_INTERVAL)
+        await asyncio.sleep(PING_INTERVAL)
     raise RuntimeError(f"no answer to {method}")
 
 
-def bench_documents(model: str, settings: dict | None = None, repeats: int = 3) -> dict:
-    client = _Client()
-    try:
-        client.send({"jsonrpc": "2.0", "id": "init", "method": "initialize", "params": {
-            "capabilities": {}, "initializationOptions": {"model": model, **(settings or {})}}})
-        client.wait_for(lambda m: m.get("id") == "init")
-        client.send({"jsonrpc": "2.0", "method": "initialized", "params": {}})
-        status = client.wait_for(lambda m: m.get("method") == "coda/status" and m["params"]["state"] != "loading")
-        if status["params"]["state"] != "ready":
-            raise RuntimeError(status["params"].get("message", "the model did not load"))
-        client.send({"jsonrpc": "2.0", "method": "textDocument/didOpen", "params": {"textDocument": {
-            "uri": "file:///bench/small.py", "languageId": "python", "version": 1, "text": "def f(a):\n    return \n"}}})
-        first, first_wait = _timed(client, "warm-up", "textDocument/inlineCompletion", "file:///bench/small.py", 1, 11)
-        idle = client.rss_mb()
+async def _measure(model: str, settings: dict | None, repeats: int) -> dict:
+    client = LanguageClient()
+    async with running_server(client, {"model": model, **(settings or {})}):
+        client.rpc.notify("textDocument/didOpen", {"textDocument": {
+            "uri": "file:///bench/small.py", "languageId": "python", "version": 1, "text": "def f(a):\n    return \n"}})
+        first, first_wait = await _timed(client, "warm-up", "textDocument/inlineCompletion", "file:///bench/small.py",
+                                         1, 11)
+        idle = _rss_mb(client)
         rows = []
         for n, (name, (language, text, line, col)) in enumerate(document_shapes().items()):
             uri = f"file:///bench/{n}.{'js' if language == 'javascript' else 'py'}"
-            client.send({"jsonrpc": "2.0", "method": "textDocument/didOpen", "params": {"textDocument": {
-                "uri": uri, "languageId": language, "version": 1, "text": text}}})
+            client.rpc.notify("textDocument/didOpen", {"textDocument": {
+                "uri": uri, "languageId": language, "version": 1, "text": text}})
             row = {"document": name, "characters": len(text)}
             longest = 0.0
             for method, key in (("textDocument/inlineCompletion", "inline_ms"), ("textDocument/completion",
                                                                                  "completion_ms")):
                 times = []
                 for r in range(repeats):
-                    seconds, waited = _timed(client, f"{n}/{key}/{r}", method, uri, line, col)
+                    seconds, waited = await _timed(client, f"{n}/{key}/{r}", method, uri, line, col)
                     times.append(seconds)
                     longest = max(longest, waited)
                 row[key] = round(1000 * statistics.median(times), 1)
             row["longest_wait_ms"] = round(1000 * longest, 1)
-            row["rss_growth_mb"] = round(client.rss_mb() - idle)
-            client.send({"jsonrpc": "2.0", "method": "textDocument/didClose", "params": {"textDocument": {"uri": uri}}})
+            row["rss_growth_mb"] = round(_rss_mb(client) - idle)
+            client.rpc.notify("textDocument/didClose", {"textDocument": {"uri": uri}})
             rows.append(row)
         return {"model": model, "repeats": repeats, "first_completion_ms": round(1000 * first, 1),
                 "first_longest_wait_ms": round(1000 * first_wait, 1), "idle_rss_mb": round(idle), "documents": rows}
-    finally:
-        client.close()
+
+
+def bench_documents(model: str, settings: dict | None = None, repeats: int = 3) -> dict:
+    return asyncio.run(_measure(model, settings, repeats))
 
 
 def format_documents(result: dict, model: str) -> str:

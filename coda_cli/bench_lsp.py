@@ -25,13 +25,12 @@ import uuid
 from pathlib import Path
 
 from lsprotocol import types as T
-from pygls.lsp.client import LanguageClient
 
 import coda_core
 import coda_lsp
 from coda_core.errors import CodaError
 
-from .lsp_client import open_python, running_server
+from .lsp_client import LanguageClient, open_python, running_server
 
 # The new lines are typed at the end of the first top-level function that ends at or after this line
 # of the benchmark file: in code, whatever docstrings the package's sources have there today.
@@ -90,12 +89,9 @@ def typing_line(lines: list[str]) -> int:
 
 
 async def _replay(model: str, interval: float, pause: float, settings: dict) -> dict:
-    client = LanguageClient("coda-bench", "1")
-
-    @client.feature(T.WINDOW_SHOW_MESSAGE)
-    def on_message(params) -> None:
-        pass  # a load error comes with coda/status too, and is reported from there in one line
-
+    client = LanguageClient()
+    # A load error comes with coda/status too, and is reported from there in one line.
+    client.on(T.WINDOW_SHOW_MESSAGE, lambda params: None)
     # Timing starts once the server reports the model ready.
     async with running_server(client, {"model": model, **settings}):
         return await _type_lines(client, interval, pause)
@@ -116,7 +112,7 @@ async def _type_lines(client: LanguageClient, interval: float, pause: float) -> 
             context=T.InlineCompletionContext(trigger_kind=T.InlineCompletionTriggerKind.Automatic),
             text_document=T.TextDocumentIdentifier(uri), position=T.Position(line, col))
         sent = time.perf_counter()
-        future = client.protocol.send_request_async(T.TEXT_DOCUMENT_INLINE_COMPLETION, params, msg_id=msg_id)
+        future = client.request(T.TEXT_DOCUMENT_INLINE_COMPLETION, params, msg_id=msg_id)
         done = {}
         future.add_done_callback(lambda _: done.setdefault("at", time.perf_counter()))
         return msg_id, future, sent, done
@@ -125,19 +121,19 @@ async def _type_lines(client: LanguageClient, interval: float, pause: float) -> 
     for typed in TYPED_LINES:
         # a new empty line to type into
         version += 1
-        client.text_document_did_change(T.DidChangeTextDocumentParams(
+        client.notify(T.TEXT_DOCUMENT_DID_CHANGE, T.DidChangeTextDocumentParams(
             T.VersionedTextDocumentIdentifier(version=version, uri=uri),
             [T.TextDocumentContentChangePartial(T.Range(T.Position(insert_line, 0), T.Position(insert_line, 0)),
                                                 "\n")]))
         pending = []
         for col, ch in enumerate(typed):
             version += 1
-            client.text_document_did_change(T.DidChangeTextDocumentParams(
+            client.notify(T.TEXT_DOCUMENT_DID_CHANGE, T.DidChangeTextDocumentParams(
                 T.VersionedTextDocumentIdentifier(version=version, uri=uri),
                 [T.TextDocumentContentChangePartial(T.Range(T.Position(insert_line, col),
                                                             T.Position(insert_line, col)), ch)]))
             if pending:
-                client.protocol.notify(T.CANCEL_REQUEST, T.CancelParams(id=pending[-1][0]))
+                client.notify(T.CANCEL_REQUEST, T.CancelParams(id=pending[-1][0]))
             pending.append(await request(insert_line, col + 1))
             await asyncio.sleep(interval)
         await asyncio.sleep(pause)

@@ -17,12 +17,11 @@ import time
 from pathlib import Path
 
 from lsprotocol import types as T
-from pygls.lsp.client import LanguageClient
 
 from coda_core.errors import CodaError
 from coda_lsp.text import split_lines
 
-from .lsp_client import open_python, running_server
+from .lsp_client import LanguageClient, open_python, running_server
 
 CURSOR = "█"
 EXAMPLE = "examples/editor_session.py"  # in the working directory: the repository's root
@@ -59,29 +58,30 @@ def stubs(text: str) -> list[T.Position]:
 
 
 async def session(path: Path, model: str | None) -> None:
-    client = LanguageClient("coda-demo", "1")
+    client = LanguageClient()
     edits: list[T.TextEdit] = []
 
-    @client.feature(T.WORKSPACE_APPLY_EDIT)
     def on_apply(params: T.ApplyWorkspaceEditParams) -> T.ApplyWorkspaceEditResult:
         for change in params.edit.document_changes or []:
             edits.extend(change.edits)
         return T.ApplyWorkspaceEditResult(applied=True)
 
-    @client.feature(T.WINDOW_SHOW_MESSAGE)
     def on_message(params: T.ShowMessageParams) -> None:
         print(f"  [server] {params.message}")
+
+    client.on(T.WORKSPACE_APPLY_EDIT, on_apply)
+    client.on(T.WINDOW_SHOW_MESSAGE, on_message)
 
     text, cursors = take_cursors(path.read_text(encoding="utf-8"))
     capabilities = T.ClientCapabilities(workspace=T.WorkspaceClientCapabilities(apply_edit=True))
     async with running_server(client, {"model": model} if model else {}, capabilities) as status:
-        print(f"coda-lsp: model {status.model} {status.state}")
+        print(f"coda-lsp: model {status['model']} {status['state']}")
         uri = path.resolve().as_uri()
         lines = lines_of(text)
         open_python(client, uri, text)
         for position in cursors:
             start = time.perf_counter()
-            result = await client.text_document_inline_completion_async(T.InlineCompletionParams(
+            result = await client.request(T.TEXT_DOCUMENT_INLINE_COMPLETION, T.InlineCompletionParams(
                 context=T.InlineCompletionContext(trigger_kind=T.InlineCompletionTriggerKind.Invoked),
                 text_document=T.TextDocumentIdentifier(uri), position=position))
             ms = (time.perf_counter() - start) * 1000
@@ -93,7 +93,7 @@ async def session(path: Path, model: str | None) -> None:
         for position in stubs(text):
             edits.clear()
             start = time.perf_counter()
-            await client.workspace_execute_command_async(T.ExecuteCommandParams(
+            await client.request(T.WORKSPACE_EXECUTE_COMMAND, T.ExecuteCommandParams(
                 command="coda.implementFunction", arguments=[uri, position]))
             ms = (time.perf_counter() - start) * 1000
             print(f"\nImplement function body on line {position.line + 1} ({ms:.0f} ms):")

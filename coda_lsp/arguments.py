@@ -1,4 +1,8 @@
-"""A command's arguments, checked against its handler's signature before it runs.
+"""What a message carries, checked before its handler runs: a method's params against the
+method's lsprotocol type, and a command's arguments against its handler's signature; and an
+answer's result against its request's type.
+
+Params that do not fit are answered -32602 with the type they should have been.
 
 `workspace/executeCommand` carries its arguments as a bare JSON list. A client
 that sends too few, too many or the wrong kind is answered -32602 with what the
@@ -12,7 +16,39 @@ import inspect
 import types
 import typing
 
-from .jsonrpc import INVALID_PARAMS, RpcError
+import attrs
+from lsprotocol import types as T
+
+from .messages import INVALID_PARAMS, RpcError
+
+
+def method_params(converter, method: str, raw):
+    """`raw` as the params type of `method` (as it is, for a method lsprotocol does not type), or RpcError."""
+    params_type = T.METHOD_TO_TYPES.get(method, (None, None, None))[2]
+    if params_type is None:
+        return raw
+    try:
+        return converter.structure(raw, params_type)
+    except Exception as exc:
+        detail = str(exc).split("\n", 1)[0]
+        raise RpcError(INVALID_PARAMS, f"the params of {method} are not a valid {params_type.__name__} ({detail})")
+
+
+def method_result(converter, method: str, raw):
+    """`raw`, an answer's result to a request of `method`, as the method's result type, or RpcError."""
+    result_type = attrs.fields_dict(T.METHOD_TO_TYPES[method][1])["result"].type
+    try:
+        return converter.structure(raw, result_type)
+    except Exception as exc:
+        raise RpcError(INVALID_PARAMS, f"an answer to {method} that is not a valid result: {raw!r:.200}") from exc
+
+
+def command_call(converter, commands: dict, name: str, given: list) -> tuple[typing.Callable, list]:
+    """The handler of the command `name` and `given` as its arguments, or RpcError naming what it takes."""
+    handler = commands.get(name)
+    if handler is None:
+        raise RpcError(INVALID_PARAMS, f"unknown command {name!r}; coda-lsp has {', '.join(commands)}")
+    return handler, command_arguments(converter, name, handler, given)
 
 
 def command_arguments(converter, name: str, handler, given: list) -> list:

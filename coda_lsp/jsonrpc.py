@@ -6,12 +6,8 @@ So here:
 
 - `read_messages` reads frames with a size cap and resynchronises on the next
   `Content-Length:` header after stray bytes.
-- `Endpoint.handle_body` checks each message's envelope before anyone acts on
-  it. Every request whose id can be read gets an answer: -32600 (not a valid
-  request). A body that is not JSON gets -32700 with `"id": null`, as JSON-RPC
-  2.0 says, even where it seems to begin with an id: that id may be a request
-  of the client's still in flight, which would then get two answers. A batch
-  (LSP has none) gets one -32600 with `"id": null`.
+- `Endpoint.handle_body` parses each body once (coda_lsp.messages) and hands
+  requests and notifications on typed, or answers what is not a valid message.
 - `Endpoint.request` sends the server's own requests and matches the client's
   answers to them; an answer that is not JSON-RPC fails the waiting request
   instead of leaving it waiting forever.
@@ -29,41 +25,27 @@ import re
 import threading
 from typing import Callable
 
+from .messages import INTERNAL_ERROR, INVALID_REQUEST, BadMessage, Notification, Request, Response, parse_message
+
 logger = logging.getLogger(__name__)
 
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 MAX_HEADER_LINE = 64 * 1024  # header lines are short; anything longer is skipped in pieces this size
 
-# Error codes: JSON-RPC 2.0's, and LSP's own (the range JSON-RPC reserves for implementations).
-PARSE_ERROR, INVALID_REQUEST, METHOD_NOT_FOUND, INVALID_PARAMS, INTERNAL_ERROR = -32700, -32600, -32601, -32602, -32603
-SERVER_NOT_INITIALIZED, REQUEST_CANCELLED = -32002, -32800
-
 _CONTENT_LENGTH = re.compile(rb"Content-Length:[ \t]*(\d+)", re.IGNORECASE)
-
-
-class RpcError(Exception):
-    """An error answer: raised by a handler to answer with it, or by `Endpoint.request` when the
-    other side answered with one (or with something that is not an answer)."""
-
-    def __init__(self, code: int, message: str):
-        super().__init__(message)
-        self.code, self.message = code, message
-
-
-def valid_id(value) -> bool:
-    return isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool))
 
 
 class Endpoint:
     """One JSON-RPC connection: messages out through a writer, checked messages in to `on_message`.
 
-    `on_message(message)` gets every request and notification as a dict with a valid envelope
-    ("jsonrpc" 2.0, a string method, a valid id if any); answers to our own requests are matched
-    here. `on_bad_message(text)` hears of each message that was rejected (the log has it too).
-    Everything runs on one event loop; other threads go through `loop.call_soon_threadsafe`.
+    `on_message(message)` gets every request and notification, parsed (`Request`, `Notification`);
+    answers to our own requests are matched here. `on_bad_message(text)` hears of each message
+    that was rejected (the log has it too). Everything runs on one event loop; other threads go
+    through `loop.call_soon_threadsafe`.
     """
 
-    def __init__(self, on_message: Callable[[dict], None], on_bad_message: Callable[[str], None] = lambda text: None):
+    def __init__(self, on_message: Callable[[Request | Notification], None],
+                 on_bad_message: Callable[[str], None] = lambda text: None):
         self.on_message, self.on_bad_message = on_message, on_bad_message
         self.writer = None  # .write(bytes), and .flush() where it buffers (stdout)
         self.closed = False  # the writer failed: the client is gone
@@ -98,10 +80,12 @@ class Endpoint:
         """An error answer; `msg_id` None is written as `"id": null` (the id could not be read)."""
         self.send({"jsonrpc": "2.0", "id": msg_id, "error": {"code": code, "message": message}})
 
-    def request(self, method: str, params=None) -> asyncio.Future:
-        """Send a request; the future gets the answer's result, or fails with RpcError."""
-        self._next_id += 1
-        msg_id = f"coda-{self._next_id}"
+    def request(self, method: str, params=None, msg_id: int | str | None = None) -> asyncio.Future:
+        """Send a request (with `msg_id`, by default one of ours); the future gets the answer's
+        result, or fails with RpcError."""
+        if msg_id is None:
+            self._next_id += 1
+            msg_id = f"coda-{self._next_id}"
         future = asyncio.get_running_loop().create_future()
         self._waiting[msg_id] = future
         future.add_done_callback(lambda _: self._waiting.pop(msg_id, None))  # answered, or given up on
@@ -117,52 +101,30 @@ class Endpoint:
         self.on_bad_message(text)
 
     def handle_body(self, body: bytes) -> None:
-        """One message body: check its envelope, then hand it on or take it as an answer. Never raises."""
+        """One message body: parse it, then hand it on or take it as an answer. Never raises."""
         try:
-            data = json.loads(body)
-        except (ValueError, RecursionError) as exc:  # not JSON, not UTF-8, or nested too deep
-            self.reject(None, PARSE_ERROR, f"the message is not valid JSON ({type(exc).__name__}: {exc})")
+            message = parse_message(body)
+        except BadMessage as bad:
+            self.reject(bad.answer_id, bad.code, bad.message)
             return
-        if isinstance(data, list):  # a batch: LSP has none; one answer, as JSON-RPC 2.0 answers an invalid batch
-            self.reject(None, INVALID_REQUEST, "batches of messages are not supported by LSP")
-            return
-        if not isinstance(data, dict):
-            self.reject(None, INVALID_REQUEST, f"a message must be a JSON object, got {type(data).__name__}")
-            return
-        msg_id, method = data.get("id"), data.get("method")
-        if "id" in data and not valid_id(msg_id):
-            # answered with id null: an id like 1e400 cannot even be written back as JSON
-            self.reject(None, INVALID_REQUEST, f"a message id must be an integer or a string, got {msg_id!r:.80}")
-            return
-        answerable = msg_id if "method" in data else None
-        if data.get("jsonrpc") != "2.0":
-            self.reject(answerable, INVALID_REQUEST, f'"jsonrpc" must be "2.0", got {data.get("jsonrpc")!r:.80}')
-            return
-        if "method" not in data:
-            self._take_answer(data)
-            return
-        if not isinstance(method, str):
-            self.reject(answerable, INVALID_REQUEST, f'"method" must be a string, got {method!r:.80}')
+        if isinstance(message, Response):
+            self._take_answer(message)
             return
         try:
-            self.on_message(data)
+            self.on_message(message)
         except Exception:  # a bug of ours: the log has it, the connection goes on
-            logger.exception("could not handle %s", method)
-            if "id" in data:
-                self.respond_error(msg_id, INTERNAL_ERROR, f"coda-lsp could not handle {method}")
+            logger.exception("could not handle %s", message.method)
+            if isinstance(message, Request):
+                self.respond_error(message.id, INTERNAL_ERROR, f"coda-lsp could not handle {message.method}")
 
-    def _take_answer(self, data: dict) -> None:
-        future = self._waiting.get(data.get("id")) if valid_id(data.get("id")) else None
+    def _take_answer(self, response: Response) -> None:
+        future = self._waiting.get(response.id)
         if future is None or future.done():
-            logger.warning("an answer to no request of ours: %.200r", data)
-        elif isinstance(data.get("error"), dict):
-            error = data["error"]
-            future.set_exception(RpcError(error.get("code") if isinstance(error.get("code"), int) else INTERNAL_ERROR,
-                                          str(error.get("message", ""))))
-        elif "result" in data:
-            future.set_result(data["result"])
+            logger.warning("an answer to no request of ours: %.200r", response)
+        elif response.error is not None:
+            future.set_exception(response.error)
         else:
-            future.set_exception(RpcError(INVALID_REQUEST, f"an answer with neither result nor error: {data!r:.200}"))
+            future.set_result(response.result)
 
 
 async def read_messages(reader, endpoint: Endpoint, stopped: Callable[[], bool],

@@ -1,44 +1,39 @@
 """The language server protocol on coda_lsp.jsonrpc: lifecycle, dispatch, documents, requests to the client.
 
 coda-lsp owns its message loop outright and uses lsprotocol's types and
-converters for every message. (It built on pygls until 2.1, whose fixes for a
-hostile client had to reach into its privates: a class swap of its workspace,
-its request futures, its cancel and shutdown bookkeeping.) What it keeps:
+converters for every message (pygls, which it built on until 2.1, had to be
+patched in its privates against a hostile client). What it keeps:
 
-- The lifecycle of the spec: requests before `initialize` get -32002, requests
-  after `shutdown` get -32600, `exit` ends the process with 0 after `shutdown`
-  and 1 without it.
+- The spec's lifecycle: requests get -32002 before `initialize`, -32600 after
+  `shutdown`; `exit` ends the process with 0 after `shutdown`, else with 1.
 - Handlers are registered with `@server.feature(method, options)`; the server's
   capabilities are built from them. A request's handler runs in a task of its
   own, and `$/cancelRequest` cancels that task; notification handlers run at
   once, in the order their messages came (a `didChange` is applied before the
-  completion request after it), and leave nothing behind (pygls 2.1 kept a
-  future per notification: 1 KB per keystroke).
-- Params are checked against the method's lsprotocol type (-32602 when they
-  do not fit), and `workspace/executeCommand`'s arguments against the
-  command's signature, so a bad call is answered with what it should have sent.
-- The user hears of protocol problems and internal errors at most once per
-  session; the details go to the log.
+  completion request after it), and leave nothing behind.
+- Params are checked against their lsprotocol types and a command's arguments
+  against its signature (coda_lsp.arguments): -32602 says what was expected.
+- The user hears of protocol problems and internal errors once; the log has the rest.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import inspect
 import logging
 import sys
 import typing
 
-import attrs
 from lsprotocol import types as T
 from lsprotocol.converters import get_converter
 
-from .arguments import command_arguments
+from .arguments import command_call, method_params, method_result
 from .documents import Documents, choose_encoding
-from .jsonrpc import (INTERNAL_ERROR, INVALID_PARAMS, INVALID_REQUEST, MAX_MESSAGE_BYTES, METHOD_NOT_FOUND,
-                      REQUEST_CANCELLED, SERVER_NOT_INITIALIZED, Endpoint, RpcError, StdinReader, StreamReader,
-                      accept_one, serve)
+from .jsonrpc import MAX_MESSAGE_BYTES, Endpoint, StdinReader, StreamReader, accept_one, serve
+from .messages import (INTERNAL_ERROR, INVALID_REQUEST, METHOD_NOT_FOUND, REQUEST_CANCELLED, SERVER_NOT_INITIALIZED,
+                       Notification, Request, RpcError)
 
 logger = logging.getLogger(__name__)
 
@@ -105,6 +100,14 @@ class LanguageServer:
             return handler
         return register
 
+    def copy_handlers_from(self, other: LanguageServer) -> LanguageServer:
+        """Serve what `other` serves (its features with their options, its commands); returns self.
+        Handlers take the server as an argument, so they serve this one alike, with its own state."""
+        self.features.update(other.features)
+        self.feature_options.update(other.feature_options)
+        self.commands.update(other.commands)
+        return self
+
     # -- out ------------------------------------------------------------------
 
     def notify(self, method: str, params=None) -> None:
@@ -114,11 +117,7 @@ class LanguageServer:
         """Send a request to the client and return its answer as the method's lsprotocol result
         type; RpcError when it answers with an error or garbage."""
         raw = await self.rpc.request(method, self.converter.unstructure(params))
-        result_type = attrs.fields_dict(T.METHOD_TO_TYPES[method][1])["result"].type
-        try:
-            return self.converter.structure(raw, result_type)
-        except Exception as exc:
-            raise RpcError(INVALID_PARAMS, f"an answer to {method} that is not a valid result: {raw!r:.200}") from exc
+        return method_result(self.converter, method, raw)
 
     def show_message(self, message: str, kind: T.MessageType = T.MessageType.Warning) -> None:
         self.notify(T.WINDOW_SHOW_MESSAGE, T.ShowMessageParams(type=kind, message=message))
@@ -138,52 +137,62 @@ class LanguageServer:
 
     # -- in -------------------------------------------------------------------
 
-    def _dispatch(self, message: dict) -> None:
-        method, msg_id, is_request = message["method"], message.get("id"), "id" in message
-        if is_request and _is_notification(method):
-            self.rpc.reject(msg_id, INVALID_REQUEST, f"{method} is a notification: send it without an id")
+    def _dispatch(self, message: Request | Notification) -> None:
+        if isinstance(message, Request):
+            self._on_request(message)
+        else:
+            self._on_notification(message)
+
+    def _on_request(self, request: Request) -> None:
+        method = request.method
+        if _is_notification(method):
+            self.rpc.reject(request.id, INVALID_REQUEST, f"{method} is a notification: send it without an id")
             return
-        if method not in (T.INITIALIZE, T.EXIT) and not self.initialized:
-            if is_request:  # notifications before initialize are dropped, as the spec says
-                self.rpc.respond_error(msg_id, SERVER_NOT_INITIALIZED, "the server is not initialized: "
-                                                                       "send initialize first")
+        handler = self._handler(method)
+        try:
+            if (refusal := self._lifecycle_refusal(method)) is not None:
+                raise refusal
+            if handler is None:
+                raise RpcError(METHOD_NOT_FOUND, f"coda-lsp does not serve {method}")
+            params = method_params(self.converter, method, request.params)
+        except RpcError as error:
+            self.rpc.respond_error(request.id, error.code, error.message)
             return
-        if self.shut_down and method != T.EXIT:
-            if is_request:
-                self.rpc.respond_error(msg_id, INVALID_REQUEST, "the server is shutting down: only exit is accepted")
+        self._answer(request.id, method, handler, params)
+
+    def _on_notification(self, notification: Notification) -> None:
+        method = notification.method
+        if self._lifecycle_refusal(method) is not None:  # dropped, as the spec says
             return
-        handler = self._builtins.get(method) or (method in self.features and self._feature(method))
-        if not handler:
-            if is_request:
-                self.rpc.respond_error(msg_id, METHOD_NOT_FOUND, f"coda-lsp does not serve {method}")
-            elif not method.startswith("$/"):
+        if (handler := self._handler(method)) is None:
+            if not method.startswith("$/"):
                 logger.info("ignored notification %s", method)
             return
         try:
-            params = self._params(method, message.get("params"))
+            params = method_params(self.converter, method, notification.params)
         except RpcError as error:
-            if is_request:
-                self.rpc.respond_error(msg_id, error.code, error.message)
-            else:
-                logger.warning("%s: %s", method, error.message)
+            logger.warning("%s: %s", method, error.message)
             return
-        if is_request:
-            self._answer(msg_id, method, handler, params)
-        else:
-            self._run_notification(method, handler, params)
-
-    def _feature(self, method: str):
-        return lambda params: self.features[method](self, params)
-
-    def _params(self, method: str, raw):
-        types = T.METHOD_TO_TYPES.get(method)
-        if types is None or types[2] is None:
-            return raw
         try:
-            return self.converter.structure(raw, types[2])
+            handler(params)
         except Exception as exc:
-            detail = str(exc).split("\n", 1)[0]
-            raise RpcError(INVALID_PARAMS, f"the params of {method} are not a valid {types[2].__name__} ({detail})")
+            logger.error("%s failed", method, exc_info=exc)
+            self.tell_user_once(f"internal error in {method}: {exc}")
+
+    def _lifecycle_refusal(self, method: str) -> RpcError | None:
+        if method not in (T.INITIALIZE, T.EXIT) and not self.initialized:
+            return RpcError(SERVER_NOT_INITIALIZED, "the server is not initialized: send initialize first")
+        if self.shut_down and method != T.EXIT:
+            return RpcError(INVALID_REQUEST, "the server is shutting down: only exit is accepted")
+        return None
+
+    def _handler(self, method: str) -> typing.Callable | None:
+        """What serves `method` (given its params), if anything does: a built-in, or a feature."""
+        if method in self._builtins:
+            return self._builtins[method]
+        if method in self.features:
+            return functools.partial(self.features[method], self)
+        return None
 
     def _answer(self, msg_id, method: str, handler, params) -> None:
         if msg_id in self.running:
@@ -217,16 +226,6 @@ class LanguageServer:
             return
         logger.error("%s failed", method, exc_info=exc)
         self.rpc.respond_error(msg_id, INTERNAL_ERROR, f"{method} failed: {type(exc).__name__}: {exc}")
-
-    def _run_notification(self, method: str, handler, params) -> None:
-        try:
-            handler(params)
-        except Exception as exc:
-            self._internal_error(method, exc)
-
-    def _internal_error(self, method: str, exc: BaseException) -> None:
-        logger.error("%s failed", method, exc_info=exc)
-        self.tell_user_once(f"internal error in {method}: {exc}")
 
     # -- the lifecycle and the built-in methods --------------------------------
 
@@ -266,11 +265,7 @@ class LanguageServer:
             task.cancel()
 
     async def _execute_command(self, params: T.ExecuteCommandParams):
-        handler = self.commands.get(params.command)
-        if handler is None:
-            raise RpcError(INVALID_PARAMS, f"unknown command {params.command!r}; coda-lsp has "
-                                           f"{', '.join(self.commands)}")
-        arguments = command_arguments(self.converter, params.command, handler, params.arguments or [])
+        handler, arguments = command_call(self.converter, self.commands, params.command, params.arguments or [])
         return await handler(self, *arguments)
 
     # -- transports -----------------------------------------------------------

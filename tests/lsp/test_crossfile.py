@@ -264,16 +264,15 @@ def test_the_engine_gives_the_model_snippets_and_reuses_their_keys_and_values(wo
 
 def test_the_server_gives_the_model_the_open_and_imported_files(workspace, tiny_model_dir, tmp_path):
     """Over stdio with the workspace folder named: the debug log says what the model was given."""
-    from pygls.lsp.client import LanguageClient
     from lsprotocol import types as T
 
-    from coda_cli.lsp_client import open_python, running_server
+    from coda_cli.lsp_client import LanguageClient, open_python, running_server
 
     log = tmp_path / "server.log"
     notes = "def shout(message):\n    return message.upper() + '!'\n"
 
     async def session():
-        client = LanguageClient("test", "1")
+        client = LanguageClient()
         client_args = {"model": str(tiny_model_dir), "maxNewTokens": 8, "candidates": 1}
         async with running_server(client, client_args, workspace_folders=[workspace.as_uri()],
                                   server_args=["--log-file", str(log), "--log-level", "debug"]):
@@ -281,7 +280,7 @@ def test_the_server_gives_the_model_the_open_and_imported_files(workspace, tiny_
             source = MAIN + "    print(shout(\n"
             uri = (workspace / "pkg" / "main.py").as_uri()
             open_python(client, uri, source)
-            await client.text_document_inline_completion_async(T.InlineCompletionParams(
+            await client.request(T.TEXT_DOCUMENT_INLINE_COMPLETION, T.InlineCompletionParams(
                 context=T.InlineCompletionContext(trigger_kind=T.InlineCompletionTriggerKind.Invoked),
                 text_document=T.TextDocumentIdentifier(uri), position=T.Position(7, 16)))
 

@@ -1,12 +1,15 @@
-"""coda-lsp under a hostile or buggy client: raw JSON-RPC over pipes, no LSP library on this side.
+"""coda-lsp under a hostile or buggy client: raw JSON-RPC, no LSP library on this side.
 
-Framing (oversized and short frames), envelopes (bad ids, batches, wrong versions,
-notifications with ids, nested requests), the lifecycle (before initialize, after
-shutdown, exit codes), commands whose client never or wrongly answers the server's
-own requests, and memory over a long editing session.
+A fresh server of each test's own serves most of them in this process, over stdio
+streams in memory: bad frames and envelopes among real requests (what the server
+makes of them; tests/lsp/test_jsonrpc.py has the reader and writer alone), commands
+called wrongly, memory and text over a long editing session. The real process
+serves the rest: the lifecycle and its exit codes, its flags, and commands whose
+client never or wrongly answers the server's own requests.
 """
 
 import asyncio
+import io
 import json
 import subprocess
 import time
@@ -14,12 +17,16 @@ import tracemalloc
 
 import pytest
 
+from coda_lsp.server import CodaServer, server as coda_lsp_server
 from helpers import EXIT, SERVER, RawClient, frame, read_frames
 
 INITIALIZE = {"jsonrpc": "2.0", "id": 1, "method": "initialize",
               "params": {"capabilities": {}, "initializationOptions": {"model": "/nonexistent/model"}}}
 
 
+def fresh_server() -> CodaServer:
+    """A coda-lsp of the test's own: the handlers of coda_lsp.server's, none of its state."""
+    return CodaServer().copy_handlers_from(coda_lsp_server)
 
 
 def completion(msg_id, **extra) -> dict:
@@ -27,12 +34,28 @@ def completion(msg_id, **extra) -> dict:
             "params": {"textDocument": {"uri": "file:///nope.py"}, "position": {"line": 0, "character": 0}, **extra}}
 
 
-def run_server(stdin: bytes):
-    result = subprocess.run(SERVER, input=stdin, capture_output=True, timeout=120)
-    messages = read_frames(result.stdout)
-    replies = [m for m in messages if "method" not in m]
-    pop_ups = [m for m in messages if m.get("method") == "window/showMessage"]
-    return result, replies, pop_ups
+def split(output: bytes) -> tuple[list[dict], list[dict]]:
+    """The server's answers, and the messages it showed the user."""
+    messages = read_frames(output)
+    return ([m for m in messages if "method" not in m],
+            [m for m in messages if m.get("method") == "window/showMessage"])
+
+
+def run_server(stdin: bytes, *flags: str):
+    """`stdin` served by a `coda-lsp --stdio` process: (its completed process, answers, pop-ups)."""
+    result = subprocess.run(SERVER + list(flags), input=stdin, capture_output=True, timeout=120)
+    return (result, *split(result.stdout))
+
+
+def serve_in_process(stdin: bytes) -> tuple[int, bytes, list[dict], list[dict]]:
+    """`stdin` served by a fresh server here, over stdio as the process serves it: (the exit code
+    the process would end with, the output, answers, pop-ups)."""
+    server, stdout = fresh_server(), io.BytesIO()
+    try:
+        server.start_io(io.BytesIO(stdin), stdout)
+    finally:
+        server.engine.shutdown()
+    return (server.exit_code or 0, stdout.getvalue(), *split(stdout.getvalue()))
 
 
 def by_id(replies: list[dict]) -> dict:
@@ -50,7 +73,7 @@ def test_oversized_and_short_frames_neither_kill_nor_derail_the_server():
              + f"Content-Length: {len(short) - 1}\r\n\r\n".encode() + short  # one byte short: "}" is left over
              + frame(completion(5)) + frame(completion(6))
              + frame({"jsonrpc": "2.0", "id": 7, "method": "shutdown"}) + frame(EXIT))
-    result, replies, pop_ups = run_server(stdin)
+    exit_code, _, replies, pop_ups = serve_in_process(stdin)
     answers = by_id(replies)
     for msg_id in (2, 3, 5, 6):
         assert answers[msg_id][0]["result"]["items"] == [], f"request {msg_id} after a bad frame was not answered"
@@ -59,13 +82,7 @@ def test_oversized_and_short_frames_neither_kill_nor_derail_the_server():
     oversized = [r for r in answers[None] if r["error"]["code"] == -32600]
     assert len(oversized) == 2 and "over the limit" in oversized[0]["error"]["message"]
     assert len(pop_ups) == 1, "the user is told once; the rest goes to the log"
-    assert result.returncode == 0
-    # the cap is configurable
-    body = json.dumps(completion(8, padding="x" * 2000)).encode()
-    small = subprocess.run(SERVER + ["--max-message-mb", "0.001"], capture_output=True, timeout=120,
-                           input=frame(INITIALIZE) + frame(body) + frame(completion(9)) + frame(EXIT))
-    answers = by_id(read_frames(small.stdout))
-    assert 8 not in answers and "over the limit" in answers[None][0]["error"]["message"] and 9 in answers
+    assert exit_code == 0
 
 
 def test_every_request_whose_id_can_be_read_is_answered_once():
@@ -84,8 +101,8 @@ def test_every_request_whose_id_can_be_read_is_answered_once():
              + frame(b"\xff\xfe not even text")
              + frame({"jsonrpc": "2.0", "id": 16, "method": "textDocument/completion", "params": {"position": 3}})
              + frame({"jsonrpc": "2.0", "id": 17, "method": "shutdown"}) + frame(EXIT))
-    result, replies, pop_ups = run_server(stdin)
-    assert b"Infinity" not in result.stdout and b"NaN" not in result.stdout, "the server wrote invalid JSON"
+    exit_code, output, replies, pop_ups = serve_in_process(stdin)
+    assert b"Infinity" not in output and b"NaN" not in output, "the server wrote invalid JSON"
     answers = by_id(replies)
     assert all(len(answers[i]) == 1 for i in (1, 11, 13, 14, 15, 16, 17)), answers
     assert 99 not in answers, "a request object nested in params was answered as a message"
@@ -98,7 +115,7 @@ def test_every_request_whose_id_can_be_read_is_answered_once():
     assert sorted(r["error"]["code"] for r in answers[None]) == [-32700, -32700, -32600, -32600]
     assert all("id" in r for r in replies), "an answer without an id member (JSON-RPC wants null when unread)"
     assert len(pop_ups) == 1
-    assert result.returncode == 0
+    assert exit_code == 0
 
 
 def test_a_command_called_with_the_wrong_arguments_is_told_what_it_takes():
@@ -119,17 +136,18 @@ def test_a_command_called_with_the_wrong_arguments_is_told_what_it_takes():
     for msg_id, (command, arguments, _) in calls.items():
         params = {"command": command, **({} if arguments is None else {"arguments": arguments})}
         stdin += frame({"jsonrpc": "2.0", "id": msg_id, "method": "workspace/executeCommand", "params": params})
-    result, replies, _ = run_server(stdin + frame({"jsonrpc": "2.0", "id": 2, "method": "shutdown"}) + frame(EXIT))
+    exit_code, _, replies, _ = serve_in_process(
+        stdin + frame({"jsonrpc": "2.0", "id": 2, "method": "shutdown"}) + frame(EXIT))
     answers = by_id(replies)
     for msg_id, (command, _, named) in calls.items():
         error = answers[msg_id][0]["error"]
         assert error["code"] == -32602, (command, error)
         assert all(part in error["message"] for part in named), (named, error["message"])
         assert "Traceback" not in error["message"] and "positional argument" not in error["message"]
-    assert result.returncode == 0
+    assert exit_code == 0
 
 
-def test_the_lifecycle_rules_of_the_spec():
+def test_the_process_keeps_the_lifecycle_of_the_spec_and_takes_its_size_cap_from_a_flag():
     stdin = (frame(completion(0)) + frame({"jsonrpc": "2.0", "method": "initialized", "params": {}})
              + frame(INITIALIZE) + frame({"jsonrpc": "2.0", "id": 2, "method": "shutdown"})
              + frame(completion(3)) + frame(EXIT))
@@ -139,9 +157,14 @@ def test_the_lifecycle_rules_of_the_spec():
     assert answers[2][0]["result"] is None
     assert answers[3][0]["error"]["code"] == -32600  # after shutdown
     assert result.returncode == 0
-    # exit without shutdown, and exit before initialize: 1
-    assert run_server(frame(INITIALIZE) + frame(EXIT))[0].returncode == 1
-    assert run_server(frame(EXIT))[0].returncode == 1
+    # exit without shutdown: 1; and the process takes its cap on a message's size from a flag
+    body = json.dumps(completion(8, padding="x" * 2000)).encode()
+    result, replies, _ = run_server(frame(INITIALIZE) + frame(body) + frame(completion(9)) + frame(EXIT),
+                                    "--max-message-mb", "0.001")
+    answers = by_id(replies)
+    assert 8 not in answers and "over the limit" in answers[None][0]["error"]["message"] and 9 in answers
+    assert result.returncode == 1
+    assert run_server(frame(EXIT))[0].returncode == 1  # exit before initialize
 
 
 def started(capabilities: dict, model_dir) -> RawClient:
@@ -227,25 +250,35 @@ def test_a_client_that_never_answers_holds_up_neither_the_command_nor_shutdown(c
         client.process.kill()
 
 
-def in_process_server():
-    """coda-lsp's server in this process, its output dropped, and a function that feeds it a message."""
-    from coda_lsp.server import server
+class CountingSink:
+    """A server's output, dropped; only its frames are counted."""
 
-    class Sink:
-        def write(self, data):
-            pass
+    def __init__(self):
+        self.frames = 0
 
-        def close(self):
-            pass
-
-    server.rpc.set_writer(Sink())
-    return server, lambda message: server.rpc.handle_body(json.dumps(message).encode())
+    def write(self, data: bytes) -> None:
+        self.frames += data.startswith(b"Content-Length:")
 
 
-def test_memory_stays_flat_over_50000_changes():
+@pytest.fixture
+def in_process():
+    """A fresh coda-lsp in this process, its output counted and dropped, and a function that feeds it a message."""
+    server, sink = fresh_server(), CountingSink()
+    server.rpc.set_writer(sink)
+    yield server, sink, lambda message: server.rpc.handle_body(json.dumps(message).encode())
+    server.engine.shutdown()
+
+
+async def answered(server: CodaServer) -> None:
+    """Until the requests being answered are: a task's `_finish` runs before whoever awaits it."""
+    await asyncio.gather(*server.running.values(), return_exceptions=True)
+
+
+def test_memory_stays_flat_over_50000_changes(in_process):
     """pygls 2.1 kept the future of every notification handler: 1 KB per didChange, 14.5 MB per 20k.
-    coda-lsp's own loop keeps nothing per notification (docs/PERFORMANCE.md has the figures)."""
-    server, send = in_process_server()
+    coda-lsp's own loop keeps nothing per notification, nor per answered request (docs/PERFORMANCE.md
+    has the figures)."""
+    server, sink, send = in_process
 
     def change(version: int) -> dict:
         # insert "x" at the end of line 1, or take it away again: the text stays the same size
@@ -256,27 +289,27 @@ def test_memory_stays_flat_over_50000_changes():
             "contentChanges": [{"range": {"start": start, "end": end} if version % 2 else {"start": start, "end": start},
                                 "text": "" if version % 2 else "x"}]}}
 
-    async def session() -> tuple[int, int, int, str]:
+    async def session() -> tuple[int, int]:
         send(INITIALIZE)
         send({"jsonrpc": "2.0", "method": "textDocument/didOpen", "params": {"textDocument": {
             "uri": "file:///w/long.py", "languageId": "python", "version": 0, "text": "a = 1\nb = 2\n" * 50}}})
-        await asyncio.sleep(0.1)
         tracemalloc.start()
         sizes = []
         for version in range(2, 50_002):
             send(change(version))
+            if version % 100 == 0:  # a request now and then: its task is kept only until it is answered
+                send(completion(f"c{version}"))
             if version % 1000 == 0:
-                await asyncio.sleep(0)  # let finished handlers run their callbacks
+                await answered(server)
             if version in (10_000, 50_000):
-                await asyncio.sleep(0.05)
                 sizes.append(tracemalloc.get_traced_memory()[0])
         tracemalloc.stop()
-        text = server.documents.get("file:///w/long.py").source
-        return sizes[0], sizes[1], len(server.running), text
+        return sizes[0], sizes[1]
 
-    first, last, futures, text = asyncio.run(session())
-    assert text == "a = 1\nb = 2\n" * 50
-    assert futures < 10, f"{futures} finished requests' futures are still kept"
+    first, last = asyncio.run(session())
+    assert server.documents.get("file:///w/long.py").source == "a = 1\nb = 2\n" * 50
+    assert sink.frames == 1 + 500, "every request is answered (initialize and the completions)"
+    assert not server.running, f"{len(server.running)} answered requests are still kept"
     assert last - first < 1_000_000, f"memory grew by {last - first:,} bytes over 40,000 changes"
 
 
@@ -295,10 +328,10 @@ def _client_position(text: str, offset: int) -> dict:
     return {"line": line, "character": sum(2 if ord(c) > 0xFFFF else 1 for c in text[start:offset])}
 
 
-def test_random_incremental_edits_keep_the_servers_text_equal_to_the_clients():
+def test_random_incremental_edits_keep_the_servers_text_equal_to_the_clients(in_process):
     import random
 
-    server, send = in_process_server()
+    server, _, send = in_process
     uri = "file:///w/odd%20name.py"
     text = "def f(x):\r\n    return x\x0c + 1\u2028\n# \x85 é 😀\rlast\n"
     pieces = ["x", " ", "\n", "\r\n", "\r", "\x0c", "\u2028", "\u2029", "\x85", "😀", "é", "ab\ncd", "", "\x1c"]
@@ -320,8 +353,6 @@ def test_random_incremental_edits_keep_the_servers_text_equal_to_the_clients():
                 "contentChanges": [{"range": {"start": _client_position(text, a), "end": _client_position(text, b)},
                                     "text": new}]}})
             text = text[:a] + new + text[b:]
-            if version % 50 == 0:
-                await asyncio.sleep(0)
             assert server.documents.get(uri).source == text, f"diverged at edit {version}"
 
     asyncio.run(session())
