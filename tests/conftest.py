@@ -1,13 +1,13 @@
-"""Shared fixtures: the real CoDA-v0 config/tokenizer, a tiny random model, small configs."""
+"""Shared fixtures: the real CoDA-v0 config and tokenizer, the bundled coda-mini (and a blank copy of it),
+a tiny random model on disk. Models built in memory are tests/small_models.py's; what tests of several
+packages share otherwise is tests/helpers.py's (conftest is no module to import from: pytest loads one
+per folder under the same name)."""
 
 import os
 import tempfile
 from pathlib import Path
 
 import pytest
-import torch
-
-from coda_core.config import CoDAConfig
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -45,22 +45,6 @@ def tiny_model_dir(tmp_path_factory) -> Path:
     return init_model("tiny", tmp_path_factory.mktemp("models") / "tiny", seed=0)
 
 
-def small_config(**overrides) -> CoDAConfig:
-    """A CoDA config small enough for exact fp32 comparisons (GQA 4:2, 2 layers)."""
-    fields = dict(vocab_size=300, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                  num_attention_heads=4, num_key_value_heads=2, head_dim=16, rope_theta=10000.0,
-                  max_position_embeddings=512, mask_token_id=299, pad_token_id=0, eos_token_id=1)
-    fields.update(overrides)
-    return CoDAConfig(**fields)
-
-
-def small_model(seed: int = 0, **overrides):
-    from coda_core.model import CoDALanguageModel
-
-    torch.manual_seed(seed)
-    return CoDALanguageModel(small_config(**overrides)).eval()
-
-
 @pytest.fixture(scope="session")
 def bundled_tokenizer():
     from coda_core.tokenizer import BUNDLED_TOKENIZER, load_tokenizer
@@ -68,10 +52,17 @@ def bundled_tokenizer():
     return load_tokenizer(BUNDLED_TOKENIZER)
 
 
-def tiny_model(seed: int = 0):
-    """A random model of the `tiny` preset (real vocabulary), in memory."""
-    from coda_core.model import CoDALanguageModel
-    from coda_core.presets import preset_config
+@pytest.fixture(scope="session")
+def blank_model_dir(coda_mini_dir, tmp_path_factory):
+    """coda-mini with its LM head zeroed: every logit ties, so every token it writes is id 0, its pad,
+    and every completion ends before it starts: a model that suggests nothing."""
+    import shutil
 
-    torch.manual_seed(seed)
-    return CoDALanguageModel(preset_config("tiny")).eval()
+    from safetensors.torch import load_file, save_file
+
+    out = tmp_path_factory.mktemp("models") / "blank"
+    shutil.copytree(coda_mini_dir, out)
+    weights = load_file(out / "model.safetensors")
+    weights["lm_head.weight"].zero_()
+    save_file(weights, out / "model.safetensors", metadata={"format": "pt"})
+    return out

@@ -12,7 +12,7 @@ from coda_core.errors import CheckpointError, CodaError, ConfigError, ModelNotFo
 from coda_core.loading import load_model
 from coda_core.tokenizer import load_tokenizer
 
-from conftest import small_model
+from small_models import small_model
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ import torch
 
 from coda_core.model import KVCache, prediction_rows
 
-from conftest import small_config, small_model
+from small_models import small_config, small_model
 
 ATOL = 1e-5
 

@@ -9,7 +9,7 @@ from transformers import AutoModel, Qwen3Config, Qwen3ForCausalLM
 from coda_core.loading import load_model
 from coda_core.model import CoDALanguageModel
 
-from conftest import small_model
+from small_models import small_model
 
 IDS = torch.randint(0, 300, (1, 12), generator=torch.Generator().manual_seed(0))
 

@@ -27,7 +27,7 @@ from coda_core.denoise import DecodeOptions
 from coda_core.sampler import Sampler
 from coda_core.token_choice import SamplingParams
 
-from conftest import tiny_model
+from small_models import tiny_model
 
 REPO = Path(coda_core.__file__).resolve().parents[1]
 INFERENCE = ("coda_core", "coda_lsp", "coda_eval", "coda_cli")

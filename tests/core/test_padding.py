@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from conftest import small_model
+from small_models import small_model
 
 ATOL = 1e-5
 

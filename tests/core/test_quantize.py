@@ -14,7 +14,7 @@ from coda_core.quantize import (DIGIT, ZERO_POINT, Int8Linear, activation_digits
                                 quantization, quantize_model, weight_bytes)
 from coda_core.sampler import Sampler
 
-from conftest import small_model
+from small_models import small_model
 from helpers import coda
 
 

@@ -5,7 +5,7 @@ from transformers import Qwen3Config, Qwen3ForCausalLM
 
 from coda_core.model import prediction_rows
 
-from conftest import small_config, small_model
+from small_models import small_config, small_model
 
 
 def qwen3_twin(model):

@@ -9,7 +9,7 @@ from coda_core.prefix_cache import PrefixCache
 from coda_core.sampler import Sampler
 from coda_core.token_choice import SamplingParams
 
-from conftest import tiny_model
+from small_models import tiny_model
 
 PREFIX = "import math\n\n\ndef area(radius):\n    \"\"\"Area of a circle.\"\"\"\n    return"
 SUFFIX = "\n\n\ndef circumference(radius):\n    return 2 * math.pi * radius\n"

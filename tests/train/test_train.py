@@ -362,7 +362,7 @@ def test_batches_and_meshes_that_do_not_split_over_the_hosts_are_refused():
 
 def test_the_backend_names_parameters_as_the_model_format_does_both_ways():
     from coda_train.parallel import TorchBackend
-    from conftest import small_model
+    from small_models import small_model
 
     model, plain = small_model(seed=1), small_model(seed=1).state_dict()
     backend = TorchBackend("cpu")
@@ -382,7 +382,7 @@ def test_the_backend_names_parameters_as_the_model_format_does_both_ways():
 def test_the_torch_backend_runs_the_lm_head_only_at_the_targets():
     from coda_train.masking import MaskingConfig, diffusion_loss, mask_batch
     from coda_train.parallel import TorchBackend
-    from conftest import small_model
+    from small_models import small_model
 
     model = small_model(seed=3)
     ids = torch.randint(2, 290, (3, 16), generator=torch.Generator().manual_seed(0))
