@@ -21,7 +21,7 @@ from lsprotocol.converters import get_converter
 from coda_core.errors import CodaError
 from coda_lsp.arguments import method_params, method_result
 from coda_lsp.jsonrpc import Endpoint, StreamReader, read_messages
-from coda_lsp.messages import METHOD_NOT_FOUND, Notification, Request
+from coda_lsp.messages import METHOD_NOT_FOUND, Notification, Request, RpcError
 
 STATUS = "coda/status"  # the server's notification of its model's state (coda_lsp.server.STATUS)
 LOAD_TIMEOUT = 300.0  # seconds: enough for a hub model's download on a slow line, not for a hang
@@ -51,11 +51,16 @@ class LanguageClient:
         self.rpc.set_writer(self.process.stdin)
         self._reading = asyncio.ensure_future(read_messages(StreamReader(self.process.stdout), self.rpc,
                                                             lambda: False))
+        self._reading.add_done_callback(self._output_ended)
+
+    def _output_ended(self, reading: asyncio.Task) -> None:
+        # The server exited (or crashed, or never started): what it was asked will not be answered.
+        self.rpc.fail_waiting("coda-lsp stopped before it answered; `coda-lsp --check` shows why it cannot start")
 
     @property
     def stopped(self) -> bool:
-        """The server's process has ended."""
-        return self.process is None or self.process.returncode is not None
+        """The server's process has ended, or its output has."""
+        return self.process is None or self.process.returncode is not None or self._reading.done()
 
     async def stop(self) -> None:
         """Wait for the server's process to end (after `exit`), and stop reading its output."""
@@ -110,9 +115,12 @@ async def running_server(client: LanguageClient, settings: dict | None = None,
     await client.start(*server_args)
     try:
         folders = [T.WorkspaceFolder(uri, uri.rsplit("/", 1)[-1]) for uri in workspace_folders]
-        await client.request(T.INITIALIZE, T.InitializeParams(capabilities=capabilities or T.ClientCapabilities(),
-                                                              initialization_options=settings or {},
-                                                              workspace_folders=folders or None))
+        try:
+            await client.request(T.INITIALIZE, T.InitializeParams(
+                capabilities=capabilities or T.ClientCapabilities(), initialization_options=settings or {},
+                workspace_folders=folders or None))
+        except RpcError as exc:
+            raise CodaError(f"coda-lsp could not be initialized: {exc.message}") from None
         client.notify(T.INITIALIZED, T.InitializedParams())
         try:
             status = await asyncio.wait_for(loaded, timeout=LOAD_TIMEOUT)

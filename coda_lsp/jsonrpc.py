@@ -25,7 +25,8 @@ import re
 import threading
 from typing import Callable
 
-from .messages import INTERNAL_ERROR, INVALID_REQUEST, BadMessage, Notification, Request, Response, parse_message
+from .messages import (INTERNAL_ERROR, INVALID_REQUEST, BadMessage, Notification, Request, Response, RpcError,
+                       parse_message)
 
 logger = logging.getLogger(__name__)
 
@@ -91,6 +92,13 @@ class Endpoint:
         future.add_done_callback(lambda _: self._waiting.pop(msg_id, None))  # answered, or given up on
         self.send({"jsonrpc": "2.0", "id": msg_id, "method": method, **({} if params is None else {"params": params})})
         return future
+
+    def fail_waiting(self, reason: str) -> None:
+        """Fail every request of ours still waiting for an answer: the other side is gone (its
+        output ended), so none will come."""
+        for future in list(self._waiting.values()):
+            if not future.done():
+                future.set_exception(RpcError(INTERNAL_ERROR, reason))
 
     # -- in -------------------------------------------------------------------
 

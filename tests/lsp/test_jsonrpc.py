@@ -228,6 +228,20 @@ def test_a_request_may_carry_an_id_of_the_callers():
     assert asyncio.run(exchange()) == 5
 
 
+def test_requests_still_waiting_fail_when_the_other_side_is_gone():
+    connection = Connection()
+
+    async def exchange():
+        answered_one, waiting = connection.endpoint.request("m", msg_id=1), connection.endpoint.request("m", msg_id=2)
+        connection.endpoint.handle_body(b'{"jsonrpc": "2.0", "id": 1, "result": 5}')
+        connection.endpoint.fail_waiting("the other side is gone")
+        with pytest.raises(RpcError, match="the other side is gone"):
+            await asyncio.wait_for(waiting, timeout=10)
+        return await answered_one
+
+    assert asyncio.run(exchange()) == 5
+
+
 def test_an_answer_with_neither_result_nor_error_fails_the_request():
     _, outcome = answered(lambda msg_id: {"jsonrpc": "2.0", "id": msg_id})
     assert isinstance(outcome, RpcError) and outcome.code == INVALID_REQUEST
